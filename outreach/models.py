@@ -1,0 +1,303 @@
+"""Core domain: teams, contacts, leads, mailboxes, sent messages and each contact's timeline.
+
+Every row below a Team carries ``team`` and every queryset the UI uses goes through
+``Model.objects.for_team(team)``: nothing crosses a team boundary.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from .crypto import EncryptedSecret
+
+
+class Team(models.Model):
+    """A sales team; the tenant boundary."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """Links a user to exactly one team."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.team}"
+
+
+class TeamQuerySet(models.QuerySet):
+    def for_team(self, team: Team) -> "TeamQuerySet":
+        """Rows of ``team`` only."""
+        return self.filter(team=team)
+
+
+class TeamOwned(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TeamQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Contact(TeamOwned):
+    """A person the team writes to. ``email`` is stored lower-cased and unique per team."""
+
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    title = models.CharField("job title", max_length=200, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    linkedin_url = models.URLField("LinkedIn URL", max_length=500, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="Where the contact came from (an import's name, 'manual').")
+    # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
+    lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
+    leadlex_contact_id = models.CharField("leadlex contact_id", max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "email"], name="contact_email_unique_per_team"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="contact_email_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>" if self.full_name else self.email
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class Lead(TeamOwned):
+    """A contact being worked by the team, with a status and an owner."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        CONTACTED = "contacted", "Contacted"
+        REPLIED = "replied", "Replied"
+        INTERESTED = "interested", "Interested"
+        NOT_INTERESTED = "not_interested", "Not interested"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="lead")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=200, blank=True)
+    # Vendor ids (lemlist leadId; leadlex deal_id).
+    lemlist_lead_id = models.CharField("lemlist leadId", max_length=100, blank=True)
+    leadlex_deal_id = models.CharField("leadlex deal_id", max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Lead: {self.contact}"
+
+
+class Suppression(TeamOwned):
+    """An address the team must not write to (bounce, complaint, unsubscribe, manual)."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", "Bounce"
+        COMPLAINT = "complaint", "Complaint"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+        MANUAL = "manual", "Manual"
+
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.reason})"
+
+
+class ProviderAccount(TeamOwned):
+    """A team's account at an HTTP sending provider (lemlist, leadlex, OpenMail, Unipile).
+
+    ``api_key`` is encrypted at rest and write-only in every form; ``base_url`` defaults to the
+    provider document's server and can be overridden (tests, self-hosted gateways).
+    """
+
+    provider = models.CharField(max_length=30)
+    name = models.CharField(max_length=200)
+    base_url = models.URLField(max_length=500, blank=True)
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key = EncryptedSecret("api_key_encrypted", "API key")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider})"
+
+
+class Mailbox(TeamOwned):
+    """A sending identity: an SMTP/IMAP account, or a sender at a provider account."""
+
+    class Security(models.TextChoices):
+        SSL = "ssl", "SSL/TLS (implicit, e.g. port 465/993)"
+        STARTTLS = "starttls", "STARTTLS (e.g. port 587/143)"
+        NONE = "none", "None (plain text)"
+
+    provider = models.CharField(max_length=30, default="smtp", help_text="'smtp' or the name of an HTTP provider.")
+    sender_name = models.CharField(max_length=200)
+    sender_email = models.EmailField(max_length=254)
+    is_active = models.BooleanField(default=True)
+
+    smtp_host = models.CharField("SMTP host", max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField("SMTP port", null=True, blank=True)
+    smtp_login = models.CharField("SMTP login", max_length=254, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True, editable=False)
+    smtp_security = models.CharField("SMTP security", max_length=10, choices=Security.choices, default=Security.STARTTLS)
+    imap_host = models.CharField("IMAP host", max_length=253, blank=True)
+    imap_port = models.PositiveIntegerField("IMAP port", null=True, blank=True)
+    imap_login = models.CharField("IMAP login", max_length=254, blank=True)
+    imap_password_encrypted = models.TextField(blank=True, editable=False)
+    imap_security = models.CharField("IMAP security", max_length=10, choices=Security.choices, default=Security.SSL)
+    imap_sent_folder = models.CharField("IMAP Sent folder", max_length=200, default="Sent", blank=True)
+
+    smtp_password = EncryptedSecret("smtp_password_encrypted", "SMTP password")
+    imap_password = EncryptedSecret("imap_password_encrypted", "IMAP password")
+
+    # Provider-bound mailboxes: the account and that provider's sender identifiers.
+    provider_account = models.ForeignKey(ProviderAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes")
+    lemlist_send_user_id = models.CharField("lemlist sendUserId", max_length=100, blank=True)
+    lemlist_send_user_email = models.EmailField("lemlist sendUserEmail", max_length=254, blank=True)
+    lemlist_send_user_mailbox_id = models.CharField("lemlist sendUserMailboxId", max_length=100, blank=True)
+    lemlist_email_account_id = models.CharField("lemlist email account id", max_length=100, blank=True, help_text="Set when this SMTP mailbox was registered at lemlist.")
+    openmail_inbox_id = models.CharField("OpenMail inbox id", max_length=100, blank=True)
+    unipile_account_id = models.CharField("Unipile account_id", max_length=100, blank=True)
+
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sender_email"]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return f"{self.sender_name} <{self.sender_email}>" if self.sender_name else self.sender_email
+
+    @property
+    def has_imap(self) -> bool:
+        return bool(self.imap_host)
+
+
+class SentMessage(TeamOwned):
+    """One outgoing email and its delivery state: ``queued`` → ``sending`` → ``sent`` | ``failed``."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.PROTECT, related_name="sent_messages")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="sent_messages")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to = models.JSONField(default=list, help_text="Recipient addresses (list of str).")
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=998)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    message_id = models.CharField("Message-ID", max_length=255, unique=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    thread_id = models.CharField(max_length=255, blank=True, help_text="Provider thread to reply in, if any.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    provider = models.CharField(max_length=30)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    provider_thread_id = models.CharField(max_length=255, blank=True)
+    provider_status = models.CharField(max_length=30, blank=True)
+    provider_response = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject!r} to {', '.join(self.to)} [{self.status}]"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in (self.Status.SENT, self.Status.FAILED)
+
+
+class Attachment(models.Model):
+    """A file attached to a SentMessage; content kept in the database with its message."""
+
+    sent_message = models.ForeignKey(SentMessage, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveIntegerField(help_text="Bytes.")
+    content = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.size} bytes)"
+
+
+class TimelineEvent(TeamOwned):
+    """Something that happened to a contact; the contact page lists them newest first."""
+
+    class Kind(models.TextChoices):
+        CONTACT_CREATED = "contact_created", "Contact created"
+        CONTACT_IMPORTED = "contact_imported", "Contact imported"
+        CONTACT_UPDATED = "contact_updated", "Contact updated"
+        LEAD_CREATED = "lead_created", "Lead created"
+        LEAD_STATUS = "lead_status", "Lead status changed"
+        MESSAGE_QUEUED = "message_queued", "Message queued"
+        MESSAGE_SENDING = "message_sending", "Sending attempt"
+        MESSAGE_RETRY = "message_retry", "Attempt failed, will retry"
+        MESSAGE_SENT = "message_sent", "Message sent"
+        MESSAGE_FAILED = "message_failed", "Message failed"
+        SUPPRESSED = "suppressed", "Address suppressed"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events")
+    sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    summary = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["contact", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"
