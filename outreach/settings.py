@@ -164,3 +164,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Sending ---------------------------------------------------------------------------
+OUTREACH_SEND_MAX_ATTEMPTS = env.int("OUTREACH_SEND_MAX_ATTEMPTS", default=5)
+OUTREACH_RETRY_BASE_SECONDS = env.float("OUTREACH_RETRY_BASE_SECONDS", default=30.0)
+OUTREACH_RETRY_MAX_SECONDS = env.float("OUTREACH_RETRY_MAX_SECONDS", default=3600.0)
+# A message left in 'sending' this long belongs to a worker that died mid-send.
+OUTREACH_SENDING_STALE_SECONDS = env.int("OUTREACH_SENDING_STALE_SECONDS", default=900)

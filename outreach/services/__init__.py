@@ -1,0 +1,1 @@
+"""Domain services: every write the UI, admin, commands and tasks perform goes through here."""

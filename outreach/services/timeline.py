@@ -1,0 +1,18 @@
+"""Writes to a contact's timeline. Call inside the transaction of the change it records."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Contact, SentMessage, TimelineEvent
+
+
+def timeline_event_record(*, contact: Contact, kind: str, summary: str, sent_message: SentMessage | None = None,
+                          actor=None, data: dict[str, Any] | None = None) -> TimelineEvent:
+    """Append one event to ``contact``'s timeline; ``summary`` is trimmed to 500 characters.
+
+    Returns the saved TimelineEvent (same team as the contact).
+    """
+    return TimelineEvent.objects.create(
+        team_id=contact.team_id, contact=contact, kind=kind, summary=summary[:500],
+        sent_message=sent_message, actor=actor, data=data or {},
+    )

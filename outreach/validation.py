@@ -1,0 +1,46 @@
+"""Input checks shared by forms, services and commands: header values and email addresses."""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from email_validator import EmailNotValidError, validate_email
+
+
+def validate_header_value(value: str) -> None:
+    """Raise ValidationError if ``value`` contains CR, LF or NUL (header injection)."""
+    if value and any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError("Line breaks are not allowed in this field.", code="header_injection")
+
+
+def normalize_email(value: str) -> str:
+    """Validate one address (syntax only, no DNS) and return it lower-cased.
+
+    Raises ValidationError with email-validator's human reason.
+    """
+    validate_header_value(value or "")
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("Enter an email address.", code="required")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from None
+    return result.normalized.lower()
+
+
+def parse_address_list(value: str) -> list[str]:
+    """Split a comma/semicolon/newline separated list of addresses; returns normalized addresses.
+
+    Raises ValidationError listing every invalid address.
+    """
+    if not value:
+        return []
+    parts = [p.strip() for p in value.replace(";", ",").replace("\n", ",").split(",")]
+    addresses, errors = [], []
+    for part in filter(None, parts):
+        try:
+            addresses.append(normalize_email(part))
+        except ValidationError as err:
+            errors.extend(err.messages)
+    if errors:
+        raise ValidationError(errors)
+    return list(dict.fromkeys(addresses))

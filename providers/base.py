@@ -1,0 +1,172 @@
+"""The provider contract: what every sending provider takes, returns and declares.
+
+outreach turns a SentMessage into an :class:`OutgoingMessage` and calls
+``provider.send(message)``; a provider returns a :class:`SendResult` or raises one
+of :mod:`providers.errors`. Providers never import outreach: they read the mailbox
+they are built from by attribute (``Provider.from_mailbox``).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from email.headerregistry import Address as _HeaderAddress
+from typing import Any, ClassVar, Mapping
+
+from .errors import UnsupportedFeature
+
+#: Closed vocabulary of provider statuses (anymail's), stored in SentMessage.provider_status.
+PROVIDER_STATUSES = ("sent", "queued", "invalid", "rejected", "failed", "unknown")
+
+
+@dataclass(frozen=True)
+class Address:
+    """An email address with an optional display name."""
+
+    email: str
+    name: str = ""
+
+    def formatted(self) -> str:
+        """RFC 5322 form, e.g. ``"Ann Lee" <ann@example.com>`` (encoded words added by ``email`` when needed)."""
+        if not self.name:
+            return self.email
+        local, _, domain = self.email.rpartition("@")
+        return str(_HeaderAddress(display_name=self.name, username=local, domain=domain))
+
+
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    """A file to attach: ``content`` bytes, ``size`` in bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One email as every provider receives it.
+
+    ``message_id`` is the RFC 5322 Message-ID we generated (with angle brackets);
+    ``idempotency_key`` (str) is stable across every retry of the same SentMessage;
+    ``vendor_ids`` carries ids some documents require, keyed ``lemlist_contact_id``,
+    ``lemlist_lead_id``, ``leadlex_contact_id``, ``leadlex_deal_id`` (missing ones are '').
+    """
+
+    sender: Address
+    to: tuple[Address, ...]
+    subject: str
+    html: str = ""
+    text: str = ""
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    reply_to: Address | None = None
+    attachments: tuple[OutgoingAttachment, ...] = ()
+    message_id: str = ""
+    idempotency_key: str = ""
+    thread_id: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    vendor_ids: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def attachments_size(self) -> int:
+        """Total attachment bytes."""
+        return sum(a.size for a in self.attachments)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A normalized successful send.
+
+    ``provider_status`` is one of :data:`PROVIDER_STATUSES`; ``raw`` is the provider's response
+    as a JSON-serialisable dict, stored beside the normalized fields.
+    """
+
+    provider_message_id: str = ""
+    provider_thread_id: str = ""
+    provider_status: str = "sent"
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.provider_status not in PROVIDER_STATUSES:
+            raise ValueError(f"provider_status {self.provider_status!r} is not one of {PROVIDER_STATUSES}")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can carry. ``max_attachments_bytes`` is the total per message in bytes (0 = none)."""
+
+    cc: bool = True
+    bcc: bool = True
+    multiple_recipients: bool = True
+    attachments: bool = True
+    max_attachments_bytes: int = 0
+    html: bool = True
+    text: bool = True
+    reply_to: bool = True
+    threads: bool = False
+    custom_headers: bool = False
+    tracking: bool = False
+    idempotent: bool = False  # the provider deduplicates on our idempotency key
+
+    def problems(self, *, provider_label: str, has_cc: bool, has_bcc: bool, recipients: int,
+                 attachments_bytes: int, has_attachments: bool, has_reply_to: bool,
+                 has_html: bool, has_text: bool, has_thread: bool = False) -> dict[str, str]:
+        """Return {form field name: message} for every feature the message uses that this provider lacks."""
+        found: dict[str, str] = {}
+        label = provider_label
+        if has_cc and not self.cc:
+            found["cc"] = f"{label} mailboxes cannot send Cc."
+        if has_bcc and not self.bcc:
+            found["bcc"] = f"{label} mailboxes cannot send Bcc."
+        if recipients > 1 and not self.multiple_recipients:
+            found["to"] = f"{label} mailboxes send to one recipient per message."
+        if has_attachments and not self.attachments:
+            found["attachments"] = f"{label} mailboxes cannot send attachments."
+        elif self.max_attachments_bytes and attachments_bytes > self.max_attachments_bytes:
+            found["attachments"] = (
+                f"{label} mailboxes accept at most {self.max_attachments_bytes // (1024 * 1024)} MB of attachments "
+                f"per message; these are {attachments_bytes / (1024 * 1024):.1f} MB."
+            )
+        if has_reply_to and not self.reply_to:
+            found["reply_to"] = f"{label} mailboxes cannot set Reply-To."
+        if has_html and not has_text and not self.html:
+            found["html_body"] = f"{label} mailboxes send plain text only."
+        if has_thread and not self.threads:
+            found["thread_id"] = f"{label} mailboxes cannot reply in a thread."
+        return found
+
+
+class Provider(abc.ABC):
+    """A sending provider. Subclasses set ``name``, ``label`` and ``capabilities`` and implement
+    :meth:`from_mailbox` and :meth:`send`."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    @classmethod
+    @abc.abstractmethod
+    def from_mailbox(cls, mailbox: Any) -> "Provider":
+        """Build a provider bound to ``mailbox`` (an outreach Mailbox, read by attribute).
+
+        Raises ConfigurationError naming the missing setting (e.g. a sender id)."""
+
+    @abc.abstractmethod
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send ``message``; return a SendResult or raise a providers.errors.ProviderError subclass."""
+
+    def check_supported(self, message: OutgoingMessage) -> None:
+        """Raise UnsupportedFeature for the first feature of ``message`` this provider cannot carry."""
+        problems = self.capabilities.problems(
+            provider_label=self.label, has_cc=bool(message.cc), has_bcc=bool(message.bcc),
+            recipients=len(message.to), attachments_bytes=message.attachments_size,
+            has_attachments=bool(message.attachments), has_reply_to=message.reply_to is not None,
+            has_html=bool(message.html), has_text=bool(message.text), has_thread=bool(message.thread_id),
+        )
+        if problems:
+            field_name, text = next(iter(problems.items()))
+            raise UnsupportedFeature(text, provider=self.name, provider_code=field_name)

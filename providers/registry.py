@@ -1,0 +1,27 @@
+"""Explicit provider registry: name → Provider class. Forms and admin read their choices here."""
+from __future__ import annotations
+
+from .base import Provider
+from .smtp import SmtpProvider
+
+PROVIDERS: dict[str, type[Provider]] = {
+    SmtpProvider.name: SmtpProvider,
+}
+
+
+def get_provider_class(name: str) -> type[Provider]:
+    """Return the Provider class registered as ``name``; raises KeyError naming the unknown provider."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise KeyError(f"Unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from None
+
+
+def provider_choices(*, include_smtp: bool = True) -> list[tuple[str, str]]:
+    """[(name, label)] for form and admin choices."""
+    return [(name, cls.label) for name, cls in PROVIDERS.items() if include_smtp or name != "smtp"]
+
+
+def provider_for_mailbox(mailbox) -> Provider:
+    """Build the provider a Mailbox sends through. Raises KeyError or ConfigurationError."""
+    return get_provider_class(mailbox.provider).from_mailbox(mailbox)

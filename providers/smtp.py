@@ -1,0 +1,381 @@
+"""Plain SMTP/IMAP provider: builds the MIME with the stdlib ``email`` package, sends over
+SSL, STARTTLS or plain SMTP with AUTH and timeouts, and appends a copy to the mailbox's
+IMAP Sent folder when IMAP is configured.
+
+Every connection goes to the address :func:`providers.netguard.check_mail_host` checked
+at send time, while TLS verifies the certificate against the host name.
+"""
+from __future__ import annotations
+
+import imaplib
+import logging
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, localtime
+from typing import Any
+
+from django.conf import settings
+
+from .base import Capabilities, OutgoingMessage, Provider, SendResult
+from .errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RecipientRefused,
+)
+from .netguard import ResolvedHost, check_mail_host, pinned_connection
+
+logger = logging.getLogger(__name__)
+
+SSL, STARTTLS, NONE = "ssl", "starttls", "none"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """One mail server login: ``security`` is "ssl", "starttls" or "none"; ``password`` is plaintext
+    (decrypted just before use; never logged, never part of an error message)."""
+
+    host: str
+    port: int
+    login: str
+    password: str
+    security: str
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and logs
+        return f"ServerSettings(host={self.host!r}, port={self.port}, login={self.login!r}, security={self.security!r})"
+
+
+def tls_context() -> ssl.SSLContext:
+    """A verifying TLS context (system CAs, plus settings.OUTREACH_MAIL_CA_FILE if set)."""
+    context = ssl.create_default_context()
+    if settings.OUTREACH_MAIL_CA_FILE:
+        context.load_verify_locations(cafile=settings.OUTREACH_MAIL_CA_FILE)
+    return context
+
+
+# --- sockets pinned to the checked address ----------------------------------------------
+
+class _PinnedSMTP(smtplib.SMTP):
+    """smtplib.SMTP that connects to a pre-checked IP; STARTTLS still verifies the host name."""
+
+    def __init__(self, resolved: ResolvedHost, **kwargs):
+        self._resolved = resolved
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return pinned_connection(self._resolved, timeout)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
+    """Implicit TLS; ``SMTP_SSL._get_socket`` wraps our pinned socket with server_hostname=host."""
+
+    def __init__(self, resolved: ResolvedHost, **kwargs):
+        self._resolved = resolved
+        smtplib.SMTP_SSL.__init__(self, **kwargs)
+
+
+class _PinnedIMAP(imaplib.IMAP4):
+    def __init__(self, resolved: ResolvedHost, timeout: float):
+        self._resolved = resolved
+        super().__init__(resolved.host, resolved.port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return pinned_connection(self._resolved, timeout)
+
+
+class _PinnedIMAPSSL(imaplib.IMAP4_SSL):
+    def __init__(self, resolved: ResolvedHost, timeout: float, context: ssl.SSLContext):
+        self._resolved = resolved
+        super().__init__(resolved.host, resolved.port, ssl_context=context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return self.ssl_context.wrap_socket(pinned_connection(self._resolved, timeout), server_hostname=self.host)
+
+
+# --- error translation -------------------------------------------------------------------
+
+def _network_error(err: BaseException, *, label: str, server: ServerSettings) -> ProviderError:
+    """Turn a socket/TLS exception into a specific, human ProviderError."""
+    where = f"{server.host}:{server.port}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return ProviderUnavailable(
+            f"{label} TLS certificate of {server.host} could not be verified: {err.verify_message}.",
+            provider="smtp", provider_code="tls_certificate")
+    if isinstance(err, ssl.SSLError):
+        hint = " Check the security setting: port 465/993 use SSL/TLS, 587/143 use STARTTLS."
+        return ProviderUnavailable(f"{label} TLS handshake with {where} failed ({err.reason or err}).{hint}",
+                                   provider="smtp", provider_code="tls_handshake")
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return ProviderTimeout(f"{label} server {where} timed out after {settings.OUTREACH_MAIL_TIMEOUT:g} s.",
+                               provider="smtp", provider_code="timeout")
+    if isinstance(err, ConnectionRefusedError):
+        return ProviderUnavailable(f"{label} server {where} refused the connection: is the server running and the port right?",
+                                   provider="smtp", provider_code="connection_refused")
+    if isinstance(err, (smtplib.SMTPServerDisconnected, ConnectionResetError, EOFError, imaplib.IMAP4.abort)):
+        return ProviderUnavailable(f"{label} server {where} closed the connection unexpectedly.",
+                                   provider="smtp", provider_code="disconnected")
+    return ProviderUnavailable(f"{label} connection to {where} failed: {err}.", provider="smtp", provider_code="network")
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+def open_smtp(server: ServerSettings) -> smtplib.SMTP:
+    """Connect, secure and log in to an SMTP server. Returns a logged-in smtplib.SMTP.
+
+    Raises HostNotAllowed (checked again at every call), AuthenticationFailed,
+    ProviderUnavailable / ProviderTimeout with a human message.
+    """
+    resolved = check_mail_host(server.host, server.port, kind="smtp")
+    timeout = settings.OUTREACH_MAIL_TIMEOUT
+    try:
+        if server.security == SSL:
+            client = _PinnedSMTPSSL(resolved, host=server.host, port=server.port, timeout=timeout, context=tls_context())
+        else:
+            client = _PinnedSMTP(resolved, host=server.host, port=server.port, timeout=timeout)
+        try:
+            client.ehlo()
+            if server.security == STARTTLS:
+                if not client.has_extn("starttls"):
+                    raise ProviderUnavailable(
+                        f"SMTP server {server.host}:{server.port} does not offer STARTTLS; choose SSL/TLS or check the port.",
+                        provider="smtp", provider_code="no_starttls")
+                client.starttls(context=tls_context())
+                client.ehlo()
+            if server.login:
+                client.login(server.login, server.password)
+        except BaseException:
+            client.close()
+            raise
+    except smtplib.SMTPAuthenticationError as err:
+        raise AuthenticationFailed(
+            f"SMTP authentication refused for {server.login} ({err.smtp_code} {_reply_text(err.smtp_error)}).",
+            provider="smtp", status=err.smtp_code, provider_code=str(err.smtp_code),
+            provider_message=_reply_text(err.smtp_error)) from None
+    except smtplib.SMTPNotSupportedError:
+        raise AuthenticationFailed(f"SMTP server {server.host} does not offer AUTH on this connection; "
+                                   "it may require STARTTLS or SSL/TLS.", provider="smtp", provider_code="no_auth") from None
+    except ProviderError:
+        raise
+    except (OSError, smtplib.SMTPException, EOFError) as err:
+        raise _network_error(err, label="SMTP", server=server) from err
+    return client
+
+
+def open_imap(server: ServerSettings) -> imaplib.IMAP4:
+    """Connect, secure and log in to an IMAP server. Returns a logged-in imaplib.IMAP4.
+
+    Raises HostNotAllowed, AuthenticationFailed, ProviderUnavailable / ProviderTimeout.
+    """
+    resolved = check_mail_host(server.host, server.port, kind="imap")
+    timeout = settings.OUTREACH_MAIL_TIMEOUT
+    try:
+        if server.security == SSL:
+            client = _PinnedIMAPSSL(resolved, timeout, tls_context())
+        else:
+            client = _PinnedIMAP(resolved, timeout)
+        try:
+            if server.security == STARTTLS:
+                client.starttls(ssl_context=tls_context())
+            client.login(server.login, server.password)
+        except BaseException:
+            try:
+                client.shutdown()
+            except OSError:
+                pass
+            raise
+    except imaplib.IMAP4.abort as err:
+        raise _network_error(err, label="IMAP", server=server) from err
+    except imaplib.IMAP4.error as err:
+        text = str(err)
+        if "STARTTLS" in text.upper() or "TLS" in text.upper():
+            raise ProviderUnavailable(f"IMAP server {server.host}:{server.port} does not offer STARTTLS ({text}).",
+                                      provider="smtp", provider_code="no_starttls") from None
+        raise AuthenticationFailed(f"IMAP authentication refused for {server.login} ({text}).",
+                                   provider="smtp", provider_code="imap_auth", provider_message=text) from None
+    except (OSError, EOFError) as err:
+        raise _network_error(err, label="IMAP", server=server) from err
+    return client
+
+
+def test_connection(smtp: ServerSettings, imap: ServerSettings | None) -> list[str]:
+    """Log in to SMTP and (if given) IMAP, then log out. Returns success lines for the user.
+
+    Raises the first ProviderError met (with its human message).
+    """
+    lines = []
+    client = open_smtp(smtp)
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+    lines.append(f"SMTP: logged in to {smtp.host}:{smtp.port} as {smtp.login or '(no login)'}.")
+    if imap is not None:
+        imap_client = open_imap(imap)
+        try:
+            imap_client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+        lines.append(f"IMAP: logged in to {imap.host}:{imap.port} as {imap.login}.")
+    return lines
+
+
+# --- MIME --------------------------------------------------------------------------------
+
+def build_mime(message: OutgoingMessage) -> EmailMessage:
+    """Build the RFC 5322 message: multipart/alternative (text + HTML) inside multipart/mixed
+    when there are attachments; Message-ID, Date, From with display name, To, Cc, Reply-To.
+    Bcc is never written into the headers. Raises ValueError on a header value holding CR/LF.
+    """
+    mime = EmailMessage(policy=SMTP_POLICY)
+    mime["From"] = message.sender.formatted()
+    mime["To"] = ", ".join(a.formatted() for a in message.to)
+    if message.cc:
+        mime["Cc"] = ", ".join(a.formatted() for a in message.cc)
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to.formatted()
+    mime["Subject"] = message.subject
+    mime["Date"] = format_datetime(localtime())
+    mime["Message-ID"] = message.message_id
+    for name, value in message.headers.items():
+        mime[name] = value
+    mime.set_content(message.text or "", subtype="plain", charset="utf-8")
+    if message.html:
+        mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    for attachment in message.attachments:
+        maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
+        mime.add_attachment(attachment.content, maintype=maintype, subtype=subtype or "octet-stream",
+                            filename=attachment.filename)
+    return mime
+
+
+# --- provider ----------------------------------------------------------------------------
+
+class SmtpProvider(Provider):
+    """Sends through the mailbox's own SMTP server; copies to IMAP Sent when configured."""
+
+    name = "smtp"
+    label = "SMTP"
+    capabilities = Capabilities(
+        cc=True, bcc=True, multiple_recipients=True, attachments=True,
+        max_attachments_bytes=20 * 1024 * 1024, html=True, text=True, reply_to=True,
+        threads=False, custom_headers=True, tracking=False, idempotent=False,
+    )
+
+    def __init__(self, *, smtp: ServerSettings, imap: ServerSettings | None = None, sent_folder: str = "Sent"):
+        self.smtp = smtp
+        self.imap = imap
+        self.sent_folder = sent_folder or "Sent"
+
+    @classmethod
+    def from_mailbox(cls, mailbox: Any) -> "SmtpProvider":
+        """Read smtp_* / imap_* fields of an outreach Mailbox (passwords decrypted here)."""
+        if not mailbox.smtp_host or not mailbox.smtp_port:
+            raise ConfigurationError("This mailbox has no SMTP host and port.", provider=cls.name, provider_code="smtp_host")
+        smtp = ServerSettings(mailbox.smtp_host, int(mailbox.smtp_port), mailbox.smtp_login,
+                              mailbox.smtp_password, mailbox.smtp_security)
+        imap = None
+        if mailbox.imap_host:
+            imap = ServerSettings(mailbox.imap_host, int(mailbox.imap_port or 993), mailbox.imap_login,
+                                  mailbox.imap_password, mailbox.imap_security)
+        return cls(smtp=smtp, imap=imap, sent_folder=mailbox.imap_sent_folder)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send over SMTP; returns SendResult(provider_message_id=Message-ID, raw={"smtp": {...}, "imap": {...}}).
+
+        Errors before DATA is accepted are retriable or permanent by kind; a connection lost
+        while the message is being handed over raises OutcomeUnknown (never retried).
+        """
+        self.check_supported(message)
+        mime = build_mime(message)
+        recipients = [a.email for a in (*message.to, *message.cc, *message.bcc)]
+        client = open_smtp(self.smtp)
+        handed_over = False
+        try:
+            try:
+                client.mail(message.sender.email)
+                for rcpt in recipients:
+                    code, reply = client.rcpt(rcpt)
+                    if code not in (250, 251):
+                        raise self._refused(code, reply, rcpt)
+                handed_over = True
+                code, reply = client.data(mime.as_bytes())
+            except smtplib.SMTPDataError as err:
+                raise self._data_error(err.smtp_code, err.smtp_error) from None
+            except smtplib.SMTPSenderRefused as err:
+                raise RecipientRefused(
+                    f"The SMTP server refused the sender {message.sender.email} ({err.smtp_code} {_reply_text(err.smtp_error)}).",
+                    provider=self.name, field="sender_email", status=err.smtp_code,
+                    provider_code=str(err.smtp_code), provider_message=_reply_text(err.smtp_error)) from None
+            except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
+                if handed_over:
+                    raise OutcomeUnknown(
+                        "The SMTP connection was lost while the message was being handed over; it may have been "
+                        "delivered, so it is not retried automatically.",
+                        provider=self.name, provider_code="lost_during_data") from err
+                raise _network_error(err, label="SMTP", server=self.smtp) from err
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+        raw: dict[str, Any] = {"smtp": {"code": code, "reply": _reply_text(reply)}}
+        if self.imap is not None:
+            raw["imap"] = self._append_to_sent(mime)
+        return SendResult(provider_message_id=message.message_id, provider_status="sent", raw=raw)
+
+    def _refused(self, code: int, reply: bytes, rcpt: str) -> ProviderError:
+        text = _reply_text(reply)
+        if 400 <= code < 500:
+            return ProviderUnavailable(f"The SMTP server temporarily refused {rcpt} ({code} {text}).",
+                                       provider=self.name, status=code, provider_code=str(code), provider_message=text)
+        return RecipientRefused(f"The SMTP server refused the recipient {rcpt} ({code} {text}).",
+                                provider=self.name, field="to", status=code, provider_code=str(code), provider_message=text)
+
+    def _data_error(self, code: int, reply: bytes) -> ProviderError:
+        text = _reply_text(reply)
+        if 400 <= code < 500:
+            return ProviderUnavailable(f"The SMTP server deferred the message ({code} {text}).",
+                                       provider=self.name, status=code, provider_code=str(code), provider_message=text)
+        from .errors import InvalidRequest
+        return InvalidRequest(f"The SMTP server rejected the message ({code} {text}).",
+                              provider=self.name, status=code, provider_code=str(code), provider_message=text)
+
+    def _append_to_sent(self, mime: EmailMessage) -> dict[str, Any]:
+        """Append the sent message to the IMAP Sent folder; failures are reported, not raised
+        (the message is already sent and must not be sent again)."""
+        try:
+            client = open_imap(self.imap)
+        except ProviderError as err:
+            logger.warning("IMAP append skipped: %s", err.message)
+            return {"appended": False, "error": err.message}
+        try:
+            status, data = client.append(_quote_mailbox(self.sent_folder), r"(\Seen)",
+                                         imaplib.Time2Internaldate(time.time()), mime.as_bytes())
+            ok = status == "OK"
+            result = {"appended": ok, "folder": self.sent_folder}
+            if not ok:
+                result["error"] = f"IMAP APPEND to {self.sent_folder} answered {status}: {_reply_text(data[0] if data else b'')}"
+            return result
+        except (imaplib.IMAP4.error, OSError) as err:
+            return {"appended": False, "error": f"IMAP APPEND to {self.sent_folder} failed: {err}"}
+        finally:
+            try:
+                client.logout()
+            except (OSError, imaplib.IMAP4.error):
+                pass
+
+
+def _quote_mailbox(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
