@@ -1,0 +1,190 @@
+"""Django admin for operators: every model, team filtering, write-only credentials, read-only timeline."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from .models import (Attachment, Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Suppression,
+                     Team, TimelineEvent)
+from .services.mailboxes import credentials_rotate
+from .services.teams import team_for_user
+
+
+class TeamScopedAdmin(admin.ModelAdmin):
+    """Superusers see every team; other staff see and can pick only their own team's rows."""
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        team = team_for_user(request.user)
+        return qs.filter(team=team) if team else qs.none()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            team = team_for_user(request.user)
+            model = db_field.related_model
+            if model is Team:
+                kwargs["queryset"] = Team.objects.filter(pk=getattr(team, "pk", None))
+            elif any(f.name == "team" for f in model._meta.get_fields()):
+                kwargs["queryset"] = model._default_manager.filter(team=team)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "team", "role")
+    list_filter = ("team", "role")
+    search_fields = ("user__username", "user__email", "team__name")
+    autocomplete_fields = ("team",)
+
+
+class LeadInline(admin.StackedInline):
+    model = Lead
+    extra = 0
+    fields = ("status", "owner", "source", "lemlist_lead_id", "leadlex_deal_id")
+
+
+@admin.register(Contact)
+class ContactAdmin(TeamScopedAdmin):
+    list_display = ("email", "first_name", "last_name", "company", "title", "team", "created_at")
+    list_filter = ("team", "created_at")
+    search_fields = ("email", "first_name", "last_name", "company")
+    list_select_related = ("team",)
+    inlines = [LeadInline]
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Lead)
+class LeadAdmin(TeamScopedAdmin):
+    list_display = ("contact", "status", "owner", "team", "source", "created_at")
+    list_filter = ("team", "status")
+    search_fields = ("contact__email", "contact__company", "source")
+    autocomplete_fields = ("contact",)
+    list_select_related = ("contact", "owner", "team")
+
+
+class SecretInput(forms.PasswordInput):
+    """A password input that never renders the stored value."""
+
+    def __init__(self):
+        super().__init__(render_value=False, attrs={"autocomplete": "new-password", "placeholder": "leave blank to keep"})
+
+
+class MailboxAdminForm(forms.ModelForm):
+    smtp_password = forms.CharField(label="SMTP password", required=False, widget=SecretInput(),
+                                    help_text="Write-only: leave blank to keep the stored password.")
+    imap_password = forms.CharField(label="IMAP password", required=False, widget=SecretInput(),
+                                    help_text="Write-only: leave blank to keep the stored password.")
+
+    class Meta:
+        model = Mailbox
+        fields = "__all__"
+
+    def save(self, commit=True):
+        for secret in ("smtp_password", "imap_password"):
+            if self.cleaned_data.get(secret):
+                setattr(self.instance, secret, self.cleaned_data[secret])
+        return super().save(commit)
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(TeamScopedAdmin):
+    form = MailboxAdminForm
+    list_display = ("sender_email", "sender_name", "provider", "smtp_host", "imap_host", "team", "is_active", "last_check_ok")
+    list_filter = ("team", "provider", "is_active", "smtp_security")
+    search_fields = ("sender_email", "sender_name", "smtp_host")
+    readonly_fields = ("last_checked_at", "last_check_ok", "created_at", "updated_at")
+    actions = ["rotate_all_credentials"]
+
+    @admin.action(description="Re-encrypt all stored credentials under the newest key")
+    def rotate_all_credentials(self, request, queryset):
+        counts = credentials_rotate()
+        self.message_user(request, f"Re-encrypted {counts['mailboxes']} mailboxes and "
+                                   f"{counts['provider_accounts']} provider accounts.", messages.SUCCESS)
+
+
+class ProviderAccountAdminForm(forms.ModelForm):
+    api_key = forms.CharField(label="API key", required=False, widget=SecretInput(),
+                              help_text="Write-only: leave blank to keep the stored key.")
+
+    class Meta:
+        model = ProviderAccount
+        fields = "__all__"
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("api_key"):
+            self.instance.api_key = self.cleaned_data["api_key"]
+        return super().save(commit)
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(TeamScopedAdmin):
+    form = ProviderAccountAdminForm
+    list_display = ("name", "provider", "base_url", "team", "created_at")
+    list_filter = ("team", "provider")
+    search_fields = ("name",)
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    extra = 0
+    fields = ("filename", "content_type", "size")
+    readonly_fields = fields
+    can_delete = False
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEvent
+    extra = 0
+    fields = ("created_at", "kind", "summary")
+    readonly_fields = fields
+    can_delete = False
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SentMessage)
+class SentMessageAdmin(TeamScopedAdmin):
+    list_display = ("subject", "contact", "mailbox", "status", "attempts", "provider", "team", "created_at", "sent_at")
+    list_filter = ("team", "status", "provider", "created_at")
+    search_fields = ("subject", "contact__email", "message_id", "provider_message_id")
+    list_select_related = ("contact", "mailbox", "team")
+    autocomplete_fields = ("contact",)
+    defer_fields = ("html_body", "text_body", "provider_response")
+    readonly_fields = ("message_id", "idempotency_key", "status", "attempts", "provider_message_id", "provider_thread_id",
+                       "provider_status", "provider_response", "error_code", "error_message", "queued_at",
+                       "sending_started_at", "sent_at", "failed_at", "created_at", "updated_at")
+    inlines = [AttachmentInline, TimelineInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.defer_fields)
+
+
+@admin.register(TimelineEvent)
+class TimelineEventAdmin(TeamScopedAdmin):
+    list_display = ("created_at", "contact", "kind", "summary", "team")
+    list_filter = ("team", "kind")
+    search_fields = ("contact__email", "summary")
+    list_select_related = ("contact", "team")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(TeamScopedAdmin):
+    list_display = ("email", "reason", "team", "created_at")
+    list_filter = ("team", "reason")
+    search_fields = ("email",)
