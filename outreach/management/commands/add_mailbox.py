@@ -1,0 +1,92 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
+
+from ...models import Mailbox, ProviderAccount
+from ...services.mailboxes import mailbox_check_hosts, mailbox_connect, mailbox_test_connection
+from ..base import JsonCommand, get_team, read_secret
+
+PROVIDER_ID_FLAGS = ("lemlist_send_user_id", "lemlist_send_user_email", "lemlist_send_user_mailbox_id",
+                     "openmail_inbox_id", "unipile_account_id")
+
+
+class Command(JsonCommand):
+    help = ("Add a mailbox to a team: an SMTP/IMAP account (passwords from OUTREACH_SMTP_PASSWORD / "
+            "OUTREACH_IMAP_PASSWORD or stdin: first line SMTP, second line IMAP), or a sender at a provider "
+            "account (--provider NAME --provider-account ID and that provider's sender ids). Prints the mailbox as JSON.")
+
+    def add_arguments(self, parser: CommandParser):
+        parser.add_argument("--team", required=True)
+        parser.add_argument("--sender-name", default="")
+        parser.add_argument("--sender-email", required=True)
+        parser.add_argument("--smtp-host", default="")
+        parser.add_argument("--smtp-port", type=int)
+        parser.add_argument("--smtp-login", default="")
+        parser.add_argument("--smtp-security", choices=["ssl", "starttls", "none"], default="starttls")
+        parser.add_argument("--imap-host", default="")
+        parser.add_argument("--imap-port", type=int)
+        parser.add_argument("--imap-login", default="")
+        parser.add_argument("--imap-security", choices=["ssl", "starttls", "none"], default="ssl")
+        parser.add_argument("--imap-sent-folder", default="Sent")
+        parser.add_argument("--password-stdin", action="store_true")
+        parser.add_argument("--test", action="store_true", help="Log in to SMTP/IMAP first; refuse to save on failure.")
+        parser.add_argument("--provider", default="smtp", help="'smtp' (default) or an HTTP provider name.")
+        parser.add_argument("--provider-account", type=int, help="ProviderAccount id for a provider-bound mailbox.")
+        for flag in PROVIDER_ID_FLAGS:
+            parser.add_argument("--" + flag.replace("_", "-"), default="")
+
+    def run(self, **o):
+        team = get_team(o["team"])
+        if o["provider"] != "smtp":
+            return self._provider_mailbox(team, o)
+        if not o["smtp_host"] or not o["smtp_port"]:
+            raise CommandError("An SMTP mailbox needs --smtp-host and --smtp-port.")
+        if o["imap_host"] and not o["imap_port"]:
+            raise CommandError("--imap-host needs --imap-port.")
+        if o["password_stdin"]:
+            smtp_password = read_secret(env_var="", from_stdin=True, what="SMTP password")
+            imap_password = read_secret(env_var="", from_stdin=True, what="IMAP password", required=False) or smtp_password
+        else:
+            smtp_password = read_secret(env_var="OUTREACH_SMTP_PASSWORD", from_stdin=False, what="SMTP password",
+                                        required=bool(o["smtp_login"]))
+            imap_password = read_secret(env_var="OUTREACH_IMAP_PASSWORD", from_stdin=False, what="IMAP password",
+                                        required=False) or smtp_password
+        data = {
+            "sender_name": o["sender_name"], "sender_email": o["sender_email"],
+            "smtp_host": o["smtp_host"], "smtp_port": o["smtp_port"], "smtp_login": o["smtp_login"],
+            "smtp_password": smtp_password, "smtp_security": o["smtp_security"],
+            "imap_host": o["imap_host"], "imap_port": o["imap_port"], "imap_login": o["imap_login"] or o["smtp_login"],
+            "imap_password": imap_password if o["imap_host"] else "", "imap_security": o["imap_security"],
+            "imap_sent_folder": o["imap_sent_folder"],
+        }
+        problems = mailbox_check_hosts(data)
+        if problems:
+            raise ValidationError(problems)
+        checked = None
+        if o["test"]:
+            ok, lines = mailbox_test_connection(data=data)
+            if not ok:
+                raise CommandError("Connection test failed: " + " ".join(lines))
+            checked = lines
+        mailbox = mailbox_connect(team=team, data=data)
+        return {**_mailbox_dict(mailbox), "connection_test": checked}
+
+    def _provider_mailbox(self, team, o):
+        if not o["provider_account"]:
+            raise CommandError(f"A {o['provider']} mailbox needs --provider-account ID.")
+        try:
+            account = ProviderAccount.objects.for_team(team).get(pk=o["provider_account"])
+        except ProviderAccount.DoesNotExist:
+            raise CommandError(f"Team {team.name} has no provider account {o['provider_account']}.") from None
+        if account.provider != o["provider"]:
+            raise CommandError(f"Provider account {account.pk} is a {account.provider} account, not {o['provider']}.")
+        mailbox = Mailbox.objects.create(
+            team=team, provider=o["provider"], provider_account=account, sender_name=o["sender_name"],
+            sender_email=o["sender_email"].lower(), **{flag: o[flag] for flag in PROVIDER_ID_FLAGS})
+        return _mailbox_dict(mailbox)
+
+
+def _mailbox_dict(mailbox: Mailbox) -> dict:
+    return {"id": mailbox.pk, "team": mailbox.team.name, "provider": mailbox.provider, "sender_name": mailbox.sender_name,
+            "sender_email": mailbox.sender_email, "smtp_host": mailbox.smtp_host, "smtp_port": mailbox.smtp_port,
+            "smtp_security": mailbox.smtp_security, "imap_host": mailbox.imap_host, "imap_port": mailbox.imap_port,
+            "provider_account": mailbox.provider_account_id}
