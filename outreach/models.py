@@ -301,3 +301,73 @@ class TimelineEvent(TeamOwned):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
+
+
+def _import_upload_to(instance: "ImportJob", filename: str) -> str:
+    return f"imports/{instance.team_id}/{uuid.uuid4().hex}.csv"
+
+
+class ImportJob(TeamOwned):
+    """One CSV import: the uploaded file (under MEDIA_ROOT), the chosen mapping and options, and
+    its progress and outcome. Every data row ends as exactly one of created / updated /
+    unchanged / rejected, so ``created + updated + unchanged + rejected == total_rows`` once done.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Policy(models.TextChoices):
+        SKIP = "skip", "Skip existing contacts"
+        UPDATE = "update", "Update existing contacts"
+        FILL = "fill", "Fill only blank fields of existing contacts"
+
+    name = models.CharField(max_length=200, help_text="Shown as the source of imported contacts and leads.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    file = models.FileField(upload_to=_import_upload_to, max_length=500)
+    original_filename = models.CharField(max_length=255, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    encoding = models.CharField(max_length=30, blank=True)
+    delimiter = models.CharField(max_length=2, blank=True)
+    headers = models.JSONField(default=list, blank=True, help_text="Column names (duplicates suffixed).")
+    mapping = models.JSONField(default=list, blank=True, help_text="One target per column: a field name, '__custom__' or '' (ignored).")
+    policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.SKIP)
+    as_leads = models.BooleanField(default=False)
+    lead_status = models.CharField(max_length=20, default="new")
+    lead_owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=100, blank=True)
+    total_rows = models.PositiveIntegerField(null=True, blank=True, help_text="Data rows in the file (blank lines not counted).")
+    rows_done = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    suppressed_count = models.PositiveIntegerField(default=0, help_text="Imported rows whose address is on the team's suppression list.")
+    leads_created_count = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    error_report = models.FileField(upload_to="imports/errors/", max_length=500, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+    def counts(self) -> dict[str, int]:
+        """The outcome counters as a plain dict (the management command prints this as JSON)."""
+        return {"rows": self.total_rows or 0, "created": self.created_count, "updated": self.updated_count,
+                "unchanged": self.unchanged_count, "rejected": self.rejected_count,
+                "suppressed": self.suppressed_count, "leads_created": self.leads_created_count}
