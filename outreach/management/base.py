@@ -29,7 +29,7 @@ class JsonCommand(BaseCommand):
             raise CommandError(_validation_text(err)) from None
         except CredentialDecryptionError as err:
             raise CommandError(str(err)) from None
-        self.stdout.write(json.dumps(result, indent=2, default=str))
+        self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
 
 
 def _validation_text(err: ValidationError) -> str:

@@ -64,9 +64,9 @@ class Command(JsonCommand):
         message = SentMessage.objects.select_related("contact").get(pk=message.pk)
         result = sent_message_as_dict(message)
         if message.status == SentMessage.Status.FAILED:
-            self.stdout.write(json.dumps(result, indent=2, default=str))
+            self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
             raise CommandError(f"Message {message.pk} failed: {message.error_message}")
         if o["wait"] > 0 and not message.is_settled:
-            self.stdout.write(json.dumps(result, indent=2, default=str))
+            self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
             raise CommandError(f"Message {message.pk} is still {message.status} after {o['wait']:g} s: is a Celery worker running?")
         return result
