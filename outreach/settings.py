@@ -115,12 +115,13 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded default: a broker that needs no server process (kombu's filesystem transport).
     _broker_dir = Path(env("CELERY_FILESYSTEM_BROKER_DIR", default=str(VAR_DIR / "broker")))
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True
@@ -171,3 +172,14 @@ OUTREACH_RETRY_BASE_SECONDS = env.float("OUTREACH_RETRY_BASE_SECONDS", default=3
 OUTREACH_RETRY_MAX_SECONDS = env.float("OUTREACH_RETRY_MAX_SECONDS", default=3600.0)
 # A message left in 'sending' this long belongs to a worker that died mid-send.
 OUTREACH_SENDING_STALE_SECONDS = env.int("OUTREACH_SENDING_STALE_SECONDS", default=900)
+
+# --- HTTP providers (lemlist, leadlex, OpenMail, Unipile) ------------------------------
+# Seconds to establish a connection, and to wait for each read of the answer.
+OUTREACH_HTTP_CONNECT_TIMEOUT = env.float("OUTREACH_HTTP_CONNECT_TIMEOUT", default=5.0)
+OUTREACH_HTTP_READ_TIMEOUT = env.float("OUTREACH_HTTP_READ_TIMEOUT", default=30.0)
+# The shared limiter paces each API key this much slower than its documented limit (0.1 = 10 %).
+OUTREACH_RATE_LIMIT_MARGIN = env.float("OUTREACH_RATE_LIMIT_MARGIN", default=0.1)
+# Longer than this (seconds) in the limiter's queue and the message is re-queued instead of waiting.
+OUTREACH_RATE_LIMIT_MAX_WAIT = env.float("OUTREACH_RATE_LIMIT_MAX_WAIT", default=30.0)
+# Provider base URLs on loopback/private addresses (and plain http) only when allowed (tests, gateways).
+OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = env.bool("OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS", default=False)
