@@ -73,16 +73,16 @@ def address_problem(ip_text: str, *, allow_private: bool) -> str | None:
         return "a multicast address"
     if ip.is_unspecified:
         return "an unspecified address"
-    if allow_private and (ip.is_loopback or ip.is_private):
+    if allow_private and (ip.is_loopback or ip.is_private) and not ip.is_reserved:
         return None
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
         return "a link-local address"
-    if ip.is_private:
-        return "a private address"
     if ip.is_reserved:
         return "a reserved address"
+    if ip.is_private:
+        return "a private address"
     if not ip.is_global:
         return "a non-public address"
     return None
