@@ -25,6 +25,7 @@ from .base import Capabilities, OutgoingMessage, Provider, SendResult
 from .errors import (
     AuthenticationFailed,
     ConfigurationError,
+    InvalidRequest,
     OutcomeUnknown,
     ProviderError,
     ProviderTimeout,
@@ -311,6 +312,8 @@ class SmtpProvider(Provider):
                         raise self._refused(code, reply, rcpt)
                 handed_over = True
                 code, reply = client.data(mime.as_bytes())
+                if code != 250:  # smtplib returns, not raises, the reply to the message itself
+                    raise smtplib.SMTPDataError(code, reply)
             except smtplib.SMTPDataError as err:
                 raise self._data_error(err.smtp_code, err.smtp_error) from None
             except smtplib.SMTPSenderRefused as err:
@@ -348,7 +351,6 @@ class SmtpProvider(Provider):
         if 400 <= code < 500:
             return ProviderUnavailable(f"The SMTP server deferred the message ({code} {text}).",
                                        provider=self.name, status=code, provider_code=str(code), provider_message=text)
-        from .errors import InvalidRequest
         return InvalidRequest(f"The SMTP server rejected the message ({code} {text}).",
                               provider=self.name, status=code, provider_code=str(code), provider_message=text)
 

@@ -1,0 +1,177 @@
+"""The SMTP provider: MIME output parsed back header by header, and sending to real servers."""
+import email
+import email.policy
+
+import pytest
+
+from providers.base import Address, OutgoingAttachment, OutgoingMessage
+from providers.errors import (AuthenticationFailed,
+                              ProviderUnavailable, RecipientRefused, UnsupportedFeature)
+from providers.netguard import HostNotAllowed
+from tests.servers import free_port
+from providers.smtp import ServerSettings, SmtpProvider, build_mime, test_connection as smtp_test_connection
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8
+
+
+def outgoing(**overrides) -> OutgoingMessage:
+    values = dict(
+        sender=Address("ann@example.test", "Ann Lée"),
+        to=(Address("bob@example.org", "Bob Stone"),),
+        cc=(Address("carol@example.org"),),
+        bcc=(Address("dave@example.org"),),
+        reply_to=Address("replies@example.test"),
+        subject="Quarterly review — ideas",
+        html="<p>Hello <b>Bob</b></p>",
+        text="Hello Bob\n",
+        attachments=(OutgoingAttachment("deck.pdf", "application/pdf", PDF),),
+        message_id="<abc.123@example.test>",
+        idempotency_key="0b7d3c0e-1111-2222-3333-444455556666",
+    )
+    values.update(overrides)
+    return OutgoingMessage(**values)
+
+
+def parse(mime) -> email.message.EmailMessage:
+    return email.message_from_bytes(mime.as_bytes(), policy=email.policy.default)
+
+
+def test_mime_headers_one_by_one():
+    msg = parse(build_mime(outgoing()))
+    assert msg["From"].addresses[0].display_name == "Ann Lée"
+    assert msg["From"].addresses[0].addr_spec == "ann@example.test"
+    assert [a.addr_spec for a in msg["To"].addresses] == ["bob@example.org"]
+    assert msg["To"].addresses[0].display_name == "Bob Stone"
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["carol@example.org"]
+    assert msg["Bcc"] is None, "Bcc must never be written into the headers"
+    assert msg["Reply-To"].addresses[0].addr_spec == "replies@example.test"
+    assert str(msg["Subject"]) == "Quarterly review — ideas"
+    assert msg["Message-ID"] == "<abc.123@example.test>"
+    assert msg["Date"].datetime is not None
+    assert msg["MIME-Version"] == "1.0"
+
+
+def test_mime_structure_alternative_inside_mixed_with_attachment():
+    msg = parse(build_mime(outgoing()))
+    assert msg.get_content_type() == "multipart/mixed"
+    alternative, attachment = msg.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    plain, html = alternative.get_payload()
+    assert plain.get_content_type() == "text/plain" and plain.get_content().replace("\r\n", "\n") == "Hello Bob\n"
+    assert html.get_content_type() == "text/html" and "<b>Bob</b>" in html.get_content()
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == "deck.pdf"
+    assert attachment.get_content_disposition() == "attachment"
+    assert attachment.get_content() == PDF
+
+
+def test_mime_without_attachments_is_plain_alternative():
+    msg = parse(build_mime(outgoing(attachments=(), cc=(), reply_to=None)))
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["Cc"] is None and msg["Reply-To"] is None
+
+
+def test_header_with_line_break_is_refused_not_sent():
+    with pytest.raises(ValueError):
+        build_mime(outgoing(subject="Hi\r\nBcc: victim@example.org"))
+
+
+def server(servers, *, security="starttls", password=None, port=None):
+    smtp = servers.smtp_ssl if security == "ssl" else servers.smtp
+    return ServerSettings("localhost", port or smtp.port, smtp.username,
+                          smtp.password if password is None else password, security)
+
+
+def imap_settings(servers, security="starttls"):
+    imap = servers.imap
+    return ServerSettings("localhost", imap.ssl_port if security == "ssl" else imap.port, imap.username,
+                          imap.password, security)
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_send_over_tls_with_auth_and_copy_to_imap_sent(mail_settings, security):
+    provider = SmtpProvider(smtp=server(mail_settings, security=security),
+                            imap=imap_settings(mail_settings, security), sent_folder="Sent")
+    result = provider.send(outgoing())
+    smtp = mail_settings.smtp_ssl if security == "ssl" else mail_settings.smtp
+    [received] = smtp.wait_for_messages(1)
+    assert received.tls and received.login == smtp.username
+    assert received.mail_from == "ann@example.test"
+    assert sorted(received.rcpt_tos) == ["bob@example.org", "carol@example.org", "dave@example.org"]
+    assert received.message["Message-ID"] == "<abc.123@example.test>"
+    assert result.provider_message_id == "<abc.123@example.test>"
+    assert result.raw["imap"] == {"appended": True, "folder": "Sent"}
+    [copy] = mail_settings.imap.fetch_all("Sent")
+    assert email.message_from_bytes(copy, policy=email.policy.default)["Message-ID"] == "<abc.123@example.test>"
+
+
+def test_wrong_password_is_authentication_failed(mail_settings):
+    provider = SmtpProvider(smtp=server(mail_settings, password="wrong"))
+    with pytest.raises(AuthenticationFailed, match=r"SMTP authentication refused .*535"):
+        provider.send(outgoing())
+    assert mail_settings.smtp.messages == []
+
+
+def test_server_down_is_unavailable_connection_refused(mail_settings):
+    unused_tcp_port = free_port()
+    mail_settings.settings.OUTREACH_SMTP_PORTS = [*mail_settings.settings.OUTREACH_SMTP_PORTS, unused_tcp_port]
+    provider = SmtpProvider(smtp=server(mail_settings, port=unused_tcp_port))
+    with pytest.raises(ProviderUnavailable, match="refused the connection") as exc:
+        provider.send(outgoing())
+    assert exc.value.transient
+
+
+def test_recipient_refused_is_permanent_and_names_the_address(mail_settings):
+    provider = SmtpProvider(smtp=server(mail_settings))
+    with pytest.raises(RecipientRefused, match=r"refused the recipient refuse-me@example.org \(550") as exc:
+        provider.send(outgoing(to=(Address("refuse-me@example.org"),), cc=(), bcc=()))
+    assert not exc.value.transient
+    assert mail_settings.smtp.messages == []
+
+
+def test_temporary_data_failure_is_transient(mail_settings):
+    mail_settings.smtp.fail_next_data("451 4.3.0 Try again later")
+    provider = SmtpProvider(smtp=server(mail_settings))
+    with pytest.raises(ProviderUnavailable, match="deferred the message") as exc:
+        provider.send(outgoing())
+    assert exc.value.transient
+
+
+def test_tls_to_a_plain_port_reports_a_handshake_problem(mail_settings):
+    provider = SmtpProvider(smtp=server(mail_settings, security="ssl", port=mail_settings.smtp.port))
+    with pytest.raises(ProviderUnavailable, match="TLS|timed out|closed"):
+        provider.send(outgoing())
+
+
+def test_certificate_for_another_name_is_refused(mail_settings):
+    """The socket goes to the checked IP; TLS still verifies the *host name* the user typed."""
+    bad = ServerSettings("127.0.0.2", mail_settings.smtp.port, "x", "y", "starttls")
+    with pytest.raises(ProviderUnavailable, match="certificate|refused"):
+        SmtpProvider(smtp=bad).send(outgoing())
+
+
+def test_check_runs_again_at_send_time(mail_settings):
+    mail_settings.settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = False
+    with pytest.raises(HostNotAllowed, match="loopback"):
+        SmtpProvider(smtp=server(mail_settings)).send(outgoing())
+
+
+def test_connection_test_logs_in_to_both(mail_settings):
+    lines = smtp_test_connection(server(mail_settings), imap_settings(mail_settings))
+    assert lines[0].startswith("SMTP: logged in") and lines[1].startswith("IMAP: logged in")
+
+
+def test_connection_test_reports_imap_auth_failure(mail_settings):
+    bad_imap = ServerSettings("localhost", mail_settings.imap.port, mail_settings.imap.username, "nope", "starttls")
+    with pytest.raises(AuthenticationFailed, match="IMAP authentication refused"):
+        smtp_test_connection(server(mail_settings), bad_imap)
+
+
+def test_password_not_in_repr():
+    assert "hunter2" not in repr(ServerSettings("h", 587, "l", "hunter2", "starttls"))
+
+
+def test_too_large_attachment_is_unsupported():
+    big = OutgoingAttachment("big.bin", "application/octet-stream", b"x" * (20 * 1024 * 1024 + 1))
+    with pytest.raises(UnsupportedFeature, match="at most 20 MB"):
+        SmtpProvider(smtp=ServerSettings("h", 587, "", "", "none")).send(outgoing(attachments=(big,)))
