@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 from .base import Provider
+from .leadlex import LeadlexProvider
+from .lemlist import LemlistProvider
+from .openmail import OpenMailProvider
 from .smtp import SmtpProvider
+from .unipile import UnipileProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     SmtpProvider.name: SmtpProvider,
+    LemlistProvider.name: LemlistProvider,
+    LeadlexProvider.name: LeadlexProvider,
+    OpenMailProvider.name: OpenMailProvider,
+    UnipileProvider.name: UnipileProvider,
 }
+
+#: Providers reached over HTTP with a ProviderAccount (API key, base URL).
+HTTP_PROVIDERS = tuple(name for name in PROVIDERS if name != "smtp")
 
 
 def get_provider_class(name: str) -> type[Provider]:

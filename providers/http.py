@@ -1,0 +1,334 @@
+"""Shared base of the HTTP API providers (lemlist, leadlex, OpenMail, Unipile).
+
+Like django-anymail's ``AnymailRequestsBackend``, :class:`HttpProvider` runs every send the
+same way and a concrete provider writes only its small steps::
+
+    send(message)
+      check_supported(message)          capabilities (base.py) + custom headers
+      check_vendor_ids(message)         ConfigurationError naming the missing id, before any HTTP
+      build_request(message)            -> HttpRequest (path, json | data + files, extra headers)
+      call(request, idempotency_key)    rate limiter, session, timeouts, Idempotency-Key,
+                                        transport errors, status -> map_error(response)
+      parse_result(response)            -> SendResult
+
+What the base owns: one ``requests.Session`` per account and thread; connect and read timeouts
+(settings.OUTREACH_HTTP_CONNECT_TIMEOUT / OUTREACH_HTTP_READ_TIMEOUT, seconds); the user agent;
+one shared rate limiter per API key (:mod:`providers.ratelimit`); the Idempotency-Key header
+where the document supports it; Retry-After parsing; and the base URL check (the document's
+server by default, overridable per ProviderAccount.base_url, refused when it points at a
+private or loopback address unless settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from .base import OutgoingMessage, Provider, SendResult
+from .errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidRequest,
+    OutcomeUnknown,
+    PermissionDenied,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    UnsupportedFeature,
+)
+from .netguard import address_problem
+from .ratelimit import RateLimit, get_limiter, limiter_key
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "Outreach/1.0 (+https://github.com/; python-requests)"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header value (RFC 9110: delay-seconds or an HTTP-date).
+
+    Returns a float >= 0, or None when the header is absent or unparsable.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+@dataclass
+class HttpRequest:
+    """One request a provider wants made. ``path`` is appended to the base URL.
+
+    Exactly one of ``json`` (a JSON body) or ``data``/``files`` (multipart/form-data, as
+    requests takes them: ``data`` a list of (name, str) pairs, ``files`` a list of
+    (name, (filename, bytes, content_type))) is used.
+    """
+
+    path: str
+    method: str = "POST"
+    json: Any = None
+    data: list[tuple[str, str]] | None = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_sessions = threading.local()
+
+
+def _session_for(key: tuple) -> requests.Session:
+    """One requests.Session per (provider, base URL, API key digest) and thread (Sessions are not thread-safe)."""
+    cache = getattr(_sessions, "cache", None)
+    if cache is None:
+        cache = _sessions.cache = {}
+    session = cache.get(key)
+    if session is None:
+        session = requests.Session()
+        session.headers["User-Agent"] = USER_AGENT
+        session.trust_env = False  # never route provider traffic through an environment proxy by surprise
+        cache[key] = session
+    return session
+
+
+def check_base_url(url: str, *, provider: str) -> str:
+    """Validate a provider base URL; returns it without a trailing slash.
+
+    Raises ConfigurationError (provider_code "base_url") for a non-http(s) URL, credentials in
+    the URL, an unresolvable host, or a host resolving to a private/loopback/metadata address
+    (allowed for private/loopback only with settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{provider} base URL {url!r} must be an http(s) URL.", provider=provider, provider_code="base_url")
+    if parts.username or parts.password:
+        raise ConfigurationError(f"{provider} base URL must not contain credentials.", provider=provider, provider_code="base_url")
+    allow_private = settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS
+    if parts.scheme == "http" and not allow_private:
+        raise ConfigurationError(f"{provider} base URL must use https.", provider=provider, provider_code="base_url")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        raise ConfigurationError(f"{provider} base URL host {parts.hostname} could not be resolved.",
+                                 provider=provider, provider_code="base_url") from err
+    for address in dict.fromkeys(info[4][0] for info in infos):
+        problem = address_problem(address, allow_private=allow_private)
+        if problem:
+            raise ConfigurationError(f"{provider} base URL host {parts.hostname} is {problem}.",
+                                     provider=provider, provider_code="base_url")
+    return url.rstrip("/")
+
+
+def error_for_status(status: int, message: str, *, provider: str, provider_code: str = "", provider_message: str = "",
+                     body: str = "", retry_after: float | None = None, field: str = "") -> ProviderError:
+    """The generic status → normalized error mapping, used where a document says no more.
+
+    400/404/422 → InvalidRequest, 401 → AuthenticationFailed, 403 → PermissionDenied,
+    409 → IdempotencyConflict, 429 → RateLimited(retry_after), 504 → ProviderTimeout,
+    other 5xx → ProviderUnavailable(retry_after), anything else → ProviderError (permanent).
+    """
+    common = dict(provider=provider, status=status, provider_code=provider_code, provider_message=provider_message, body=body)
+    if status == 401:
+        return AuthenticationFailed(message, **common)
+    if status == 403:
+        return PermissionDenied(message, **common)
+    if status == 409:
+        return IdempotencyConflict(message, **common)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after, **common)
+    if status == 504:
+        return ProviderTimeout(message, retry_after=retry_after, **common)
+    if status >= 500:
+        return ProviderUnavailable(message, retry_after=retry_after, **common)
+    if status in (400, 404, 422):
+        return InvalidRequest(message, field=field, **common)
+    return ProviderError(message, **common)
+
+
+def response_json(response: requests.Response) -> Any:
+    """The response's JSON body, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class HttpProvider(Provider):
+    """Base for HTTP API providers. Subclasses set the class attributes and write
+    :meth:`from_mailbox`, :meth:`auth_headers`, :meth:`check_vendor_ids`, :meth:`build_request`,
+    :meth:`parse_result` and :meth:`map_error`.
+
+    Class attributes: ``default_base_url`` (the document's server), ``rate_limit``
+    (:class:`providers.ratelimit.RateLimit`), ``idempotency_header`` (True when the document
+    supports an Idempotency-Key header).
+    """
+
+    default_base_url: ClassVar[str]
+    rate_limit: ClassVar[RateLimit]
+    idempotency_header: ClassVar[bool] = False
+
+    def __init__(self, *, api_key: str, base_url: str = ""):
+        if not api_key:
+            raise ConfigurationError(f"The {self.label} provider account has no API key.", provider=self.name, provider_code="api_key")
+        self.api_key = api_key
+        self.base_url = check_base_url(base_url or self.default_base_url, provider=self.name)
+
+    def __repr__(self) -> str:  # never the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # --- helpers for from_mailbox ------------------------------------------------------------
+
+    @classmethod
+    def account_of(cls, mailbox: Any) -> Any:
+        """The mailbox's ProviderAccount (read by attribute). Raises ConfigurationError when it is
+        missing or belongs to another provider."""
+        account = getattr(mailbox, "provider_account", None)
+        if account is None:
+            raise ConfigurationError(f"Mailbox {mailbox} has no {cls.label} provider account.",
+                                     provider=cls.name, provider_code="provider_account")
+        if account.provider != cls.name:
+            raise ConfigurationError(f"Mailbox {mailbox} is bound to a {account.provider} account, not {cls.label}.",
+                                     provider=cls.name, provider_code="provider_account")
+        return account
+
+    @classmethod
+    def require(cls, value: str, what: str, *, code: str) -> str:
+        """Return ``value`` or raise ConfigurationError("… is missing <what>") with provider_code ``code``."""
+        if not value:
+            raise ConfigurationError(f"Cannot send through {cls.label}: the {what} is missing.", provider=cls.name, provider_code=code)
+        return value
+
+    # --- the send skeleton --------------------------------------------------------------------
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send ``message``: checks, build, call, parse. Returns a SendResult; raises ProviderError subclasses."""
+        self.check_supported(message)
+        self.check_vendor_ids(message)
+        request = self.build_request(message)
+        response = self.call(request, idempotency_key=message.idempotency_key)
+        return self.parse_result(response, message)
+
+    def check_supported(self, message: OutgoingMessage) -> None:
+        """Capabilities (see base.Provider.check_supported) plus custom headers."""
+        super().check_supported(message)
+        if message.headers and not self.capabilities.custom_headers:
+            raise UnsupportedFeature(f"{self.label} mailboxes cannot send custom headers.", provider=self.name, provider_code="headers")
+
+    def check_vendor_ids(self, message: OutgoingMessage) -> None:
+        """Raise ConfigurationError naming the first vendor id the document requires and ``message`` lacks."""
+
+    def auth_headers(self) -> dict[str, str]:
+        """Authentication headers as the document prescribes."""
+        raise NotImplementedError
+
+    def build_request(self, message: OutgoingMessage) -> HttpRequest:
+        raise NotImplementedError
+
+    def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
+        raise NotImplementedError
+
+    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
+        """Turn an error response (status >= 400) into a normalized error, keeping the provider's code and message."""
+        return error_for_status(response.status_code, f"{self.label} answered HTTP {response.status_code}.",
+                                provider=self.name, body=response.text, retry_after=retry_after)
+
+    # --- transport -------------------------------------------------------------------------------
+
+    @property
+    def limiter_key(self) -> str:
+        return limiter_key(self.name, self.api_key)
+
+    def session(self) -> requests.Session:
+        return _session_for((self.name, self.base_url, self.limiter_key))
+
+    def call(self, request: HttpRequest, *, idempotency_key: str = "", map_error=None) -> requests.Response:
+        """Make ``request`` under the rate limiter, with timeouts. Returns the 2xx Response.
+
+        Sends ``Idempotency-Key: idempotency_key`` when the provider supports it. Raises
+        RateLimited (429 or fully booked limiter; the Retry-After is also pushed into the shared
+        limiter), ProviderTimeout / ProviderUnavailable (transient; a read timeout counts as
+        transient only when the provider deduplicates on our key, otherwise OutcomeUnknown,
+        since the message may have been sent), or the error of ``map_error(response, retry_after)``
+        (default :meth:`map_error`).
+        """
+        headers = {"Accept": "application/json", **self.auth_headers(), **request.headers}
+        if self.idempotency_header and idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        limiter = get_limiter()
+        limiter.acquire(key=self.limiter_key, limit=self.rate_limit, provider=self.name)
+        url = self.base_url + request.path
+        timeout = (settings.OUTREACH_HTTP_CONNECT_TIMEOUT, settings.OUTREACH_HTTP_READ_TIMEOUT)
+        try:
+            response = self.session().request(
+                request.method, url, headers=headers, json=request.json, data=request.data, files=request.files,
+                timeout=timeout, allow_redirects=False)
+        except requests.ConnectTimeout as err:
+            raise ProviderTimeout(f"{self.label} did not accept a connection within {timeout[0]:g} s.",
+                                  provider=self.name, provider_code="connect_timeout") from err
+        except requests.ReadTimeout as err:
+            raise self._lost_response(f"{self.label} did not answer within {timeout[1]:g} s", "read_timeout") from err
+        except requests.ConnectionError as err:
+            if _never_reached(err):
+                raise ProviderUnavailable(f"{self.label} at {self.base_url} could not be reached.",
+                                          provider=self.name, provider_code="connection_failed") from err
+            raise self._lost_response(f"The connection to {self.label} broke before its answer", "connection_lost") from err
+        except requests.RequestException as err:
+            raise ProviderUnavailable(f"{self.label} request failed ({type(err).__name__}).",
+                                      provider=self.name, provider_code="request_failed") from err
+        if response.status_code < 300:
+            return response
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if response.status_code == 429:
+            # Everyone sharing this key waits, not only this caller; a 429 without a header waits one period.
+            limiter.block(self.limiter_key, retry_after if retry_after is not None else self.rate_limit.period)
+        if 300 <= response.status_code < 400:
+            raise ProviderError(f"{self.label} answered with a redirect (HTTP {response.status_code}); check the base URL.",
+                                provider=self.name, status=response.status_code, provider_code="redirect")
+        raise (map_error or self.map_error)(response, retry_after)
+
+    def _lost_response(self, what: str, code: str) -> ProviderError:
+        if self.capabilities.idempotent:
+            return ProviderTimeout(f"{what}; retrying with the same Idempotency-Key cannot send twice.",
+                                   provider=self.name, provider_code=code)
+        return OutcomeUnknown(f"{what}: the message may have been sent, so it is not retried automatically "
+                              f"({self.label} offers no idempotency key).", provider=self.name, provider_code=code)
+
+
+def _never_reached(err: requests.ConnectionError) -> bool:
+    """True when the request provably never reached the server (DNS, refused, connect timeout)."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError))
+
+
+def compact_json(value: Any) -> str:
+    """JSON without spaces (multipart form fields that carry objects)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def text_or_none(value: Mapping | None, key: str) -> str:
+    """``value[key]`` as str when ``value`` is a dict holding a string there, else ''."""
+    if isinstance(value, Mapping) and isinstance(value.get(key), str):
+        return value[key]
+    return ""

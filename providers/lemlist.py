@@ -1,0 +1,184 @@
+"""lemlist: send from a lemlist mailbox, and connect an SMTP/IMAP account to the team.
+
+Sources: seed 000 (``POST /inbox/email``, Send Email) and seed 004 (``POST /user/email-accounts``,
+Connect Email Account). Auth: HTTP Basic with an empty login and the API key as password.
+Rate limit: 20 requests per 2 s per API key (Retry-After, X-RateLimit-* headers). 400 bodies
+are text/plain. No idempotency key: a lost response is reported as ``outcome_unknown``, not retried.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .base import Capabilities, OutgoingMessage, SendResult
+from .errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidRequest,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+)
+from .http import HttpProvider, HttpRequest, error_for_status, response_json
+from .ratelimit import RateLimit
+from .schemas import lemlist as schema
+
+# Send Email 400 texts → (error class, field). "Failed to send email" means lemlist's mailbox
+# could not send (nothing went out), so it is retried with backoff.
+_SEND_400: dict[str, tuple[type[ProviderError], str]] = {
+    "Bad team": (PermissionDenied, ""),
+    "Invalid sendUserId": (InvalidRequest, "lemlist_send_user_id"),
+    "Invalid sendUserEmail": (InvalidRequest, "lemlist_send_user_email"),
+    "Invalid sendUserMailboxId": (InvalidRequest, "lemlist_send_user_mailbox_id"),
+    "contactId or leadId is required": (InvalidRequest, "lemlist_contact_id"),
+    "Invalid leadId": (InvalidRequest, "lemlist_lead_id"),
+    "Lead not found": (InvalidRequest, "lemlist_lead_id"),
+    "Failed to send email": (ProviderUnavailable, ""),
+}
+
+#: Connect Email Account 400 texts → the connect form's field (seed 004).
+CONNECT_400_FIELDS: dict[str, str] = {
+    "Bad team": "__all__",
+    "Missing required fields": "__all__",
+    "Invalid host": "smtp_host",
+    "This SMTP mailbox already exists": "sender_email",
+}
+
+
+def _text_to_html(text: str) -> str:
+    """Plain text as minimal HTML (the document's ``message`` is HTML)."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs) or "<p></p>"
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """lemlist's 201 answer to Connect Email Account: ``id`` (e.g. "umx_…"), ``email``, ``provider`` ("custom")."""
+
+    id: str
+    email: str
+    provider: str
+    raw: dict
+
+
+class LemlistProvider(HttpProvider):
+    """lemlist Send Email (seed 000). Needs the mailbox's sendUserId, sendUserEmail and
+    sendUserMailboxId, and the contact's contactId and the lead's leadId (all required by the document)."""
+
+    name = "lemlist"
+    label = "lemlist"
+    default_base_url = schema.DEFAULT_BASE_URL
+    rate_limit = RateLimit(requests=20, period=2.0)
+    idempotency_header = False
+    # The document's body: one contact (contactId/leadId), subject, HTML message, cc. Nothing else.
+    capabilities = Capabilities(
+        cc=True, bcc=False, multiple_recipients=False, attachments=False, max_attachments_bytes=0,
+        html=True, text=False, reply_to=False, threads=False, custom_headers=False, tracking=False, idempotent=False,
+    )
+
+    def __init__(self, *, api_key: str, base_url: str = "", send_user_id: str = "", send_user_email: str = "",
+                 send_user_mailbox_id: str = ""):
+        super().__init__(api_key=api_key, base_url=base_url)
+        self.send_user_id = send_user_id
+        self.send_user_email = send_user_email
+        self.send_user_mailbox_id = send_user_mailbox_id
+
+    @classmethod
+    def from_mailbox(cls, mailbox: Any) -> "LemlistProvider":
+        """Reads mailbox.provider_account (api_key, base_url) and mailbox.lemlist_send_user_id /
+        _email / _mailbox_id. Raises ConfigurationError naming what is missing."""
+        account = cls.account_of(mailbox)
+        return cls(
+            api_key=account.api_key, base_url=account.base_url,
+            send_user_id=cls.require(mailbox.lemlist_send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id"),
+            send_user_email=cls.require(mailbox.lemlist_send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email"),
+            send_user_mailbox_id=cls.require(mailbox.lemlist_send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId",
+                                             code="lemlist_send_user_mailbox_id"),
+        )
+
+    @classmethod
+    def for_account(cls, account: Any) -> "LemlistProvider":
+        """A client for account-level calls (connect account) from a ProviderAccount."""
+        return cls(api_key=account.api_key, base_url=account.base_url)
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Basic base64(":" + api_key)`` — the login is always empty (seed 000, Authentication)."""
+        token = base64.b64encode(f":{self.api_key}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+
+    def check_vendor_ids(self, message: OutgoingMessage) -> None:
+        self.require(self.send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id")
+        self.require(self.send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email")
+        self.require(self.send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId", code="lemlist_send_user_mailbox_id")
+        self.require(message.vendor_ids.get("lemlist_contact_id", ""), "contact's lemlist contactId", code="lemlist_contact_id")
+        self.require(message.vendor_ids.get("lemlist_lead_id", ""), "lead's lemlist leadId", code="lemlist_lead_id")
+
+    def build_request(self, message: OutgoingMessage) -> HttpRequest:
+        body = {
+            "sendUserId": self.send_user_id,
+            "sendUserEmail": self.send_user_email,
+            "sendUserMailboxId": self.send_user_mailbox_id,
+            "contactId": message.vendor_ids["lemlist_contact_id"],
+            "leadId": message.vendor_ids["lemlist_lead_id"],
+            "subject": message.subject,
+            "message": message.html or _text_to_html(message.text),
+        }
+        if message.cc:
+            body["cc"] = [a.email for a in message.cc]
+        return HttpRequest(path="/inbox/email", json=body)
+
+    def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
+        """200 ``{"ok": true}`` (additionalProperties) → status "sent"; lemlist returns no message id."""
+        data = response_json(response)
+        if not isinstance(data, dict):
+            data = {"body": response.text[:2000]}
+        return SendResult(provider_status="sent", raw=data)
+
+    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
+        """Every row of seed 000's responses: 400 texts, 401, 405; plus 429/5xx."""
+        status, text = response.status_code, response.text.strip()
+        common = dict(provider=self.name, status=status, provider_code=text[:100], provider_message=text, body=response.text)
+        if status == 400:
+            cls, field = _SEND_400.get(text, (InvalidRequest, ""))
+            message = f"lemlist refused the message: {text or 'HTTP 400'}."
+            if cls is InvalidRequest:
+                return InvalidRequest(message, field=field, **common)
+            return cls(message, **common)
+        if status == 401:
+            return AuthenticationFailed(f"lemlist refused the API key: {text or 'HTTP 401'}.", **common)
+        if status == 405:
+            return ConfigurationError("lemlist answered 405 Method not allowed: check the account's base URL.", **common)
+        return error_for_status(status, f"lemlist answered HTTP {status}: {text[:200]}", retry_after=retry_after, **common)
+
+    # --- Connect Email Account (seed 004) ----------------------------------------------------
+
+    def connect_account(self, payload: dict[str, Any]) -> ConnectedAccount:
+        """POST /user/email-accounts with ``payload`` (the document's fields: sender_name, sender_email,
+        smtp_host/port/login/password/secure, imap_host/port/login/password/secure, optional userId).
+
+        Returns ConnectedAccount from the 201 answer. Raises InvalidRequest with ``field`` set to the
+        form field (CONNECT_400_FIELDS) for the 400 texts, PermissionDenied for 403, and the usual
+        transport errors. Not retried automatically by anyone.
+        """
+        response = self.call(HttpRequest(path="/user/email-accounts", json=payload), map_error=self.connect_error)
+        data = response_json(response)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise ProviderError("lemlist connected the account but returned no id.", provider=self.name,
+                                status=response.status_code, body=response.text)
+        return ConnectedAccount(id=data["id"], email=str(data.get("email", "")), provider=str(data.get("provider", "")), raw=data)
+
+    def connect_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
+        status, text = response.status_code, response.text.strip()
+        common = dict(provider=self.name, status=status, provider_code=text[:100], provider_message=text, body=response.text)
+        if status == 400:
+            field = CONNECT_400_FIELDS.get(text, "__all__")
+            if text == "Bad team":
+                return PermissionDenied(f"lemlist: {text}.", **common)
+            return InvalidRequest(f"lemlist: {text or 'HTTP 400'}.", field=field, **common)
+        if status == 403:
+            return PermissionDenied(f"lemlist: {text or 'User is not a member of this team'}.", **common)
+        return self.map_error(response, retry_after)
