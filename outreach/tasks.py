@@ -14,3 +14,12 @@ def send_message(self, sent_message_id: int) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.sent_message.status
+
+
+@shared_task(name="outreach.import_contacts", acks_late=True)
+def import_contacts_run(import_job_id: int) -> str:
+    """Run ImportJob ``import_job_id`` (a CSV import) to the end; a re-delivered task resumes
+    after the last committed batch. Returns the job's final status ("done", "failed", "cancelled")."""
+    from .services.imports import import_job_run
+
+    return import_job_run(import_job_id=import_job_id).status

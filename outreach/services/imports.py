@@ -1,0 +1,339 @@
+"""CSV imports of contacts and leads: upload, map, run (in a Celery task), cancel.
+
+Flow: :func:`import_job_create` stores the upload under MEDIA_ROOT and detects its format →
+the user checks the guessed column mapping (:func:`import_job_preview`) → :func:`import_job_start`
+saves the mapping and queues the task → :func:`import_job_run` streams the file in batches, one
+transaction per batch. :func:`contacts_import` does all of it in-process (management command,
+benchmark).
+
+Every data row ends as exactly one of created / updated / unchanged / rejected; for a finished
+job ``created + updated + unchanged + rejected == total_rows``. Rejected rows are written to the
+job's error report (row number, line, reason, the original cells; formula-escaped). Addresses on
+the team's suppression list are imported but marked: counted in ``suppressed_count`` and flagged
+on their timeline event (``data["suppressed"] = True`` and a note in the summary); the
+suppression itself keeps them from being emailed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..imports.emails import EmailChecker
+from ..imports.mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
+from ..imports.reading import FileFormat, ImportFileError, count_rows, detect_format, iter_records
+from ..imports.report import ErrorReport
+from ..imports.writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
+from ..models import ImportJob, Lead, Membership, Team
+
+logger = logging.getLogger(__name__)
+
+BATCH_ROWS = 5000
+MAX_UPLOAD_BYTES = getattr(settings, "OUTREACH_IMPORT_MAX_BYTES", 256 * 1024 * 1024)
+POLICIES = tuple(ImportJob.Policy.values)
+
+
+class ImportCancelled(Exception):
+    pass
+
+
+# --- upload and mapping ------------------------------------------------------------------------
+
+
+def import_job_create(*, team: Team, file: IO[bytes] | File, name: str = "", user=None,
+                      filename: str = "") -> ImportJob:
+    """Store an uploaded CSV under MEDIA_ROOT and detect encoding, delimiter and header.
+
+    ``file`` is an UploadedFile / File or a binary file object; ``name`` defaults to the file
+    name. Returns the ImportJob (status ``uploaded``, ``mapping`` guessed from the headers).
+    Raises ValidationError — before anything is kept — for a file over the size limit
+    (OUTREACH_IMPORT_MAX_BYTES, default 256 MB), an empty or binary file, or one without a header.
+    """
+    filename = os.path.basename(filename or getattr(file, "name", "") or "import.csv")
+    size = getattr(file, "size", None)
+    if size is not None and size > MAX_UPLOAD_BYTES:
+        raise ValidationError(f"The file is {size / 1e6:.0f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+    job = ImportJob(team=team, created_by=user if getattr(user, "pk", None) else None,
+                    name=(name or filename).strip()[:200], original_filename=filename[:255])
+    job.file.save(filename, file if isinstance(file, File) else File(file, name=filename), save=False)
+    path = job.file.path
+    try:
+        job.size_bytes = os.path.getsize(path)
+        if job.size_bytes > MAX_UPLOAD_BYTES:
+            raise ImportFileError(f"The file is {job.size_bytes / 1e6:.0f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+        fmt = detect_format(path)
+    except ImportFileError as err:
+        job.file.delete(save=False)
+        raise ValidationError(str(err), code="unreadable_file") from None
+    job.encoding, job.delimiter, job.headers = fmt.encoding, fmt.delimiter, fmt.headers
+    job.mapping = guess_mapping(fmt.headers)
+    job.save()
+    return job
+
+
+def import_job_preview(*, job: ImportJob, limit: int = 5) -> list[list[str]]:
+    """The first ``limit`` data rows of the job's file, each padded/cut to the header's width.
+    Unreadable lines are shown as a row with the error in the first cell."""
+    width = len(job.headers)
+    rows = []
+    for record in iter_records(job.file.path, FileFormat(job.encoding, job.delimiter, job.headers)):
+        cells = record.cells if record.cells is not None else [f"({record.error})"]
+        rows.append((cells + [""] * width)[:width])
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool, lead_status: str,
+                   lead_owner) -> None:
+    if policy not in POLICIES:
+        raise ValidationError(f"Unknown duplicate policy {policy!r}; use one of {', '.join(POLICIES)}.")
+    validate_mapping(job.headers, mapping)
+    if as_leads:
+        if lead_status not in Lead.Status.values:
+            raise ValidationError(f"Unknown lead status {lead_status!r}.")
+        if lead_owner is not None and not Membership.objects.filter(user=lead_owner, team_id=job.team_id).exists():
+            raise ValidationError("The lead owner must be a member of your team.")
+    job.mapping, job.policy, job.as_leads = list(mapping), policy, bool(as_leads)
+    job.lead_status = lead_status if as_leads else Lead.Status.NEW
+    job.lead_owner = lead_owner if as_leads else None
+
+
+def import_job_start(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool = False,
+                     lead_status: str = "new", lead_owner=None) -> ImportJob:
+    """Save the chosen mapping/options and queue the import task (after the commit).
+
+    ``mapping``: one target per column (see ``outreach.imports.mapping``); ``policy``: skip,
+    update or fill; ``lead_owner``: a user of the job's team or None. Returns the job (status
+    ``queued``). Raises ValidationError for a job already started, a mapping without an Email
+    column, a field mapped twice, an unknown policy/status, or an owner from another team.
+    """
+    from ..tasks import import_contacts_run
+
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != ImportJob.Status.UPLOADED:
+            raise ValidationError("This import has already been started.")
+        _clean_options(job=job, mapping=mapping, policy=policy, as_leads=as_leads, lead_status=lead_status,
+                       lead_owner=lead_owner)
+        job.status = ImportJob.Status.QUEUED
+        job.save()
+        transaction.on_commit(lambda: _enqueue(job, import_contacts_run))
+    return job
+
+
+def _enqueue(job: ImportJob, task) -> None:
+    result = task.delay(job.pk)
+    ImportJob.objects.filter(pk=job.pk).update(task_id=result.id or "")
+
+
+def import_job_cancel(*, job: ImportJob) -> ImportJob:
+    """Cancel an import. Not yet running: it is cancelled at once and nothing is written. Running:
+    the worker stops before its next batch (batches already committed stay imported and counted).
+    Finished jobs are returned unchanged."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.QUEUED):
+            job.status, job.finished_at = ImportJob.Status.CANCELLED, timezone.now()
+            job.cancel_requested = True
+            job.save(update_fields=["status", "finished_at", "cancel_requested", "updated_at"])
+        elif job.status == ImportJob.Status.RUNNING:
+            job.cancel_requested = True
+            job.save(update_fields=["cancel_requested", "updated_at"])
+    return job
+
+
+def import_job_progress(*, job: ImportJob) -> dict[str, Any]:
+    """Progress for the UI: {"rows_done", "total_rows" (None while counting), "percent" (0-100),
+    "rate" (rows/s, float) , "elapsed" (s), "status", "finished" (bool)}."""
+    now = job.finished_at or timezone.now()
+    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
+    total = job.total_rows
+    percent = 100 if job.status == ImportJob.Status.DONE else (
+        int(job.rows_done * 100 / total) if total else 0)
+    return {"rows_done": job.rows_done, "total_rows": total, "percent": min(percent, 100),
+            "rate": job.rows_done / elapsed if elapsed > 0 else 0.0, "elapsed": elapsed,
+            "status": job.status, "finished": job.is_finished}
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def import_job_run(*, import_job_id: int) -> ImportJob:
+    """Run a queued import to the end (the Celery task's body). Returns the job.
+
+    Streams the file (memory stays flat), counts its rows first for the progress bar, then
+    writes batches of BATCH_ROWS rows, each in its own transaction together with the job's
+    counters, so a failure or a crash leaves every batch either fully written or not at all. A
+    re-delivered task resumes after the last committed batch. Never raises for problems of the
+    data: the job ends ``done``, ``cancelled`` or ``failed`` (with ``error_message``).
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().select_related("team").get(pk=import_job_id)
+        if job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
+            return job
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at", "updated_at"])
+    try:
+        _Run(job).run()
+    except ImportCancelled:
+        _finish(job, ImportJob.Status.CANCELLED)
+    except (ImportFileError, ValidationError) as err:
+        _finish(job, ImportJob.Status.FAILED, " ".join(getattr(err, "messages", [str(err)])))
+    except Exception as err:  # a bug or the database: the failed batch was rolled back
+        logger.exception("import %s failed", job.pk)
+        _finish(job, ImportJob.Status.FAILED, f"The import stopped because of an error: {err.__class__.__name__}: {err}"[:2000])
+    else:
+        _finish(job, ImportJob.Status.DONE)
+    job.refresh_from_db()
+    return job
+
+
+def _finish(job: ImportJob, status: str, message: str = "") -> None:
+    ImportJob.objects.filter(pk=job.pk).update(status=status, error_message=message, finished_at=timezone.now(),
+                                                updated_at=timezone.now())
+
+
+class _Run:
+    def __init__(self, job: ImportJob):
+        self.job = job
+        self.fmt = FileFormat(job.encoding, job.delimiter, job.headers)
+        mapping = validate_mapping(job.headers, job.mapping)
+        self.width = len(job.headers)
+        self.email_index = mapping.index("email")
+        self.contact_cols = [(i, t) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
+        self.lead_cols = [(i, t) for i, t in enumerate(mapping) if t.startswith("lead.")]
+        self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
+        self.check_email = EmailChecker()
+        lead_options = {"status": job.lead_status, "owner_id": job.lead_owner_id} if job.as_leads else None
+        self.writer = BatchWriter(team_id=job.team_id, import_id=job.pk, source=job.name, policy=job.policy,
+                                  lead_options=lead_options, actor_id=job.created_by_id)
+        if not job.error_report:
+            job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
+            ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
+        self.report = ErrorReport(str(Path(settings.MEDIA_ROOT) / job.error_report.name), job.headers)
+
+    def parse(self, record) -> tuple[Row | None, str]:
+        """(Row, "") for a valid record, (None, reason) for a rejected one."""
+        cells = record.cells
+        if cells is None:
+            return None, record.error
+        if len(cells) > self.width and any(cells[self.width:]):
+            return None, f"unreadable line: {len(cells)} values but the header has {self.width} columns"
+        raw_email = cells[self.email_index] if self.email_index < len(cells) else ""
+        if not raw_email:
+            return None, "missing email address"
+        try:
+            email = self.check_email(raw_email)
+        except ValidationError as err:
+            return None, "invalid email address: " + " ".join(err.messages)
+        values, lead, custom = {}, {}, {}
+        for index, target in self.contact_cols:
+            value = cells[index] if index < len(cells) else ""
+            if value:
+                if len(value) > MAX_LENGTH[target]:
+                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters"
+                values[target] = value
+        for index, target in self.lead_cols:
+            value = cells[index] if index < len(cells) else ""
+            if value:
+                if len(value) > MAX_LENGTH[target]:
+                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters"
+                lead[target[5:]] = value
+        for index, key in self.custom_cols:
+            value = cells[index] if index < len(cells) else ""
+            if value:
+                custom[key] = value
+        return Row(record.row, record.line, email, values, custom, lead), ""
+
+    def run(self) -> None:
+        job = self.job
+        if job.total_rows is None:
+            total, encoding = count_rows(job.file.path, self.fmt)
+            if encoding != self.fmt.encoding:
+                self.fmt = FileFormat(encoding, self.fmt.delimiter, self.fmt.headers)
+            ImportJob.objects.filter(pk=job.pk).update(total_rows=total, encoding=encoding)
+            job.total_rows, job.encoding = total, encoding
+        skip = job.rows_done  # a re-delivered task resumes after the last committed batch
+        rows: list[Row] = []
+        rejected: list[tuple[int, int, str, list[str] | None]] = []
+        for record in iter_records(job.file.path, self.fmt):
+            if record.row <= skip:
+                continue
+            row, reason = self.parse(record)
+            if row is None:
+                rejected.append((record.row, record.line, reason, record.cells))
+            else:
+                rows.append(row)
+            if len(rows) + len(rejected) >= BATCH_ROWS:
+                self.commit(rows, rejected)
+                rows, rejected = [], []
+        if rows or rejected:
+            self.commit(rows, rejected)
+
+    def commit(self, rows: list[Row], rejected: list) -> None:
+        if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise ImportCancelled()
+        for attempt in range(3):
+            try:
+                with transaction.atomic():
+                    result = self.writer.write(rows, timezone.now()) if rows else None
+                    ImportJob.objects.filter(pk=self.job.pk).update(
+                        rows_done=F("rows_done") + len(rows) + len(rejected),
+                        created_count=F("created_count") + (result.created if result else 0),
+                        updated_count=F("updated_count") + (result.updated if result else 0),
+                        unchanged_count=F("unchanged_count") + (result.unchanged if result else 0),
+                        rejected_count=F("rejected_count") + len(rejected),
+                        suppressed_count=F("suppressed_count") + (result.suppressed if result else 0),
+                        leads_created_count=F("leads_created_count") + (result.leads_created if result else 0),
+                        updated_at=timezone.now(),
+                    )
+                break
+            except ConcurrentInsert:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+        self.report.append(rejected)
+
+
+# --- all in one (command, admin, benchmark) ----------------------------------------------------------
+
+
+def contacts_import(*, team: Team, file: IO[bytes] | File, policy: str = "skip", as_leads: bool = False,
+                    lead_status: str = "new", lead_owner=None, mapping: dict[str, str] | list[str] | None = None,
+                    name: str = "", user=None, filename: str = "") -> ImportJob:
+    """Import a CSV synchronously, in this process: create, map, run. Returns the finished job
+    (``job.counts()`` has the numbers; ``job.status`` is ``done`` or ``failed``).
+
+    ``mapping`` is None (the guessed one), a list with one target per column, or
+    ``{header: target}`` overriding the guess (targets: field names, ``custom``, ``ignore``).
+    Raises ValidationError before anything is written for an unreadable file, a mapping without
+    an Email column, or a bad option.
+    """
+    from ..imports.mapping import mapping_from_json
+
+    job = import_job_create(team=team, file=file, name=name, user=user, filename=filename)
+    try:
+        chosen = (job.mapping if mapping is None else
+                  mapping_from_json(job.headers, mapping) if isinstance(mapping, dict) else list(mapping))
+        with transaction.atomic():
+            _clean_options(job=job, mapping=chosen, policy=policy, as_leads=as_leads, lead_status=lead_status,
+                           lead_owner=lead_owner)
+            job.status = ImportJob.Status.QUEUED
+            job.save()
+    except ValidationError:
+        job.file.delete(save=False)
+        job.delete()
+        raise
+    return import_job_run(import_job_id=job.pk)
