@@ -141,7 +141,7 @@ def check_base_url(url: str, *, provider: str) -> str:
     return url.rstrip("/")
 
 
-def error_for_status(status: int, message: str, *, provider: str, provider_code: str = "", provider_message: str = "",
+def error_for_status(message: str, *, status: int, provider: str, provider_code: str = "", provider_message: str = "",
                      body: str = "", retry_after: float | None = None, field: str = "") -> ProviderError:
     """The generic status → normalized error mapping, used where a document says no more.
 
@@ -251,7 +251,7 @@ class HttpProvider(Provider):
 
     def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
         """Turn an error response (status >= 400) into a normalized error, keeping the provider's code and message."""
-        return error_for_status(response.status_code, f"{self.label} answered HTTP {response.status_code}.",
+        return error_for_status(f"{self.label} answered HTTP {response.status_code}.", status=response.status_code,
                                 provider=self.name, body=response.text, retry_after=retry_after)
 
     # --- transport -------------------------------------------------------------------------------

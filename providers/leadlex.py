@@ -140,4 +140,4 @@ class LeadlexProvider(HttpProvider):
             return RateLimited(f"leadlex send cap exceeded{detail}.", retry_after=retry_after, **common)
         if code == "provider_error":
             return ProviderUnavailable(f"leadlex: the upstream email provider returned an error{detail}.", retry_after=retry_after, **common)
-        return error_for_status(status, f"leadlex answered HTTP {status}{detail}.", retry_after=retry_after, **common)
+        return error_for_status(f"leadlex answered HTTP {status}{detail}.", retry_after=retry_after, **common)

@@ -152,7 +152,7 @@ class LemlistProvider(HttpProvider):
             return AuthenticationFailed(f"lemlist refused the API key: {text or 'HTTP 401'}.", **common)
         if status == 405:
             return ConfigurationError("lemlist answered 405 Method not allowed: check the account's base URL.", **common)
-        return error_for_status(status, f"lemlist answered HTTP {status}: {text[:200]}", retry_after=retry_after, **common)
+        return error_for_status(f"lemlist answered HTTP {status}: {text[:200]}", retry_after=retry_after, **common)
 
     # --- Connect Email Account (seed 004) ----------------------------------------------------
 

@@ -141,5 +141,5 @@ class OpenMailProvider(HttpProvider):
                                        **common)
         if status == 429:
             return RateLimited(f"OpenMail rate limit exceeded{detail}.", retry_after=retry_after, **common)
-        return error_for_status(status, f"OpenMail answered HTTP {status}{detail}.", retry_after=retry_after, **common)
+        return error_for_status(f"OpenMail answered HTTP {status}{detail}.", retry_after=retry_after, **common)
 

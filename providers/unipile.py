@@ -172,7 +172,7 @@ class UnipileProvider(HttpProvider):
             return cls(message, **common)
         if status == 504:
             return OutcomeUnknown(f"Unipile timed out{detail}; the message may have been sent, so it is not retried.", **common)
-        return error_for_status(status, f"Unipile answered HTTP {status}{detail}.", retry_after=retry_after, **common)
+        return error_for_status(f"Unipile answered HTTP {status}{detail}.", retry_after=retry_after, **common)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """As HttpProvider.send; a blocked_recipient names the first recipient (one-recipient sends)."""

@@ -1,0 +1,252 @@
+"""The shared provider contract suite (anymail's SessionSharingTestCases, allauth's OAuth2TestsMixin).
+
+:class:`ProviderContract` holds every case all HTTP providers must pass, run through the real
+provider module over HTTP against its strict fake (``tests/fakes``) and, where the outcome
+matters, through the real send pipeline (``outreach.services.sending``). A provider's test module
+subclasses it and supplies only what differs: its fake, how to seed it, the mailbox/contact ids,
+the exact request it expects, and its lists of documented errors, missing vendor ids and
+capability refusals (parametrised by ``tests/providers/conftest.py``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from outreach.models import Contact, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
+from outreach.services.sending import sent_message_create, sent_message_outgoing, sent_message_send
+from providers import errors as perr
+from providers.registry import provider_for_mailbox
+
+from .conftest import make_account, make_mailbox, timeline_kinds
+
+K = TimelineEvent.Kind
+
+
+@dataclass
+class Env:
+    """What one test works with."""
+
+    team: Team
+    account: ProviderAccount
+    mailbox: Mailbox
+    contact: Contact
+
+
+@dataclass
+class ErrorCase:
+    """One documented error path: ``arrange(fake, env)`` provokes it; the send must raise exactly
+    ``error`` with ``provider_code`` (and ``field`` for validation errors), delivering nothing."""
+
+    id: str
+    arrange: Callable[[Any, Env], None]
+    error: type[perr.ProviderError]
+    provider_code: str | None = None
+    status: int | None = None
+    field: str | None = None
+    message_kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclass
+class MissingIdCase:
+    """``blank(env)`` removes a vendor id the document requires; the send fails with a
+    ConfigurationError whose message contains ``words``, before any HTTP call."""
+
+    id: str
+    blank: Callable[[Env], None]
+    words: str
+
+
+@dataclass
+class UnsupportedCase:
+    """A feature the provider cannot carry: queuing with ``kwargs`` is refused on form field
+    ``field`` with ``text``; the provider itself raises UnsupportedFeature for ``outgoing`` changes."""
+
+    id: str
+    kwargs: dict
+    field: str
+    text: str
+    outgoing: dict = dataclasses.field(default_factory=dict)
+
+
+def drive(message_id: int, *, max_runs: int = 8) -> list:
+    """Run the send service like the Celery task would, honouring each retry_in (capped at 2 s)."""
+    outcomes = []
+    for _ in range(max_runs):
+        outcome = sent_message_send(sent_message_id=message_id)
+        outcomes.append(outcome)
+        if outcome.retry_in is None:
+            break
+        time.sleep(min(outcome.retry_in, 2.0))
+    return outcomes
+
+
+class ProviderContract:
+    """Subclass as ``Test<Provider>`` and set the attributes below."""
+
+    provider: str
+    fake_class: type
+    base_path = ""  # the document's base path, appended to the fake's URL
+    idempotent = False  # the provider deduplicates on our Idempotency-Key
+    transient_status = 503
+    error_cases: list[ErrorCase] = []
+    missing_id_cases: list[MissingIdCase] = []
+    unsupported_cases: list[UnsupportedCase] = []
+
+    # --- what a subclass supplies ---------------------------------------------------------------
+
+    def seed(self, fake) -> None:
+        """Put the ids the mailbox and contact use into the fake."""
+
+    def mailbox_fields(self, fake) -> dict:
+        return {}
+
+    def make_contact(self, team: Team, fake) -> Contact:
+        raise NotImplementedError
+
+    def assert_request(self, recorded, message: SentMessage, env: Env) -> None:
+        """Assert the exact URL, headers and body of a successful send."""
+        raise NotImplementedError
+
+    def assert_result(self, message: SentMessage, fake) -> None:
+        """Assert what the pipeline stored from the provider's answer."""
+
+    # --- fixtures ---------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def fake(self):
+        server = self.fake_class().start()
+        self.seed(server)
+        yield server
+        server.stop()
+        assert server.schema_violations == [], "a request broke the document's schema"
+
+    @pytest.fixture
+    def env(self, team, fake) -> Env:
+        account = make_account(team, provider=self.provider, base_url=fake.url + self.base_path, api_key=fake.api_key)
+        mailbox = make_mailbox(team, account, **self.mailbox_fields(fake))
+        return Env(team=team, account=account, mailbox=mailbox, contact=self.make_contact(team, fake))
+
+    def queue(self, env: Env, **kwargs) -> SentMessage:
+        kwargs.setdefault("subject", "Follow up")
+        kwargs.setdefault("html", "<p>Hello Jane,</p><p>Following up on our conversation.</p>")
+        return sent_message_create(team=env.team, actor=None, mailbox=env.mailbox, contact=env.contact, **kwargs)
+
+    def provider_for(self, env: Env):
+        return provider_for_mailbox(Mailbox.objects.select_related("provider_account").get(pk=env.mailbox.pk))
+
+    # --- the contract ------------------------------------------------------------------------------
+
+    @pytest.mark.django_db
+    def test_send_success(self, env, fake):
+        message = self.queue(env)
+        drive(message.pk)
+        message.refresh_from_db()
+        assert message.status == SentMessage.Status.SENT, message.error_message
+        assert len(fake.requests) == 1 and len(fake.messages) == 1
+        recorded = fake.requests[0]
+        assert recorded.header("User-Agent").startswith("Outreach/")
+        assert recorded.header("Accept") == "application/json"
+        self.assert_request(recorded, message, env)
+        assert timeline_kinds(message) == [K.MESSAGE_QUEUED, K.MESSAGE_SENDING, K.MESSAGE_SENT]
+        self.assert_result(message, fake)
+
+    @pytest.mark.django_db
+    def test_documented_error(self, env, fake, error_case: ErrorCase):
+        error_case.arrange(fake, env)
+        message = self.queue(env, **error_case.message_kwargs)
+        provider = self.provider_for(env)
+        with pytest.raises(perr.ProviderError) as info:
+            provider.send(sent_message_outgoing(message))
+        err = info.value
+        assert type(err) is error_case.error, f"{type(err).__name__}: {err}"
+        assert err.provider == self.provider
+        if error_case.provider_code is not None:
+            assert err.provider_code == error_case.provider_code
+        if error_case.status is not None:
+            assert err.status == error_case.status
+        if error_case.field is not None:
+            assert err.field == error_case.field
+        if isinstance(err, perr.RateLimited) and fake.statuses()[-1] == 429:
+            assert err.retry_after is not None
+        assert fake.messages == []
+
+    @pytest.mark.django_db
+    def test_missing_vendor_id_fails_before_any_http_call(self, env, fake, missing_id_case: MissingIdCase):
+        missing_id_case.blank(env)
+        message = self.queue(env)
+        drive(message.pk)
+        message.refresh_from_db()
+        assert message.status == SentMessage.Status.FAILED
+        assert message.error_code == "configuration"
+        assert missing_id_case.words in message.error_message
+        assert fake.requests == []
+
+    @pytest.mark.django_db
+    def test_capability_refusal(self, env, fake, unsupported_case: UnsupportedCase):
+        with pytest.raises(ValidationError) as info:
+            self.queue(env, **unsupported_case.kwargs)
+        assert unsupported_case.text in " ".join(info.value.message_dict[unsupported_case.field])
+        if unsupported_case.outgoing:
+            ok = self.queue(env)
+            outgoing = dataclasses.replace(sent_message_outgoing(ok), **unsupported_case.outgoing)
+            with pytest.raises(perr.UnsupportedFeature):
+                self.provider_for(env).send(outgoing)
+        assert fake.requests == []
+
+    @pytest.mark.django_db
+    def test_transient_error_then_success_delivers_once(self, env, fake):
+        fake.fail_next(1, status=self.transient_status)
+        message = self.queue(env)
+        outcomes = drive(message.pk)
+        message.refresh_from_db()
+        assert [o.retry_in is not None for o in outcomes] == [True, False]
+        assert message.status == SentMessage.Status.SENT and message.attempts == 2
+        assert fake.statuses()[0] == self.transient_status and len(fake.requests) == 2
+        assert len(fake.messages) == 1
+        assert timeline_kinds(message) == [K.MESSAGE_QUEUED, K.MESSAGE_SENDING, K.MESSAGE_RETRY, K.MESSAGE_SENDING, K.MESSAGE_SENT]
+        retry = TimelineEvent.objects.get(sent_message=message, kind=K.MESSAGE_RETRY)
+        assert retry.data["status"] == self.transient_status and retry.data["attempt"] == 1
+
+    @pytest.mark.django_db
+    def test_rate_limited_waits_retry_after(self, env, fake):
+        fake.fail_next(1, reply=fake.rate_limited_reply(1, 20))
+        message = self.queue(env)
+        outcomes = drive(message.pk)
+        message.refresh_from_db()
+        assert outcomes[0].retry_in == 1.0
+        assert message.status == SentMessage.Status.SENT and len(fake.messages) == 1
+        retry = TimelineEvent.objects.get(sent_message=message, kind=K.MESSAGE_RETRY)
+        assert retry.data["code"] == "rate_limited" and retry.data["retry_in"] == 1.0
+
+    @pytest.mark.django_db
+    def test_lost_response_never_sends_twice(self, env, fake, settings):
+        settings.OUTREACH_HTTP_READ_TIMEOUT = 0.3
+        fake.delay_next_response(1.0)
+        message = self.queue(env)
+        drive(message.pk)
+        message.refresh_from_db()
+        assert len(fake.messages) == 1
+        if self.idempotent:
+            assert message.status == SentMessage.Status.SENT
+            keys = [r.header("Idempotency-Key") for r in fake.requests]
+            assert keys == [str(message.idempotency_key)] * 2
+            assert timeline_kinds(message) == [K.MESSAGE_QUEUED, K.MESSAGE_SENDING, K.MESSAGE_RETRY, K.MESSAGE_SENDING, K.MESSAGE_SENT]
+        else:  # no idempotency key in the document: the outcome is unknown, so no second try
+            assert message.status == SentMessage.Status.FAILED and message.error_code == "outcome_unknown"
+            assert len(fake.requests) == 1
+
+    @pytest.mark.django_db
+    def test_wrong_api_key_is_permanent(self, env, fake):
+        env.account.api_key = "not-the-key"
+        env.account.save()
+        message = self.queue(env)
+        outcomes = drive(message.pk)
+        message.refresh_from_db()
+        assert len(outcomes) == 1 and message.status == SentMessage.Status.FAILED
+        assert message.error_code == "authentication"
+        assert fake.messages == []
