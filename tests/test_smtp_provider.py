@@ -175,3 +175,25 @@ def test_too_large_attachment_is_unsupported():
     big = OutgoingAttachment("big.bin", "application/octet-stream", b"x" * (20 * 1024 * 1024 + 1))
     with pytest.raises(UnsupportedFeature, match="at most 20 MB"):
         SmtpProvider(smtp=ServerSettings("h", 587, "", "", "none")).send(outgoing(attachments=(big,)))
+
+
+def test_silent_server_times_out_with_a_clear_message(mail_settings):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the TCP handshake, never sends a greeting
+    port = listener.getsockname()[1]
+    try:
+        mail_settings.settings.OUTREACH_SMTP_PORTS = [*mail_settings.settings.OUTREACH_SMTP_PORTS, port]
+        mail_settings.settings.OUTREACH_MAIL_TIMEOUT = 0.5
+        with pytest.raises(ProviderUnavailable, match=rf"127.0.0.1:{port} timed out after 0.5 s") as exc:
+            smtp_test_connection(ServerSettings("127.0.0.1", port, "", "", "none"), None)
+        assert exc.value.code == "timeout"
+    finally:
+        listener.close()
+
+
+def test_unknown_host_is_reported_as_host_not_found(mail_settings):
+    with pytest.raises(HostNotAllowed, match="Host not found: smtp.nowhere.invalid"):
+        smtp_test_connection(ServerSettings("smtp.nowhere.invalid", mail_settings.smtp.port, "", "", "starttls"), None)
