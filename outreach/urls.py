@@ -1,4 +1,37 @@
+"""URLs of the sales UI (names are relied on by other code and tests), login/logout and the admin."""
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
+from django.views.generic import RedirectView
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("login/", login_not_required(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", RedirectView.as_view(pattern_name="contact_list"), name="home"),
+    # Contacts
+    path("contacts/", views.contact_list, name="contact_list"),
+    path("contacts/new/", views.contact_create, name="contact_create"),
+    path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
+    path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/delete/", views.contact_delete, name="contact_delete"),
+    path("contacts/<int:pk>/compose/", views.contact_compose, name="contact_compose"),
+    path("contacts/<int:pk>/timeline/", views.contact_timeline, name="contact_timeline"),
+    path("contacts/<int:pk>/make-lead/", views.lead_create, name="lead_create"),
+    # Leads
+    path("leads/", views.lead_list, name="lead_list"),
+    path("leads/<int:pk>/edit/", views.lead_edit, name="lead_edit"),
+    # Mailboxes
+    path("mailboxes/", views.mailbox_list, name="mailbox_list"),
+    path("mailboxes/connect/", views.mailbox_connect, name="mailbox_connect"),
+    path("mailboxes/test/", views.mailbox_test, name="mailbox_test"),
+    path("mailboxes/<int:pk>/edit/", views.mailbox_edit, name="mailbox_edit"),
+    path("mailboxes/<int:pk>/delete/", views.mailbox_delete, name="mailbox_delete"),
+    # Sent messages
+    path("messages/", views.message_list, name="message_list"),
+    path("messages/<int:pk>/", views.message_detail, name="message_detail"),
+    path("messages/<int:pk>/status/", views.message_status, name="message_status"),
+]

@@ -1,0 +1,248 @@
+"""Forms for the sales UI. They parse and check input only; every write goes through a service."""
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import Contact, Lead, Mailbox, Team
+from .selectors import active_mailboxes, team_users
+from .services.mailboxes import mailbox_check_hosts
+from .validation import normalize_email, parse_address_list, validate_header_value
+
+
+# --- Contacts ------------------------------------------------------------------------------
+
+
+def parse_custom_fields(text: str) -> dict[str, str]:
+    """Parse ``key: value`` lines (blank lines ignored) into a dict.
+
+    Raises ValidationError naming each malformed line (no colon, empty key, repeated key).
+    """
+    result: dict[str, str] = {}
+    errors = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            errors.append(f"Line {number} is not “key: value”: {line.strip()[:80]}")
+        elif key in result:
+            errors.append(f"Line {number} repeats the key “{key}”.")
+        else:
+            result[key] = value.strip()
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+def format_custom_fields(data: dict) -> str:
+    """The inverse of :func:`parse_custom_fields` for a form's initial value."""
+    return "\n".join(f"{k}: {v}" for k, v in (data or {}).items())
+
+
+class ContactForm(forms.Form):
+    """A contact's fields; ``custom_fields`` is a textarea of ``key: value`` lines."""
+
+    email = forms.CharField(max_length=254)
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    company = forms.CharField(max_length=200, required=False)
+    title = forms.CharField(label="Job title", max_length=200, required=False)
+    phone = forms.CharField(max_length=50, required=False)
+    linkedin_url = forms.URLField(label="LinkedIn URL", max_length=500, required=False, assume_scheme="https")
+    custom_fields = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "placeholder": "industry: SaaS\nsize: 50-200"}),
+        help_text="One “key: value” per line.")
+    lemlist_contact_id = forms.CharField(label="lemlist contactId", max_length=100, required=False)
+    leadlex_contact_id = forms.CharField(label="leadlex contact_id", max_length=100, required=False)
+
+    @classmethod
+    def initial_for(cls, contact: Contact) -> dict:
+        """Initial values of the edit form for ``contact``."""
+        initial = {name: getattr(contact, name) for name in cls.base_fields if name != "custom_fields"}
+        initial["custom_fields"] = format_custom_fields(contact.custom_fields)
+        return initial
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    def clean_custom_fields(self) -> dict[str, str]:
+        return parse_custom_fields(self.cleaned_data["custom_fields"])
+
+
+# --- Leads ---------------------------------------------------------------------------------
+
+
+class LeadForm(forms.Form):
+    """A lead's status, owner (a member of the team) and vendor ids."""
+
+    status = forms.ChoiceField(choices=Lead.Status.choices, initial=Lead.Status.NEW)
+    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="Unassigned")
+    lemlist_lead_id = forms.CharField(label="lemlist leadId", max_length=100, required=False)
+    leadlex_deal_id = forms.CharField(label="leadlex deal_id", max_length=100, required=False)
+
+    def __init__(self, *args, team: Team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = team_users(team=team)
+        self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
+
+    @classmethod
+    def initial_for(cls, lead: Lead) -> dict:
+        return {"status": lead.status, "owner": lead.owner_id, "lemlist_lead_id": lead.lemlist_lead_id,
+                "leadlex_deal_id": lead.leadlex_deal_id}
+
+
+# --- Compose -------------------------------------------------------------------------------
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    """A file input that lets the user pick several files."""
+
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A FileField whose cleaned value is a list of uploaded files (possibly empty)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single_clean = super().clean
+        if isinstance(data, (list, tuple)):
+            files = [single_clean(d, initial) for d in data if d]
+        else:
+            files = [single_clean(data, initial)] if data else []
+        if self.required and not files:
+            raise ValidationError(self.error_messages["required"], code="required")
+        return [f for f in files if f]
+
+
+class HeaderField(forms.CharField):
+    """A single-line value that ends up in a mail header: CR/LF/NUL refused."""
+
+    default_validators = [validate_header_value]
+
+
+class AddressListField(forms.CharField):
+    """Comma-separated addresses; cleans to a list of normalized addresses."""
+
+    default_validators = [validate_header_value]
+
+    def clean(self, value):
+        value = super().clean(value)
+        return parse_address_list(value)
+
+
+class ComposeForm(forms.Form):
+    """One email to a contact: mailbox (team's active ones), subject, HTML body, cc/bcc, reply-to, files."""
+
+    mailbox = forms.ModelChoiceField(queryset=None, empty_label=None)
+    subject = HeaderField(max_length=998)
+    html_body = forms.CharField(label="Message (HTML)", widget=forms.Textarea(attrs={"rows": 12}))
+    cc = AddressListField(label="Cc", required=False, help_text="Comma-separated addresses.")
+    bcc = AddressListField(label="Bcc", required=False, help_text="Comma-separated addresses.")
+    reply_to = HeaderField(label="Reply-To", max_length=254, required=False)
+    attachments = MultipleFileField(required=False)
+
+    def __init__(self, *args, team: Team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mailbox"].queryset = active_mailboxes(team=team)
+
+    def clean_reply_to(self) -> str:
+        value = self.cleaned_data["reply_to"]
+        return normalize_email(value) if value else ""
+
+
+# --- Mailboxes -----------------------------------------------------------------------------
+
+SMTP_GROUP = ("smtp_host", "smtp_port", "smtp_login", "smtp_password", "smtp_security")
+IMAP_GROUP = ("imap_host", "imap_port", "imap_login", "imap_password", "imap_security", "imap_sent_folder")
+KEEP_PASSWORD = "Leave blank to keep the current password."
+
+
+class MailboxForm(forms.Form):
+    """Connect or edit an SMTP/IMAP mailbox (the fields of lemlist's connect-account document).
+
+    Passwords are write-only: never rendered back; on edit a blank one keeps the stored one.
+    SMTP is required; IMAP is all-or-nothing. Hosts are checked against the SSRF rules.
+    For a provider-bound mailbox (not SMTP) only the sender fields are shown.
+    """
+
+    sender_name = HeaderField(max_length=200)
+    sender_email = forms.CharField(max_length=254)
+    smtp_host = forms.CharField(label="SMTP host", max_length=253)
+    smtp_port = forms.IntegerField(label="SMTP port", initial=587, min_value=1, max_value=65535)
+    smtp_login = forms.CharField(label="SMTP login", max_length=254)
+    smtp_password = forms.CharField(label="SMTP password", max_length=500, required=False, strip=False,
+                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    smtp_security = forms.ChoiceField(label="SMTP security", choices=Mailbox.Security.choices, initial=Mailbox.Security.STARTTLS)
+    imap_host = forms.CharField(label="IMAP host", max_length=253, required=False)
+    imap_port = forms.IntegerField(label="IMAP port", initial=993, min_value=1, max_value=65535, required=False)
+    imap_login = forms.CharField(label="IMAP login", max_length=254, required=False)
+    imap_password = forms.CharField(label="IMAP password", max_length=500, required=False, strip=False,
+                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    imap_security = forms.ChoiceField(label="IMAP security", choices=Mailbox.Security.choices, initial=Mailbox.Security.SSL)
+    imap_sent_folder = forms.CharField(label="IMAP Sent folder", max_length=200, initial="Sent", required=False)
+
+    def __init__(self, *args, mailbox: Mailbox | None = None, **kwargs):
+        self.mailbox = mailbox
+        if mailbox is not None and "initial" not in kwargs:
+            kwargs["initial"] = self.initial_for(mailbox)
+        super().__init__(*args, **kwargs)
+        if mailbox is not None and mailbox.provider != "smtp":
+            for name in (*SMTP_GROUP, *IMAP_GROUP):
+                del self.fields[name]
+        elif mailbox is not None:
+            for name in ("smtp_password", "imap_password"):
+                stored = bool(getattr(mailbox, f"{name}_encrypted"))
+                if stored:
+                    self.fields[name].help_text = KEEP_PASSWORD
+
+    @property
+    def is_smtp(self) -> bool:
+        return "smtp_host" in self.fields
+
+    @staticmethod
+    def initial_for(mailbox: Mailbox) -> dict:
+        """Initial values from ``mailbox`` — passwords are never included."""
+        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP)
+        return {n: getattr(mailbox, n) for n in names if not n.endswith("_password")}
+
+    def clean_sender_email(self) -> str:
+        return normalize_email(self.cleaned_data["sender_email"])
+
+    def _has_stored(self, name: str) -> bool:
+        return self.mailbox is not None and bool(getattr(self.mailbox, f"{name}_encrypted"))
+
+    def clean(self):
+        data = super().clean()
+        if not self.is_smtp:
+            return data
+        for name in ("smtp_host", "smtp_login", "imap_host", "imap_login", "imap_sent_folder"):
+            if data.get(name):
+                try:
+                    validate_header_value(data[name])
+                except ValidationError as err:
+                    self.add_error(name, err)
+        if not data.get("smtp_password") and not self._has_stored("smtp_password"):
+            self.add_error("smtp_password", "Enter the SMTP password.")
+        # IMAP: optional as a group, but complete when any of it is given.
+        if any(data.get(n) for n in ("imap_host", "imap_login", "imap_password")):
+            for name, label in (("imap_host", "host"), ("imap_port", "port"), ("imap_login", "login")):
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(name, f"Enter the IMAP {label} too, or leave every IMAP field empty.")
+            if not data.get("imap_password") and not self._has_stored("imap_password"):
+                self.add_error("imap_password", "Enter the IMAP password too, or leave every IMAP field empty.")
+        else:
+            data["imap_host"], data["imap_login"], data["imap_password"] = "", "", ""
+            data["imap_port"] = None
+        if not data.get("imap_sent_folder"):
+            data["imap_sent_folder"] = "Sent"
+        checkable = {k: v for k, v in data.items() if k not in self.errors}
+        for name, message in mailbox_check_hosts(checkable).items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, message)
+        return data

@@ -1,0 +1,252 @@
+"""Read queries for the UI: list search/filter/sort, choices for filters, and the contact timeline.
+
+Every function takes the ``team`` (or an object already loaded through ``for_team``) and never
+returns another team's rows. Writes live in ``outreach.services``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.utils.text import smart_split, unescape_string_literal
+
+from .models import Contact, Lead, Mailbox, SentMessage, Team, TimelineEvent
+
+PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
+
+
+# --- Generic list helpers ------------------------------------------------------------------
+
+
+def search_terms(q: str) -> list[str]:
+    """Split a search box value into terms; "quoted phrases" stay together (as in Django's admin)."""
+    terms = []
+    for bit in smart_split(q or ""):
+        if bit[:1] in "\"'" and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        bit = bit.strip()
+        if bit:
+            terms.append(bit)
+    return terms
+
+
+def apply_search(qs: QuerySet, q: str, fields: Sequence[str]) -> QuerySet:
+    """Rows where every term of ``q`` is contained (case-insensitively) in at least one of ``fields``."""
+    for term in search_terms(q):
+        cond = Q()
+        for name in fields:
+            cond |= Q(**{f"{name}__icontains": term})
+        qs = qs.filter(cond)
+    return qs
+
+
+def apply_ordering(qs: QuerySet, key: str, allowed: dict[str, Sequence[str]], default: str) -> tuple[QuerySet, str]:
+    """Order ``qs`` by ``key`` ("field" or "-field") if its name is in ``allowed`` (name → ORM fields),
+    else by ``default``. Returns (queryset, the key actually used); ``-pk`` breaks ties."""
+    key = key or default
+    name = key.lstrip("-")
+    if name not in allowed:
+        key, name = default, default.lstrip("-")
+    desc = key.startswith("-")
+    fields = [f"-{f}" if desc else f for f in allowed[name]]
+    return qs.order_by(*fields, "-pk"), key
+
+
+@dataclass
+class ListQuery:
+    """What a list page asks for: search text, filter values by parameter name, sort key."""
+
+    q: str = ""
+    filters: dict[str, str] = field(default_factory=dict)
+    order: str = ""
+
+
+# --- Contacts ------------------------------------------------------------------------------
+
+CONTACT_SEARCH = ("email", "first_name", "last_name", "company")
+CONTACT_ORDERING = {
+    "email": ("email",),
+    "name": ("last_name", "first_name"),
+    "company": ("company",),
+    "title": ("title",),
+    "lead_status": ("lead__status",),
+    "created": ("created_at",),
+}
+
+
+def contact_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's contacts for the list page. Filters: ``lead`` ("yes", "no" or a Lead.Status
+    value) and ``company`` (exact). Returns (queryset, sort key used)."""
+    qs = Contact.objects.for_team(team).select_related("lead")
+    qs = apply_search(qs, query.q, CONTACT_SEARCH)
+    lead = query.filters.get("lead", "")
+    if lead == "yes":
+        qs = qs.filter(lead__isnull=False)
+    elif lead == "no":
+        qs = qs.filter(lead__isnull=True)
+    elif lead in Lead.Status.values:
+        qs = qs.filter(lead__status=lead)
+    if query.filters.get("company"):
+        qs = qs.filter(company=query.filters["company"])
+    return apply_ordering(qs, query.order, CONTACT_ORDERING, "-created")
+
+
+def contact_company_choices(*, team: Team, limit: int = 300) -> list[tuple[str, str]]:
+    """Distinct non-empty companies of the team's contacts, alphabetically (at most ``limit``)."""
+    names = (Contact.objects.for_team(team).exclude(company="").order_by("company")
+             .values_list("company", flat=True).distinct()[:limit])
+    return [(n, n) for n in names]
+
+
+def contacts_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
+    """The team's contacts among ``ids`` (other teams' ids are silently absent)."""
+    return Contact.objects.for_team(team).filter(pk__in=list(ids))
+
+
+# --- Leads ---------------------------------------------------------------------------------
+
+LEAD_SEARCH = ("contact__email", "contact__first_name", "contact__last_name", "contact__company")
+LEAD_ORDERING = {
+    "email": ("contact__email",),
+    "name": ("contact__last_name", "contact__first_name"),
+    "company": ("contact__company",),
+    "status": ("status",),
+    "owner": ("owner__username",),
+    "created": ("created_at",),
+}
+
+
+def lead_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's leads. Filters: ``status`` (Lead.Status value), ``owner`` (user id or "none")."""
+    qs = Lead.objects.for_team(team).select_related("contact", "owner")
+    qs = apply_search(qs, query.q, LEAD_SEARCH)
+    status = query.filters.get("status", "")
+    if status in Lead.Status.values:
+        qs = qs.filter(status=status)
+    owner = query.filters.get("owner", "")
+    if owner == "none":
+        qs = qs.filter(owner__isnull=True)
+    elif owner.isdigit():
+        qs = qs.filter(owner_id=int(owner))
+    return apply_ordering(qs, query.order, LEAD_ORDERING, "-created")
+
+
+def team_users(*, team: Team) -> QuerySet:
+    """Users who are members of ``team``, by username."""
+    return get_user_model().objects.filter(membership__team=team).order_by("username")
+
+
+def lead_owner_choices(*, team: Team) -> list[tuple[str, str]]:
+    """Owner filter choices: every team member plus "none" (unassigned)."""
+    return [("none", "Unassigned")] + [(str(u.pk), u.get_full_name() or u.get_username()) for u in team_users(team=team)]
+
+
+def leads_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
+    """The team's leads among ``ids``."""
+    return Lead.objects.for_team(team).filter(pk__in=list(ids)).select_related("contact")
+
+
+# --- Mailboxes -----------------------------------------------------------------------------
+
+MAILBOX_SEARCH = ("sender_email", "sender_name", "smtp_host", "imap_host")
+MAILBOX_ORDERING = {
+    "sender": ("sender_email",),
+    "provider": ("provider",),
+    "smtp_host": ("smtp_host",),
+    "imap_host": ("imap_host",),
+    "checked": ("last_checked_at",),
+    "active": ("is_active",),
+}
+
+
+def mailbox_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's mailboxes. Filters: ``active`` ("yes"/"no"), ``provider``."""
+    qs = Mailbox.objects.for_team(team).defer("smtp_password_encrypted", "imap_password_encrypted")
+    qs = apply_search(qs, query.q, MAILBOX_SEARCH)
+    active = query.filters.get("active", "")
+    if active in ("yes", "no"):
+        qs = qs.filter(is_active=(active == "yes"))
+    if query.filters.get("provider"):
+        qs = qs.filter(provider=query.filters["provider"])
+    return apply_ordering(qs, query.order, MAILBOX_ORDERING, "sender")
+
+
+def mailboxes_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
+    """The team's mailboxes among ``ids``."""
+    return Mailbox.objects.for_team(team).filter(pk__in=list(ids))
+
+
+def mailbox_choices(*, team: Team) -> list[tuple[str, str]]:
+    """Every mailbox of the team as (id, label) for filters."""
+    return [(str(m.pk), str(m)) for m in Mailbox.objects.for_team(team).only("pk", "sender_name", "sender_email")]
+
+
+def active_mailboxes(*, team: Team) -> QuerySet:
+    """Mailboxes the team can send from (active), by sender address."""
+    return Mailbox.objects.for_team(team).filter(is_active=True).order_by("sender_email")
+
+
+# --- Sent messages -------------------------------------------------------------------------
+
+MESSAGE_SEARCH = ("subject", "contact__email", "to")
+MESSAGE_ORDERING = {
+    "subject": ("subject",),
+    "to": ("contact__email",),
+    "mailbox": ("mailbox__sender_email",),
+    "status": ("status",),
+    "attempts": ("attempts",),
+    "created": ("created_at",),
+    "sent": ("sent_at",),
+}
+
+
+def sent_message_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's sent messages (bodies deferred). Filters: ``status``, ``mailbox`` (id)."""
+    qs = (SentMessage.objects.for_team(team).select_related("mailbox", "contact")
+          .defer("html_body", "text_body", "provider_response"))
+    qs = apply_search(qs, query.q, MESSAGE_SEARCH)
+    status = query.filters.get("status", "")
+    if status in SentMessage.Status.values:
+        qs = qs.filter(status=status)
+    mailbox = query.filters.get("mailbox", "")
+    if mailbox.isdigit():
+        qs = qs.filter(mailbox_id=int(mailbox))
+    return apply_ordering(qs, query.order, MESSAGE_ORDERING, "-created")
+
+
+def sent_message_events(*, sent_message: SentMessage) -> QuerySet:
+    """The message's timeline events, newest first."""
+    return sent_message.timeline_events.select_related("actor").order_by("-created_at", "-id")
+
+
+# --- Contact timeline ----------------------------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    """One row of a contact's timeline: a message card (with its events) or a contact event."""
+
+    at: datetime
+    message: SentMessage | None = None
+    event: TimelineEvent | None = None
+    events: list[TimelineEvent] = field(default_factory=list)
+
+
+def contact_timeline(*, contact: Contact) -> tuple[list[TimelineEntry], bool]:
+    """The contact's timeline newest first: each SentMessage once (current status, its events
+    nested) and every other event on its own. Returns (entries, any message queued/sending)."""
+    messages = list(contact.sent_messages.select_related("mailbox").defer("html_body", "text_body", "provider_response"))
+    events = list(contact.timeline_events.select_related("actor").order_by("-created_at", "-id"))
+    by_message: dict[int, TimelineEntry] = {m.pk: TimelineEntry(at=m.created_at, message=m) for m in messages}
+    entries = list(by_message.values())
+    for event in events:
+        if event.sent_message_id in by_message:
+            by_message[event.sent_message_id].events.append(event)
+        else:
+            entries.append(TimelineEntry(at=event.created_at, event=event))
+    entries.sort(key=lambda e: (e.at, e.message.pk if e.message else 0), reverse=True)
+    pending = any(m.status in PENDING_STATUSES for m in messages)
+    return entries, pending

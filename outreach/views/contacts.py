@@ -1,0 +1,159 @@
+"""Contacts: list, create, edit, delete, detail with its timeline, and compose."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from .. import selectors
+from ..forms import ComposeForm, ContactForm
+from ..models import Contact, Lead
+from ..services.contacts import contact_create as contact_create_service
+from ..services.contacts import contact_update, contacts_delete, lead_create as lead_create_service
+from ..services.sending import AttachmentData, sent_message_create
+from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
+from .listing import AdminListView, BulkAction, Column, ListFilter
+
+
+def _lead_filter_choices(team):
+    return [("yes", "Is a lead"), ("no", "Not a lead")] + [(v, f"Lead: {label}") for v, label in Lead.Status.choices]
+
+
+class ContactListView(AdminListView):
+    """The team's contacts (template ``contacts/list.html``); bulk delete (confirmed) and make leads."""
+
+    template_name = "contacts/list.html"
+    title = "Contacts"
+    noun_plural = "contacts"
+    search_placeholder = "Search email, name, company"
+    columns = (
+        Column("Email", "email"), Column("Name", "name"), Column("Company", "company"), Column("Title", "title"),
+        Column("Lead status", "lead_status"), Column("Created", "created", css="nowrap"),
+    )
+    filters = (
+        ListFilter("lead", "Lead", _lead_filter_choices, all_label="Any lead status"),
+        ListFilter("company", "Company", lambda team: selectors.contact_company_choices(team=team), all_label="Any company"),
+    )
+    actions = (
+        BulkAction("make_leads", "Make leads", "bulk_make_leads"),
+        BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete"),
+    )
+
+    def select(self, team, query):
+        return selectors.contact_list(team=team, query=query)
+
+    def selected(self, team, ids):
+        return selectors.contacts_by_ids(team=team, ids=ids)
+
+    def bulk_delete(self, ids, value) -> str:
+        count = contacts_delete(team=self.team, ids=ids)
+        return f"Deleted {count} contact{'s' if count != 1 else ''}."
+
+    def bulk_make_leads(self, ids, value) -> str:
+        made = 0
+        for contact in selectors.contacts_by_ids(team=self.team, ids=ids).filter(lead__isnull=True):
+            lead_create_service(team=self.team, contact=contact, actor=self.request.user, data={"owner": self.request.user})
+            made += 1
+        skipped = len(ids) - made
+        return f"Made {made} lead{'s' if made != 1 else ''}" + (f"; {skipped} already were leads." if skipped else ".")
+
+
+contact_list = ContactListView.as_view()
+
+
+@require_http_methods(["GET", "POST"])
+def contact_create(request: HttpRequest) -> HttpResponse:
+    """GET: the empty contact form (``contacts/form.html``). POST: create and redirect to the contact."""
+    team = get_team(request)
+    form = ContactForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = contact_create_service(team=team, actor=request.user, data=form.cleaned_data)
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            messages.success(request, f"Contact {contact.email} created.")
+            return redirect("contact_detail", pk=contact.pk)
+    return render(request, "contacts/form.html", {"form": form, "title": "Add contact"})
+
+
+@require_http_methods(["GET", "POST"])
+def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the contact's edit form (``contacts/form.html``). POST: save and redirect to the contact."""
+    contact = team_object_or_404(Contact, request, pk)
+    form = ContactForm(request.POST or None, initial=ContactForm.initial_for(contact))
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact_update(contact=contact, actor=request.user, data=form.cleaned_data)
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            messages.success(request, f"Contact {contact.email} saved.")
+            return redirect("contact_detail", pk=contact.pk)
+    return render(request, "contacts/form.html", {"form": form, "contact": contact, "title": f"Edit {contact}"})
+
+
+@require_http_methods(["GET", "POST"])
+def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation page (``contacts/delete.html``, what goes with the contact). POST: delete."""
+    contact = team_object_or_404(Contact, request, pk)
+    if request.method == "POST":
+        contacts_delete(team=get_team(request), ids=[contact.pk])
+        messages.success(request, f"Contact {contact.email} deleted.")
+        return redirect("contact_list")
+    return render(request, "contacts/delete.html", {
+        "contact": contact, "message_count": contact.sent_messages.count(),
+        "event_count": contact.timeline_events.count(),
+    })
+
+
+def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The contact page (``contacts/detail.html``): fields, lead box, vendor ids, compose form, timeline."""
+    team = get_team(request)
+    contact = team_object_or_404(Contact, request, pk, queryset=Contact.objects.select_related("lead__owner"))
+    if refused := method_not_allowed(request):
+        return refused
+    entries, pending = selectors.contact_timeline(contact=contact)
+    return render(request, "contacts/detail.html", {
+        "contact": contact, "lead": getattr(contact, "lead", None),
+        "entries": entries, "pending": pending,
+        "compose_form": ComposeForm(team=team), "has_mailbox": selectors.active_mailboxes(team=team).exists(),
+    })
+
+
+def contact_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """The timeline partial (``contacts/_timeline.html``); it carries ``hx-trigger="every 2s"`` only
+    while one of the contact's messages is queued or sending, so polling stops once all settle."""
+    contact = team_object_or_404(Contact, request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    entries, pending = selectors.contact_timeline(contact=contact)
+    return render(request, "contacts/_timeline.html", {"contact": contact, "entries": entries, "pending": pending})
+
+
+@require_http_methods(["GET", "POST"])
+def contact_compose(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the compose page (``contacts/compose.html``). POST: queue the message through
+    ``sent_message_create`` and redirect to the contact with "Queued…" — SMTP happens in Celery."""
+    team = get_team(request)
+    contact = team_object_or_404(Contact, request, pk)
+    form = ComposeForm(request.POST or None, request.FILES or None, team=team)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        files = [AttachmentData(f.name, f.content_type or "application/octet-stream", f.read()) for f in data["attachments"]]
+        try:
+            message = sent_message_create(
+                team=team, actor=request.user, mailbox=data["mailbox"], contact=contact, subject=data["subject"],
+                html=data["html_body"], cc=data["cc"], bcc=data["bcc"], reply_to=data["reply_to"], attachments=files,
+            )
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            messages.success(request, f"Queued “{message.subject}” to {contact.email}; it is being sent in the background.")
+            return redirect(reverse("contact_detail", args=[contact.pk]) + "#timeline")
+    return render(request, "contacts/compose.html", {
+        "contact": contact, "form": form, "has_mailbox": selectors.active_mailboxes(team=team).exists(),
+    })

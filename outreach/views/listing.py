@@ -1,0 +1,178 @@
+"""The admin-style list page, written once: search, filters, sortable columns, pagination and
+bulk actions with a confirmation page for destructive ones.
+
+A list page is a subclass of :class:`AdminListView` that declares its columns, filters and
+actions and implements :meth:`AdminListView.select` (a call to a selector) and
+:meth:`AdminListView.selected` (the team's rows among posted ids). Its template extends
+``list.html`` and fills ``{% block cells %}`` for one row (the object is ``obj``).
+
+Query parameters: ``q`` (search), one per filter (its ``param``), ``o`` (sort key, ``-`` for
+descending), ``page``. Bulk POST fields: ``ids`` (repeated), ``action``, ``value`` (for actions
+with choices) and ``confirmed=yes`` once the confirmation page was accepted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views import View
+
+from ..models import Team
+from ..selectors import ListQuery
+from .common import get_team
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column header; ``sort`` is the selector's ordering key ("" = not sortable)."""
+
+    label: str
+    sort: str = ""
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A filter select: ``?<param>=<value>``; ``choices(team)`` returns [(value, label)]."""
+
+    param: str
+    label: str
+    choices: Callable[[Team], Sequence[tuple[str, str]]]
+    all_label: str = "All"
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A bulk action on the checked rows.
+
+    ``handler`` names a view method ``(ids: list[int], value: str) -> str`` that calls a service
+    and returns the success message. ``confirm`` actions show the confirmation page first.
+    ``choices`` adds a value select (e.g. the status to set).
+    """
+
+    name: str
+    label: str
+    handler: str
+    confirm: bool = False
+    choices: Sequence[tuple[str, str]] = ()
+    confirm_verb: str = ""
+
+
+class AdminListView(View):
+    """GET: the list page (``template_name``, extending ``list.html``). POST: a bulk action —
+    redirects back to the same list with a message, or renders ``list_confirm.html`` first."""
+
+    template_name = "list.html"
+    title = ""
+    noun_plural = "items"
+    columns: Sequence[Column] = ()
+    filters: Sequence[ListFilter] = ()
+    actions: Sequence[BulkAction] = ()
+    search_placeholder = "Search"
+    paginate_by = 50
+
+    # --- to implement ------------------------------------------------------------------
+    def select(self, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+        """Return (queryset, sort key used) for ``query``; call a selector."""
+        raise NotImplementedError
+
+    def selected(self, team: Team, ids: list[int]) -> QuerySet:
+        """Return the team's rows among ``ids`` (listed on the confirmation page)."""
+        raise NotImplementedError
+
+    def extra_context(self) -> dict:
+        """Extra template context for the list page."""
+        return {}
+
+    # --- machinery ---------------------------------------------------------------------
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        self.team = get_team(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def list_query(self) -> ListQuery:
+        params = self.request.GET
+        return ListQuery(
+            q=params.get("q", "").strip(),
+            filters={f.param: params.get(f.param, "") for f in self.filters},
+            order=params.get("o", ""),
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        """Render one page of the list."""
+        query = self.list_query()
+        qs, order = self.select(self.team, query)
+        page = Paginator(qs, self.paginate_by).get_page(request.GET.get("page"))
+        filtering = bool(query.q or any(query.filters.values()))
+        context = {
+            "title": self.title,
+            "noun_plural": self.noun_plural,
+            "page_obj": page,
+            "object_list": page.object_list,
+            "total": page.paginator.count,
+            "q": query.q,
+            "order": order,
+            "headers": self.headers(order),
+            "filters": [
+                {"param": f.param, "label": f.label, "all_label": f.all_label,
+                 "choices": list(f.choices(self.team)), "current": query.filters.get(f.param, "")}
+                for f in self.filters
+            ],
+            "actions": self.actions,
+            "filtering": filtering,
+            "search_placeholder": self.search_placeholder,
+            "colspan": len(self.columns) + (1 if self.actions else 0),
+        }
+        context.update(self.extra_context())
+        return render(request, self.template_name, context)
+
+    def headers(self, order: str) -> list[dict]:
+        """Column headers with their sort link (toggles direction on the current column)."""
+        result = []
+        for col in self.columns:
+            header = {"label": col.label, "css": col.css, "url": "", "sorted": ""}
+            if col.sort:
+                if order == col.sort:
+                    header["sorted"], new = "asc", f"-{col.sort}"
+                elif order == f"-{col.sort}":
+                    header["sorted"], new = "desc", col.sort
+                else:
+                    new = col.sort
+                params = self.request.GET.copy()
+                params["o"] = new
+                params.pop("page", None)
+                header["url"] = "?" + params.urlencode()
+            result.append(header)
+        return result
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        """Run a bulk action on the checked rows (after confirmation for destructive ones)."""
+        back = HttpResponseRedirect(request.get_full_path())
+        action = next((a for a in self.actions if a.name == request.POST.get("action")), None)
+        if action is None:
+            messages.error(request, "Choose an action.")
+            return back
+        ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+        if not ids:
+            messages.warning(request, "Select at least one row first.")
+            return back
+        value = request.POST.get("value", "")
+        if action.choices and value not in {v for v, _ in action.choices}:
+            messages.error(request, f"Choose a value for “{action.label}”.")
+            return back
+        if action.confirm and request.POST.get("confirmed") != "yes":
+            objects = self.selected(self.team, ids)
+            if not objects.exists():
+                messages.warning(request, "None of the selected rows exist any more.")
+                return back
+            return render(request, "list_confirm.html", {
+                "title": self.title, "action": action, "value": value, "objects": objects,
+                "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
+            })
+        message = getattr(self, action.handler)(ids, value)
+        messages.success(request, message)
+        return back

@@ -1,0 +1,65 @@
+"""Sent messages: list, detail (sanitised HTML body), and the polling status partial."""
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.safestring import mark_safe
+
+from .. import selectors
+from ..html_text import sanitize_html
+from ..models import SentMessage
+from .common import method_not_allowed, team_object_or_404
+from .listing import AdminListView, Column, ListFilter
+
+
+class MessageListView(AdminListView):
+    """The team's sent messages (``messages/list.html``), newest first."""
+
+    template_name = "sent_messages/list.html"
+    title = "Messages"
+    noun_plural = "messages"
+    search_placeholder = "Search subject, recipient"
+    columns = (
+        Column("Subject", "subject"), Column("To", "to"), Column("Mailbox", "mailbox"), Column("Status", "status"),
+        Column("Attempts", "attempts", css="num"), Column("Created", "created", css="nowrap"),
+        Column("Sent", "sent", css="nowrap"),
+    )
+    filters = (
+        ListFilter("status", "Status", lambda team: SentMessage.Status.choices, all_label="Any status"),
+        ListFilter("mailbox", "Mailbox", lambda team: selectors.mailbox_choices(team=team), all_label="Any mailbox"),
+    )
+
+    def select(self, team, query):
+        return selectors.sent_message_list(team=team, query=query)
+
+
+message_list = MessageListView.as_view()
+
+
+def _message(request: HttpRequest, pk: int) -> SentMessage:
+    return team_object_or_404(SentMessage, request, pk, queryset=SentMessage.objects.select_related("mailbox", "contact"))
+
+
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The message page (``messages/detail.html``): headers, ids, status panel, sanitised HTML body,
+    text body, attachments (name/size) and its timeline events."""
+    message = _message(request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "sent_messages/detail.html", {
+        "message": message,
+        "safe_html": mark_safe(sanitize_html(message.html_body)),  # nh3 allow-list output
+        "attachments": message.attachments.only("id", "filename", "content_type", "size"),
+        "events": selectors.sent_message_events(sent_message=message),
+    })
+
+
+def message_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status panel partial (``messages/_status.html``): badge, attempts, error, times, events;
+    polls every 2 s (``hx-trigger``) only while the message is queued or sending."""
+    message = _message(request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "sent_messages/_status.html", {
+        "message": message, "events": selectors.sent_message_events(sent_message=message),
+    })

@@ -1,0 +1,47 @@
+// Small progressive enhancements for list pages; everything works without JavaScript.
+(function () {
+  "use strict";
+
+  function updateCount(form) {
+    var boxes = form.querySelectorAll('input[name="ids"]');
+    var checked = form.querySelectorAll('input[name="ids"]:checked');
+    var label = form.querySelector("[data-selected-count]");
+    if (label) label.textContent = checked.length + " of " + boxes.length + " selected";
+    var all = form.querySelector("[data-select-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && checked.length === boxes.length;
+      all.indeterminate = checked.length > 0 && checked.length < boxes.length;
+    }
+    boxes.forEach(function (b) { b.closest("tr").classList.toggle("selected", b.checked); });
+  }
+
+  function syncValueSelects(form) {
+    var action = form.querySelector('select[name="action"]');
+    if (!action) return;
+    form.querySelectorAll("[data-value-for]").forEach(function (sel) {
+      var on = sel.getAttribute("data-value-for") === action.value;
+      sel.hidden = !on;
+      sel.disabled = !on;
+    });
+  }
+
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    var form = t.closest && t.closest("#bulk-form");
+    if (t.matches("[data-select-all]") && form) {
+      form.querySelectorAll('input[name="ids"]').forEach(function (b) { b.checked = t.checked; });
+      updateCount(form);
+    } else if (t.matches('input[name="ids"]') && form) {
+      updateCount(form);
+    } else if (t.matches('select[name="action"]') && form) {
+      syncValueSelects(form);
+    } else if (t.matches("select[data-autosubmit]")) {
+      t.form.requestSubmit ? t.form.requestSubmit() : t.form.submit();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("bulk-form");
+    if (form) { syncValueSelects(form); updateCount(form); }
+  });
+})();

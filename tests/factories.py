@@ -1,0 +1,70 @@
+"""Small model factories for tests: plain functions with sensible defaults."""
+from __future__ import annotations
+
+import itertools
+
+from django.contrib.auth import get_user_model
+
+from outreach.models import Contact, Lead, Mailbox, Membership, SentMessage, Team, TimelineEvent
+
+_seq = itertools.count(1)
+
+PASSWORD = "pw-for-tests-123"
+
+
+def make_team(name: str | None = None) -> Team:
+    """A new Team with a unique name."""
+    return Team.objects.create(name=name or f"Team {next(_seq)}")
+
+
+def make_user(team: Team | None = None, *, username: str | None = None, role: str = Membership.Role.MEMBER, **extra):
+    """A user (password ``PASSWORD``), member of ``team`` when given."""
+    user = get_user_model().objects.create_user(username=username or f"user{next(_seq)}", password=PASSWORD, **extra)
+    if team is not None:
+        Membership.objects.create(user=user, team=team, role=role)
+    return user
+
+
+def make_team_user(team_name: str | None = None, **user_kwargs):
+    """A new team and one member. Returns (team, user)."""
+    team = make_team(team_name)
+    return team, make_user(team, **user_kwargs)
+
+
+def make_contact(team: Team, email: str | None = None, **fields) -> Contact:
+    """A contact of ``team`` (email lower-cased, unique by default)."""
+    email = (email or f"contact{next(_seq)}@example.com").lower()
+    return Contact.objects.create(team=team, email=email, **fields)
+
+
+def make_lead(contact: Contact, **fields) -> Lead:
+    """Make ``contact`` a lead."""
+    return Lead.objects.create(team=contact.team, contact=contact, **fields)
+
+
+def make_mailbox(team: Team, *, smtp_password: str = "smtp-secret", imap_password: str = "", **fields) -> Mailbox:
+    """An active SMTP mailbox of ``team`` with an encrypted SMTP password (IMAP optional)."""
+    n = next(_seq)
+    values = dict(provider="smtp", sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com",
+                  smtp_host="smtp.acme.com", smtp_port=587, smtp_login=f"sender{n}@acme.com",
+                  smtp_security=Mailbox.Security.STARTTLS)
+    values.update(fields)
+    mailbox = Mailbox(team=team, **values)
+    mailbox.smtp_password = smtp_password
+    if imap_password:
+        mailbox.imap_password = imap_password
+    mailbox.save()
+    return mailbox
+
+
+def make_sent_message(mailbox: Mailbox, contact: Contact, *, status: str = SentMessage.Status.QUEUED,
+                      subject: str = "Hello", **fields) -> SentMessage:
+    """A SentMessage row (no task is enqueued) with a matching timeline event."""
+    n = next(_seq)
+    message = SentMessage.objects.create(
+        team=mailbox.team, mailbox=mailbox, contact=contact, to=[contact.email], subject=subject,
+        html_body=fields.pop("html_body", "<p>Hi</p>"), text_body=fields.pop("text_body", "Hi\n"),
+        message_id=f"<test-{n}@acme.com>", provider=mailbox.provider, status=status, **fields)
+    TimelineEvent.objects.create(team=mailbox.team, contact=contact, sent_message=message,
+                                 kind=TimelineEvent.Kind.MESSAGE_QUEUED, summary=f"Queued “{subject}”.")
+    return message
