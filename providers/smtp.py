@@ -114,6 +114,8 @@ def _network_error(err: BaseException, *, label: str, server: ServerSettings) ->
         hint = " Check the security setting: port 465/993 use SSL/TLS, 587/143 use STARTTLS."
         return ProviderUnavailable(f"{label} TLS handshake with {where} failed ({err.reason or err}).{hint}",
                                    provider="smtp", provider_code="tls_handshake")
+    if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
+        err = err.__context__  # smtplib reports a read timeout as "Connection unexpectedly closed"
     if isinstance(err, (socket.timeout, TimeoutError)):
         return ProviderTimeout(f"{label} server {where} timed out after {settings.OUTREACH_MAIL_TIMEOUT:g} s.",
                                provider="smtp", provider_code="timeout")
