@@ -60,6 +60,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # arrival, time.monotonic() seconds
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
