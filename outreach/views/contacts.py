@@ -27,6 +27,7 @@ class ContactListView(AdminListView):
 
     template_name = "contacts/list.html"
     title = "Contacts"
+    noun = "contact"
     noun_plural = "contacts"
     search_placeholder = "Search email, name, company"
     columns = (
@@ -39,7 +40,8 @@ class ContactListView(AdminListView):
     )
     actions = (
         BulkAction("make_leads", "Make leads", "bulk_make_leads"),
-        BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete"),
+        BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete",
+                   warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone."),
     )
 
     def select(self, team, query):

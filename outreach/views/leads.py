@@ -21,6 +21,7 @@ class LeadListView(AdminListView):
 
     template_name = "leads/list.html"
     title = "Leads"
+    noun = "lead"
     noun_plural = "leads"
     search_placeholder = "Search email, name, company"
     columns = (

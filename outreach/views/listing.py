@@ -52,7 +52,8 @@ class BulkAction:
 
     ``handler`` names a view method ``(ids: list[int], value: str) -> str`` that calls a service
     and returns the success message. ``confirm`` actions show the confirmation page first.
-    ``choices`` adds a value select (e.g. the status to set).
+    ``choices`` adds a value select (e.g. the status to set); ``warning`` is shown on the
+    confirmation page.
     """
 
     name: str
@@ -61,6 +62,7 @@ class BulkAction:
     confirm: bool = False
     choices: Sequence[tuple[str, str]] = ()
     confirm_verb: str = ""
+    warning: str = ""
 
 
 class AdminListView(View):
@@ -69,6 +71,7 @@ class AdminListView(View):
 
     template_name = "list.html"
     title = ""
+    noun = "item"
     noun_plural = "items"
     columns: Sequence[Column] = ()
     filters: Sequence[ListFilter] = ()
@@ -110,6 +113,7 @@ class AdminListView(View):
         filtering = bool(query.q or any(query.filters.values()))
         context = {
             "title": self.title,
+            "noun": self.noun,
             "noun_plural": self.noun_plural,
             "page_obj": page,
             "object_list": page.object_list,
@@ -171,7 +175,7 @@ class AdminListView(View):
                 return back
             return render(request, "list_confirm.html", {
                 "title": self.title, "action": action, "value": value, "objects": objects,
-                "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
+                "noun": self.noun, "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
             })
         message = getattr(self, action.handler)(ids, value)
         messages.success(request, message)

@@ -39,6 +39,7 @@ class MailboxListView(AdminListView):
 
     template_name = "mailboxes/list.html"
     title = "Mailboxes"
+    noun = "mailbox"
     noun_plural = "mailboxes"
     search_placeholder = "Search sender, host"
     columns = (

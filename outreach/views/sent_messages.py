@@ -17,6 +17,7 @@ class MessageListView(AdminListView):
 
     template_name = "sent_messages/list.html"
     title = "Messages"
+    noun = "message"
     noun_plural = "messages"
     search_placeholder = "Search subject, recipient"
     columns = (

@@ -1,0 +1,205 @@
+"""Forms of the sales UI: parsing and validation only (writes are the services' job)."""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.datastructures import MultiValueDict
+
+from outreach.forms import (
+    ComposeForm,
+    ContactForm,
+    LeadForm,
+    MailboxForm,
+    MultipleFileField,
+    format_custom_fields,
+    parse_custom_fields,
+)
+from tests.factories import make_mailbox, make_team_user, make_user
+
+
+# --- Custom fields ---------------------------------------------------------------------------
+
+
+def test_parse_custom_fields():
+    assert parse_custom_fields("industry: SaaS\n\n  size :  50-200 \nurl: https://x.com/a:b") == {
+        "industry": "SaaS", "size": "50-200", "url": "https://x.com/a:b"}
+    assert parse_custom_fields("") == {}
+    assert parse_custom_fields("empty:") == {"empty": ""}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("good: 1\nno colon", "Line 2 is not “key: value”: no colon"),
+    (": value", "Line 1 is not “key: value”: : value"),
+    ("a: 1\na: 2", "Line 2 repeats the key “a”."),
+])
+def test_parse_custom_fields_rejects_malformed_lines(text, message):
+    with pytest.raises(ValidationError) as info:
+        parse_custom_fields(text)
+    assert info.value.messages == [message]
+
+
+def test_custom_fields_round_trip():
+    data = {"industry": "SaaS", "size": "50-200"}
+    assert parse_custom_fields(format_custom_fields(data)) == data
+
+
+# --- Contact form ------------------------------------------------------------------------------
+
+
+def test_contact_form_normalizes_email_and_parses_custom_fields():
+    form = ContactForm({"email": "  Ann.Lee@Example.COM ", "custom_fields": "k: v", "linkedin_url": "linkedin.com/in/ann"})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["email"] == "ann.lee@example.com"
+    assert form.cleaned_data["custom_fields"] == {"k": "v"}
+    assert form.cleaned_data["linkedin_url"] == "https://linkedin.com/in/ann"
+
+
+@pytest.mark.parametrize("email", ["", "not-an-email", "a@b.com\r\nBcc: x@y.com"])
+def test_contact_form_rejects_bad_email(email):
+    form = ContactForm({"email": email})
+    assert not form.is_valid()
+    assert "email" in form.errors
+
+
+def test_contact_form_malformed_custom_field_is_inline():
+    form = ContactForm({"email": "a@example.com", "custom_fields": "nocolon"})
+    assert not form.is_valid()
+    assert list(form.errors) == ["custom_fields"]
+
+
+# --- Lead form ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_lead_form_owner_limited_to_team():
+    team, member = make_team_user()
+    outsider = make_user(make_team_user()[0])
+    assert LeadForm({"status": "new", "owner": member.pk}, team=team).is_valid()
+    form = LeadForm({"status": "new", "owner": outsider.pk}, team=team)
+    assert not form.is_valid() and "owner" in form.errors
+    assert not LeadForm({"status": "bogus"}, team=team).is_valid()
+
+
+# --- Compose form ------------------------------------------------------------------------------
+
+
+def test_multiple_file_field_cleans_lists():
+    field = MultipleFileField(required=False)
+    a, b = SimpleUploadedFile("a.txt", b"a"), SimpleUploadedFile("b.txt", b"bb")
+    assert field.clean([a, b]) == [a, b]
+    assert field.clean(a) == [a]
+    assert field.clean(None) == []
+    with pytest.raises(ValidationError):
+        MultipleFileField(required=True).clean([])
+    assert 'multiple' in field.widget.render("attachments", None)
+
+
+@pytest.mark.django_db
+def test_compose_form_parses_addresses_and_takes_several_files():
+    team, _ = make_team_user()
+    mailbox = make_mailbox(team)
+    files = MultiValueDict({"attachments": [SimpleUploadedFile("a.txt", b"a"), SimpleUploadedFile("b.txt", b"b")]})
+    form = ComposeForm({"mailbox": mailbox.pk, "subject": "Hi", "html_body": "<p>x</p>", "cc": "A@x.com; b@x.com, A@x.com",
+                        "bcc": "", "reply_to": "R@x.com"}, files, team=team)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["cc"] == ["a@x.com", "b@x.com"]
+    assert form.cleaned_data["bcc"] == []
+    assert form.cleaned_data["reply_to"] == "r@x.com"
+    assert [f.name for f in form.cleaned_data["attachments"]] == ["a.txt", "b.txt"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field, value", [
+    ("subject", "Hi\r\nBcc: evil@x.com"),
+    ("subject", "Hi\nthere"),
+    ("cc", "a@x.com\r\nBcc: evil@x.com"),
+    ("reply_to", "r@x.com\nBcc: evil@x.com"),
+])
+def test_compose_form_refuses_line_breaks_in_headers(field, value):
+    team, _ = make_team_user()
+    mailbox = make_mailbox(team)
+    data = {"mailbox": mailbox.pk, "subject": "Hi", "html_body": "<p>x</p>", field: value}
+    form = ComposeForm(data, team=team)
+    assert not form.is_valid()
+    assert field in form.errors
+
+
+@pytest.mark.django_db
+def test_compose_form_offers_only_the_teams_active_mailboxes():
+    team, _ = make_team_user()
+    active, inactive = make_mailbox(team), make_mailbox(team, is_active=False)
+    foreign = make_mailbox(make_team_user()[0])
+    choices = set(ComposeForm(team=team).fields["mailbox"].queryset)
+    assert choices == {active}
+    assert inactive not in choices and foreign not in choices
+
+
+# --- Mailbox form ------------------------------------------------------------------------------
+
+
+def _data(**overrides):
+    data = {"sender_name": "Ann", "sender_email": "ann@acme.com", "smtp_host": "127.0.0.1", "smtp_port": "587",
+            "smtp_login": "ann", "smtp_password": "pw", "smtp_security": "starttls", "imap_port": "993",
+            "imap_security": "ssl", "imap_sent_folder": ""}
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def private_hosts(settings):
+    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
+    return settings
+
+
+def test_mailbox_form_smtp_only_is_valid_and_clears_imap(private_hosts):
+    form = MailboxForm(_data())
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["imap_host"] == "" and form.cleaned_data["imap_port"] is None
+    assert form.cleaned_data["imap_sent_folder"] == "Sent"
+
+
+def test_mailbox_form_imap_is_all_or_nothing(private_hosts):
+    form = MailboxForm(_data(imap_login="ann"))
+    assert not form.is_valid()
+    assert {"imap_host", "imap_password"} <= set(form.errors)
+    assert "leave every IMAP field empty" in form.errors["imap_host"][0]
+    assert MailboxForm(_data(imap_host="127.0.0.1", imap_login="ann", imap_password="pw")).is_valid()
+
+
+def test_mailbox_form_refuses_private_hosts_and_odd_ports(settings):
+    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = False
+    form = MailboxForm(_data(imap_host="10.0.0.5", imap_login="a", imap_password="b"))
+    assert not form.is_valid()
+    assert "loopback" in form.errors["smtp_host"][0]
+    assert "private" in form.errors["imap_host"][0]
+    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
+    form = MailboxForm(_data(smtp_port="8025"))
+    assert not form.is_valid() and "not a usual SMTP port" in form.errors["smtp_port"][0]
+    form = MailboxForm(_data(smtp_host="smtp.gmail.com"))
+    assert not form.is_valid() and "OAuth" in form.errors["smtp_host"][0]
+
+
+def test_mailbox_form_refuses_line_breaks(private_hosts):
+    form = MailboxForm(_data(sender_name="Ann\r\nBcc: x@y.com", smtp_login="a\nb"))
+    assert not form.is_valid()
+    assert {"sender_name", "smtp_login"} <= set(form.errors)
+
+
+@pytest.mark.django_db
+def test_mailbox_form_edit_never_renders_passwords_and_keeps_them_optional(private_hosts):
+    team, _ = make_team_user()
+    mailbox = make_mailbox(team, smtp_password="stored-smtp-secret", imap_password="stored-imap-secret",
+                           imap_host="127.0.0.1", imap_port=993, imap_login="ann", smtp_host="127.0.0.1")
+    html = MailboxForm(mailbox=mailbox).as_div()
+    assert "stored-smtp-secret" not in html and "stored-imap-secret" not in html
+    assert 'value="127.0.0.1"' in html
+    form = MailboxForm(_data(smtp_password="", imap_host="127.0.0.1", imap_login="ann", imap_password=""), mailbox=mailbox)
+    assert form.is_valid(), form.errors
+    bound_html = MailboxForm(_data(smtp_password="typed-secret"), mailbox=mailbox).as_div()
+    assert "typed-secret" not in bound_html
+
+
+def test_mailbox_form_new_requires_smtp_password(private_hosts):
+    form = MailboxForm(_data(smtp_password=""))
+    assert not form.is_valid() and "smtp_password" in form.errors
