@@ -150,6 +150,8 @@ class ComposeForm(forms.Form):
     def __init__(self, *args, team: Team, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["mailbox"].queryset = active_mailboxes(team=team)
+        self.fields["mailbox"].label_from_instance = (
+            lambda m: str(m) if m.provider == "smtp" else f"{m} — {m.provider}")
 
     def clean_reply_to(self) -> str:
         value = self.cleaned_data["reply_to"]

@@ -9,8 +9,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from outreach.models import Attachment, Contact, Lead, Mailbox, SentMessage, TimelineEvent
 from providers import registry
-from providers.base import Capabilities
-from providers.smtp import SmtpProvider
 from tests.factories import (
     make_contact,
     make_lead,
@@ -418,16 +416,14 @@ def test_compose_invalid_cc_and_inactive_or_foreign_mailbox(user_client, team):
     assert not SentMessage.objects.exists()
 
 
-def test_compose_capability_problem_is_shown_on_the_field(user_client, team, monkeypatch):
-    class NoFiles(SmtpProvider):
-        name, label = "nofiles", "NoFiles"
-        capabilities = Capabilities(attachments=False)
-
-    monkeypatch.setitem(registry.PROVIDERS, "nofiles", NoFiles)
-    contact, mailbox = make_contact(team), make_mailbox(team, provider="nofiles")
+def test_compose_capability_problem_is_shown_on_the_field(user_client, team):
+    """lemlist's send document has no attachments: the form says so before anything is queued."""
+    label = registry.get_provider_class("lemlist").label
+    contact, mailbox = make_contact(team), make_mailbox(team, provider="lemlist")
     response = _compose(user_client, contact, mailbox, attachments=[SimpleUploadedFile("a.txt", b"x")])
     assert response.status_code == 200
-    assert response.context["form"].errors["attachments"] == ["NoFiles mailboxes cannot send attachments."]
+    assert response.context["form"].errors["attachments"] == [f"{label} mailboxes cannot send attachments."]
+    assert f"{label} mailboxes cannot send attachments." in response.content.decode()
     assert not SentMessage.objects.exists()
 
 
@@ -603,3 +599,13 @@ def test_mailbox_delete_refused_when_it_has_messages(user_client, team):
     assert used.is_active is False
     assert user_client.post(reverse("mailbox_delete", args=[unused.pk])).status_code == 302
     assert not Mailbox.objects.filter(pk=unused.pk).exists()
+
+
+def test_provider_mailbox_edit_shows_only_sender_fields(user_client, team):
+    mailbox = make_mailbox(team, provider="lemlist", smtp_host="", smtp_port=None, smtp_login="", smtp_password="")
+    page = user_client.get(reverse("mailbox_edit", args=[mailbox.pk])).content.decode()
+    assert 'name="sender_name"' in page and 'name="smtp_host"' not in page and "Test connection" not in page
+    response = user_client.post(reverse("mailbox_edit", args=[mailbox.pk]), {"sender_name": "Bo", "sender_email": "bo@acme.com"})
+    assert response.status_code == 302
+    mailbox.refresh_from_db()
+    assert (mailbox.sender_name, mailbox.sender_email, mailbox.provider) == ("Bo", "bo@acme.com", "lemlist")
