@@ -95,6 +95,20 @@ def _apply(mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
     return mailbox
 
 
+def mailboxes_set_active(*, team: Team, ids, active: bool) -> int:
+    """Activate/deactivate the team's mailboxes among ``ids`` (other teams' ids are ignored). Returns how many changed."""
+    return Mailbox.objects.for_team(team).filter(pk__in=list(ids)).exclude(is_active=active).update(is_active=active)
+
+
+def mailbox_delete_unused(*, mailbox: Mailbox) -> bool:
+    """Delete ``mailbox`` unless it has sent messages (their history must stay). Returns whether it was deleted."""
+    with transaction.atomic():
+        if mailbox.sent_messages.exists():
+            return False
+        mailbox.delete()
+    return True
+
+
 def credentials_rotate() -> dict[str, int]:
     """Re-encrypt every stored secret under the newest key of OUTREACH_ENCRYPTION_KEYS.
 

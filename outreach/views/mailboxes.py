@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -13,25 +12,9 @@ from .. import selectors
 from ..forms import MailboxForm
 from ..models import Mailbox
 from ..services.mailboxes import mailbox_connect as mailbox_connect_service
-from ..services.mailboxes import mailbox_test_connection, mailbox_update
+from ..services.mailboxes import mailbox_delete_unused, mailbox_test_connection, mailbox_update, mailboxes_set_active
 from .common import get_team, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
-
-
-# TODO(lead): these two writes belong in outreach/services/mailboxes.py (not owned by the UI);
-# move them there as ``mailboxes_set_active`` / ``mailbox_delete`` and import them here.
-def _mailboxes_set_active(*, team, ids, active: bool) -> int:
-    """Activate/deactivate the team's mailboxes among ``ids``; returns how many changed."""
-    return Mailbox.objects.for_team(team).filter(pk__in=list(ids)).exclude(is_active=active).update(is_active=active)
-
-
-def _mailbox_delete(*, mailbox: Mailbox) -> bool:
-    """Delete ``mailbox`` unless it has sent messages (their history must stay). Returns whether deleted."""
-    with transaction.atomic():
-        if mailbox.sent_messages.exists():
-            return False
-        mailbox.delete()
-    return True
 
 
 class MailboxListView(AdminListView):
@@ -65,11 +48,11 @@ class MailboxListView(AdminListView):
         return {"provider_labels": provider_choices()}
 
     def bulk_deactivate(self, ids, value) -> str:
-        n = _mailboxes_set_active(team=self.team, ids=ids, active=False)
+        n = mailboxes_set_active(team=self.team, ids=ids, active=False)
         return f"Deactivated {n} mailbox{'es' if n != 1 else ''}."
 
     def bulk_activate(self, ids, value) -> str:
-        n = _mailboxes_set_active(team=self.team, ids=ids, active=True)
+        n = mailboxes_set_active(team=self.team, ids=ids, active=True)
         return f"Activated {n} mailbox{'es' if n != 1 else ''}."
 
 
@@ -133,10 +116,10 @@ def mailbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message_count = mailbox.sent_messages.count()
     if request.method == "POST":
         if request.POST.get("deactivate"):
-            _mailboxes_set_active(team=team, ids=[mailbox.pk], active=False)
+            mailboxes_set_active(team=team, ids=[mailbox.pk], active=False)
             messages.success(request, f"Mailbox {mailbox.sender_email} deactivated.")
             return redirect("mailbox_list")
-        if _mailbox_delete(mailbox=mailbox):
+        if mailbox_delete_unused(mailbox=mailbox):
             messages.success(request, f"Mailbox {mailbox.sender_email} deleted.")
             return redirect("mailbox_list")
         messages.error(request, f"Mailbox {mailbox.sender_email} has sent messages, so it cannot be deleted "
