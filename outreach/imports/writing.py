@@ -5,10 +5,12 @@ SELECT … FOR UPDATE), the exact outcome of every row — created, updated or u
 rows were applied one after another (so in-file duplicates behave like later rows of the file).
 The writer then applies the plan with a handful of statements per batch:
 
-* PostgreSQL: psycopg 3 ``COPY`` into temporary tables, then ``INSERT … ON CONFLICT (team_id,
-  email) DO NOTHING RETURNING`` (a concurrent insert of the same address is detected and the batch
-  retried), ``UPDATE … FROM``, leads with ``ON CONFLICT (contact_id) DO NOTHING RETURNING``, and the
-  timeline rows with one ``COPY``.
+* PostgreSQL: psycopg 3 ``COPY`` of the batch's addresses into a temporary table, joined to lock
+  and read the existing contacts (``FOR UPDATE``) and suppressions; new contacts ``COPY``'d
+  straight into the table with ids taken from its sequence (a concurrent insert of the same
+  address violates the unique constraint and the batch is retried); changed contacts ``COPY``'d
+  to a temporary table and applied with one ``UPDATE … FROM``; leads via a temporary table and
+  ``INSERT … ON CONFLICT (contact_id) DO NOTHING RETURNING``; the timeline rows with one ``COPY``.
 * Other databases (SQLite, the embedded default): ``bulk_create`` / ``bulk_update`` in chunks.
 
 Callers run :meth:`BatchWriter.write` inside ``transaction.atomic()``.
@@ -19,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from ..models import Contact, Lead, Suppression, TimelineEvent
 
@@ -143,22 +145,63 @@ class BatchWriter:
     # --- reads -----------------------------------------------------------------------------------
 
     def _existing(self, emails: list[str]) -> dict[str, tuple[int, dict[str, str], dict]]:
+        """The team's contacts among ``emails`` (locked FOR UPDATE on PostgreSQL):
+        email -> (id, {column: value}, custom_fields)."""
         found = {}
-        for chunk in _chunks(emails, 10_000 if self.postgres else IN_CHUNK):
+        if self.postgres:
+            with connection.cursor() as wrapper:
+                cur = wrapper.cursor
+                cur.execute(f"SELECT c.id, c.email, {', '.join('c.' + c for c in CONTACT_COLUMNS)}, c.custom_fields "
+                            f"FROM {Contact._meta.db_table} c JOIN _import_emails e ON e.email = c.email "
+                            "WHERE c.team_id = %s FOR UPDATE OF c", (self.team_id,))
+                for contact_id, email, *values, custom in cur.fetchall():
+                    if isinstance(custom, str):
+                        custom = json.loads(custom)
+                    found[email] = (contact_id, dict(zip(CONTACT_COLUMNS, values)), custom or {})
+            return found
+        for chunk in _chunks(emails):
             qs = (Contact.objects.filter(team_id=self.team_id, email__in=chunk).order_by()
                   .values_list("id", "email", *CONTACT_COLUMNS, "custom_fields"))
-            if self.postgres:
-                qs = qs.select_for_update()
             for contact_id, email, *values, custom in qs:
                 found[email] = (contact_id, dict(zip(CONTACT_COLUMNS, values)), custom or {})
         return found
 
     def _suppressed(self, emails: list[str]) -> set[str]:
+        """The addresses among ``emails`` on the team's suppression list."""
+        if self.postgres:
+            with connection.cursor() as wrapper:
+                wrapper.cursor.execute(f"SELECT s.email FROM {Suppression._meta.db_table} s "
+                                       "JOIN _import_emails e ON e.email = s.email WHERE s.team_id = %s", (self.team_id,))
+                return {email for (email,) in wrapper.cursor.fetchall()}
         found: set[str] = set()
-        for chunk in _chunks(emails, 10_000 if self.postgres else IN_CHUNK):
+        for chunk in _chunks(emails):
             found.update(Suppression.objects.filter(team_id=self.team_id, email__in=chunk)
                          .order_by().values_list("email", flat=True))
         return found
+
+    def prepare(self) -> None:
+        """PostgreSQL: create this session's staging tables (temporary, emptied at every commit).
+        Call once per connection before the first :meth:`write`; a no-op elsewhere."""
+        if not self.postgres:
+            return
+        columns = ", ".join(f"{c} text" for c in CONTACT_COLUMNS)
+        with connection.cursor() as wrapper:
+            wrapper.cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _import_emails (email text PRIMARY KEY) ON COMMIT DELETE ROWS; "
+                f"CREATE TEMP TABLE IF NOT EXISTS _import_upd (id bigint, {columns}, custom_fields jsonb) "
+                "ON COMMIT DELETE ROWS; "
+                "CREATE TEMP TABLE IF NOT EXISTS _import_lead (contact_id bigint, lemlist_lead_id text, "
+                "leadlex_deal_id text) ON COMMIT DELETE ROWS")
+
+    def _stage_emails(self, emails: list[str]) -> None:
+        """PostgreSQL: COPY the batch's addresses into the temp table ``_import_emails``."""
+        with connection.cursor() as wrapper:
+            cur = wrapper.cursor
+            if len(connection.atomic_blocks) > 1:  # inside an outer transaction: no commit empties them
+                cur.execute("TRUNCATE _import_emails, _import_upd, _import_lead")
+            with cur.copy("COPY _import_emails (email) FROM STDIN") as copy:
+                for email in emails:
+                    copy.write_row((email,))
 
     # --- the batch -------------------------------------------------------------------------------
 
@@ -168,6 +211,8 @@ class BatchWriter:
         Must run inside ``transaction.atomic()``; raises ConcurrentInsert when another transaction
         inserted one of the addresses meanwhile (roll back and call again)."""
         emails = list(dict.fromkeys(row.email for row in rows))
+        if self.postgres:
+            self._stage_emails(emails)
         plan = plan_batch(rows, self._existing(emails), self.policy)
         suppressed = self._suppressed(emails)
         plan.result.suppressed = sum(1 for row in rows if row.email in suppressed)
@@ -177,11 +222,18 @@ class BatchWriter:
             self._write_orm(plan, now, suppressed)
         return plan.result
 
-    def _event_rows(self, plan: Plan, new_leads: set[int], suppressed: set[str]):
-        """Yield (contact_id, kind, summary, data) for every timeline event of the batch."""
+    def _event_rows(self, plan: Plan, new_leads: set[int], suppressed: set[str], as_json: bool = False):
+        """Yield (contact_id, kind, summary, data) for every timeline event of the batch; ``data`` is
+        a dict, or its JSON text when ``as_json``."""
         note = " The address is on the suppression list: it will not be emailed."
+        prefix = json.dumps({"import_id": self.import_id, "import": self.source})[:-1]
+        summary_prefix = f"Imported from {self.source} (row "
         for row, outcome, changed in plan.events:
             state = plan.states[row.email]
+            if as_json and outcome == "created" and row.email not in suppressed:  # the common case, fast
+                yield (state.contact_id, TimelineEvent.Kind.CONTACT_IMPORTED, f"{summary_prefix}{row.row}).",
+                       f'{prefix}, "row": {row.row}, "line": {row.line}, "outcome": "created"}}')
+                continue
             data = {"import_id": self.import_id, "import": self.source, "row": row.row, "line": row.line,
                     "outcome": outcome}
             is_suppressed = row.email in suppressed
@@ -195,44 +247,46 @@ class BatchWriter:
                 data["fields"] = changed
                 summary = (f"Updated by import {self.source} (row {row.row}): "
                            + ", ".join(name.replace("_", " ") for name in changed) + ".")
-            yield state.contact_id, kind, (summary + (note if is_suppressed else ""))[:500], data
+            yield (state.contact_id, kind, (summary + (note if is_suppressed else ""))[:500],
+                   json.dumps(data) if as_json else data)
         if new_leads:
             label = Lead.Status(self.lead_options["status"]).label
             for email, state in plan.states.items():
                 if state.contact_id in new_leads:
+                    data = {"import_id": self.import_id, "import": self.source}
                     yield (state.contact_id, TimelineEvent.Kind.LEAD_CREATED,
                            f"Became a lead ({label}) from import {self.source}."[:500],
-                           {"import_id": self.import_id, "import": self.source})
+                           json.dumps(data) if as_json else data)
 
     # --- PostgreSQL: COPY + set-based statements ---------------------------------------------------
 
     def _write_pg(self, plan: Plan, now: datetime, suppressed: set[str]) -> None:
+        from psycopg import errors as psycopg_errors
+
         contact_table = Contact._meta.db_table
         columns = ", ".join(CONTACT_COLUMNS)
         new = [(email, state) for email, state in plan.states.items() if state.new]
         with connection.cursor() as wrapper:
             cur = wrapper.cursor
             if new:
-                cur.execute("CREATE TEMP TABLE _import_new (email text, %s, custom_fields jsonb) ON COMMIT DROP"
-                            % ", ".join(f"{c} text" for c in CONTACT_COLUMNS))
-                with cur.copy(f"COPY _import_new (email, {columns}, custom_fields) FROM STDIN") as copy:
-                    for email, state in new:
-                        copy.write_row((email, *(state.values[c] for c in CONTACT_COLUMNS), json.dumps(state.custom)))
-                cur.execute(
-                    f"INSERT INTO {contact_table} (team_id, created_at, updated_at, source, email, {columns}, custom_fields) "
-                    f"SELECT %s, %s, %s, %s, email, {columns}, custom_fields FROM _import_new "
-                    "ON CONFLICT (team_id, email) DO NOTHING RETURNING id, email",
-                    (self.team_id, now, now, self.source))
-                ids = dict((email, contact_id) for contact_id, email in cur.fetchall())
-                if len(ids) != len(new):
-                    raise ConcurrentInsert()
-                for email, state in new:
-                    state.contact_id = ids[email]
-                cur.execute("DROP TABLE _import_new")
+                # The batch's existing contacts are locked and known, so new addresses are COPY'd
+                # straight into the table with ids drawn from its sequence; a concurrent insert of
+                # the same address fails the unique constraint and the batch is retried.
+                cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                            (contact_table, len(new)))
+                for (email, state), (contact_id,) in zip(new, cur.fetchall()):
+                    state.contact_id = contact_id
+                try:
+                    with transaction.atomic(using=connection.alias):
+                        with cur.copy(f"COPY {contact_table} (id, team_id, created_at, updated_at, source, email, "
+                                      f"{columns}, custom_fields) FROM STDIN") as copy:
+                            for email, state in new:
+                                copy.write_row((state.contact_id, self.team_id, now, now, self.source, email,
+                                                *(state.values[c] for c in CONTACT_COLUMNS), json.dumps(state.custom)))
+                except (IntegrityError, psycopg_errors.UniqueViolation) as err:
+                    raise ConcurrentInsert() from err
             dirty = [state for state in plan.states.values() if state.dirty and not state.new]
             if dirty:
-                cur.execute("CREATE TEMP TABLE _import_upd (id bigint, %s, custom_fields jsonb) ON COMMIT DROP"
-                            % ", ".join(f"{c} text" for c in CONTACT_COLUMNS))
                 with cur.copy(f"COPY _import_upd (id, {columns}, custom_fields) FROM STDIN") as copy:
                     for state in dirty:
                         copy.write_row((state.contact_id, *(state.values[c] for c in CONTACT_COLUMNS),
@@ -240,11 +294,8 @@ class BatchWriter:
                 assignments = ", ".join(f"{c} = u.{c}" for c in (*CONTACT_COLUMNS, "custom_fields"))
                 cur.execute(f"UPDATE {contact_table} c SET {assignments}, updated_at = %s FROM _import_upd u "
                             "WHERE c.id = u.id AND c.team_id = %s", (now, self.team_id))
-                cur.execute("DROP TABLE _import_upd")
             new_leads: set[int] = set()
             if self.lead_options is not None:
-                cur.execute("CREATE TEMP TABLE _import_lead (contact_id bigint, lemlist_lead_id text, "
-                            "leadlex_deal_id text) ON COMMIT DROP")
                 with cur.copy("COPY _import_lead (contact_id, lemlist_lead_id, leadlex_deal_id) FROM STDIN") as copy:
                     for state in plan.states.values():
                         copy.write_row((state.contact_id, state.lead.get("lemlist_lead_id", ""),
@@ -257,11 +308,10 @@ class BatchWriter:
                     (self.team_id, now, now, self.lead_options["status"], self.lead_options.get("owner_id"), self.source))
                 new_leads = {contact_id for (contact_id,) in cur.fetchall()}
                 plan.result.leads_created = len(new_leads)
-                cur.execute("DROP TABLE _import_lead")
             with cur.copy(f"COPY {TimelineEvent._meta.db_table} (team_id, created_at, updated_at, contact_id, actor_id, "
                           "kind, summary, data) FROM STDIN") as copy:
-                for contact_id, kind, summary, data in self._event_rows(plan, new_leads, suppressed):
-                    copy.write_row((self.team_id, now, now, contact_id, self.actor_id, kind, summary, json.dumps(data)))
+                for contact_id, kind, summary, data in self._event_rows(plan, new_leads, suppressed, as_json=True):
+                    copy.write_row((self.team_id, now, now, contact_id, self.actor_id, kind, summary, data))
 
     # --- Other databases: the ORM's bulk operations ------------------------------------------------
 

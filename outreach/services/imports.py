@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +34,8 @@ from django.utils import timezone
 
 from ..imports.emails import EmailChecker
 from ..imports.mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
-from ..imports.reading import FileFormat, ImportFileError, count_rows, detect_format, iter_records
+from ..imports.reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
+                               iter_records)
 from ..imports.report import ErrorReport
 from ..imports.writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
@@ -39,6 +43,8 @@ from ..models import ImportJob, Lead, Membership, Team
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5000
+CANCEL_CHECK_SECONDS = 0.5
+QUEUED_BATCHES = 4  # parsed batches waiting for the writer: bounds memory
 MAX_UPLOAD_BYTES = getattr(settings, "OUTREACH_IMPORT_MAX_BYTES", 256 * 1024 * 1024)
 POLICIES = tuple(ImportJob.Policy.values)
 
@@ -222,6 +228,7 @@ class _Run:
         if not job.error_report:
             job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
             ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
+        self.cancel_checked = 0.0
         self.report = ErrorReport(str(Path(settings.MEDIA_ROOT) / job.error_report.name), job.headers)
 
     def parse(self, record) -> tuple[Row | None, str]:
@@ -257,18 +264,11 @@ class _Run:
                 custom[key] = value
         return Row(record.row, record.line, email, values, custom, lead), ""
 
-    def run(self) -> None:
-        job = self.job
-        if job.total_rows is None:
-            total, encoding = count_rows(job.file.path, self.fmt)
-            if encoding != self.fmt.encoding:
-                self.fmt = FileFormat(encoding, self.fmt.delimiter, self.fmt.headers)
-            ImportJob.objects.filter(pk=job.pk).update(total_rows=total, encoding=encoding)
-            job.total_rows, job.encoding = total, encoding
-        skip = job.rows_done  # a re-delivered task resumes after the last committed batch
+    def batches(self, skip: int):
+        """Yield (valid rows, rejected entries) batches of up to BATCH_ROWS records after row ``skip``."""
         rows: list[Row] = []
         rejected: list[tuple[int, int, str, list[str] | None]] = []
-        for record in iter_records(job.file.path, self.fmt):
+        for record in iter_records(self.job.file.path, self.fmt):
             if record.row <= skip:
                 continue
             row, reason = self.parse(record)
@@ -277,19 +277,89 @@ class _Run:
             else:
                 rows.append(row)
             if len(rows) + len(rejected) >= BATCH_ROWS:
-                self.commit(rows, rejected)
+                yield rows, rejected
                 rows, rejected = [], []
         if rows or rejected:
-            self.commit(rows, rejected)
+            yield rows, rejected
+
+    def run(self) -> None:
+        """Count (in a thread), read and parse (in a thread) and write (here, batch by batch).
+
+        The threads never touch the database; while this thread waits for PostgreSQL they use
+        the CPU. At most QUEUED_BATCHES parsed batches wait in the queue, so memory stays flat."""
+        job = self.job
+        encoding = confirm_encoding(job.file.path, self.fmt.encoding)
+        if encoding != self.fmt.encoding:
+            self.fmt = FileFormat(encoding, self.fmt.delimiter, self.fmt.headers)
+            ImportJob.objects.filter(pk=job.pk).update(encoding=encoding)
+        self.total: int | None = job.total_rows
+        self.total_saved = job.total_rows is not None
+        if job.total_rows is None:
+            def count() -> None:
+                self.total = count_rows(job.file.path, self.fmt)
+            threading.Thread(target=count, name=f"import-{job.pk}-count", daemon=True).start()
+        end = object()
+        batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for batch in self.batches(job.rows_done):  # a re-delivered task resumes after the last batch
+                    while not stop.is_set():
+                        try:
+                            batches.put(batch, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                batches.put(end)
+            except BaseException as err:  # handed to the writing thread
+                batches.put(err)
+
+        self.writer.prepare()
+        producer = threading.Thread(target=produce, name=f"import-{job.pk}-read", daemon=True)
+        # The reading thread is CPU-bound: hand the GIL back quickly when a query returns,
+        # or each database round trip waits up to the default 5 ms switch interval.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        producer.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is end:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                self.commit(*item)
+        finally:
+            stop.set()
+            while producer.is_alive():
+                try:
+                    batches.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            producer.join()
+            sys.setswitchinterval(switch_interval)
+        if not self.total_saved:
+            total = count_rows(job.file.path, self.fmt) if self.total is None else self.total
+            ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
 
     def commit(self, rows: list[Row], rejected: list) -> None:
-        if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
-            raise ImportCancelled()
+        now = time.monotonic()
+        if now - self.cancel_checked > CANCEL_CHECK_SECONDS:
+            self.cancel_checked = now
+            if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+                raise ImportCancelled()
         for attempt in range(3):
             try:
                 with transaction.atomic():
                     result = self.writer.write(rows, timezone.now()) if rows else None
+                    extra = {}
+                    if not self.total_saved and self.total is not None:
+                        extra["total_rows"] = self.total
                     ImportJob.objects.filter(pk=self.job.pk).update(
+                        **extra,
                         rows_done=F("rows_done") + len(rows) + len(rejected),
                         created_count=F("created_count") + (result.created if result else 0),
                         updated_count=F("updated_count") + (result.updated if result else 0),
@@ -299,6 +369,8 @@ class _Run:
                         leads_created_count=F("leads_created_count") + (result.leads_created if result else 0),
                         updated_at=timezone.now(),
                     )
+                if extra:
+                    self.total_saved = True
                 break
             except ConcurrentInsert:
                 if attempt == 2:
