@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Suppression,
                      Team, TimelineEvent)
@@ -12,6 +13,8 @@ from .services.teams import team_for_user
 
 class TeamScopedAdmin(admin.ModelAdmin):
     """Superusers see every team; other staff see and can pick only their own team's rows."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -111,6 +114,8 @@ class MailboxAdmin(TeamScopedAdmin):
 
 
 class ProviderAccountAdminForm(forms.ModelForm):
+    base_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                              help_text="Leave blank for the provider document's server.")
     api_key = forms.CharField(label="API key", required=False, widget=SecretInput(),
                               help_text="Write-only: leave blank to keep the stored key.")
 
