@@ -1,0 +1,86 @@
+"""CSV import pages: list, upload, mapping + progress (htmx), error report download.
+
+Each view calls one service from ``outreach.services.imports`` and renders its result.
+"""
+from __future__ import annotations
+
+import os
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .imports_forms import ImportMappingForm, ImportUploadForm
+from .models import ImportJob
+from .services.imports import (import_job_cancel, import_job_create, import_job_preview, import_job_progress,
+                               import_job_start)
+from .views.common import add_service_errors, get_team, team_object_or_404
+
+
+@require_GET
+def import_list(request: HttpRequest) -> HttpResponse:
+    team = get_team(request)
+    jobs = ImportJob.objects.for_team(team).select_related("created_by")[:100]
+    return render(request, "imports/list.html", {"jobs": jobs})
+
+
+@require_http_methods(["GET", "POST"])
+def import_create(request: HttpRequest) -> HttpResponse:
+    team = get_team(request)
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = import_job_create(team=team, file=form.cleaned_data["file"], name=form.cleaned_data["name"],
+                                    user=request.user)
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            return redirect("import_detail", pk=job.pk)
+    return render(request, "imports/create.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = team_object_or_404(ImportJob, request, pk)
+    form = None
+    if job.status == ImportJob.Status.UPLOADED:
+        form = ImportMappingForm(request.POST if request.method == "POST" and "start" in request.POST else None, job=job)
+    if request.method == "POST":
+        if "cancel" in request.POST:
+            import_job_cancel(job=job)
+            messages.info(request, "The import is being cancelled." if job.status == ImportJob.Status.RUNNING
+                          else "The import was cancelled.")
+            return redirect("import_detail", pk=job.pk)
+        if form is not None and form.is_valid():
+            data = form.cleaned_data
+            try:
+                import_job_start(job=job, mapping=form.mapping(), policy=data["policy"], as_leads=data["as_leads"],
+                                 lead_status=data["lead_status"] or "new", lead_owner=data["lead_owner"])
+            except ValidationError as err:
+                add_service_errors(form, err)
+            else:
+                return redirect("import_detail", pk=job.pk)
+    context = {"job": job, "form": form, "progress": import_job_progress(job=job)}
+    if form is not None:
+        context["preview"] = import_job_preview(job=job)
+    return render(request, "imports/detail.html", context)
+
+
+@require_GET
+def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress fragment (htmx polls it every second until the job is finished)."""
+    job = team_object_or_404(ImportJob, request, pk)
+    return render(request, "imports/_progress.html", {"job": job, "progress": import_job_progress(job=job)})
+
+
+@require_GET
+def import_errors(request: HttpRequest, pk: int) -> FileResponse:
+    """Download the error report CSV (rejected rows with row number and reason)."""
+    job = team_object_or_404(ImportJob, request, pk)
+    if not job.error_report or not os.path.exists(job.error_report.path):
+        raise Http404("This import has no rejected rows.")
+    stem = os.path.splitext(job.original_filename or "import")[0]
+    return FileResponse(open(job.error_report.path, "rb"), as_attachment=True, filename=f"{stem}-errors.csv",
+                        content_type="text/csv; charset=utf-8")
