@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import Contact, Lead, Mailbox, Team
+from .models import Contact, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, team_users
 from .services.mailboxes import mailbox_check_hosts
 from .validation import normalize_email, parse_address_list, validate_header_value
@@ -188,12 +188,23 @@ class MailboxForm(forms.Form):
                                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
     imap_security = forms.ChoiceField(label="IMAP security", choices=Mailbox.Security.choices, initial=Mailbox.Security.SSL)
     imap_sent_folder = forms.CharField(label="IMAP Sent folder", max_length=200, initial="Sent", required=False)
+    # Connect only, when the team has a lemlist account: also register the mailbox there (seed 004).
+    register_at_lemlist = forms.ModelChoiceField(
+        label="Also register at lemlist", queryset=ProviderAccount.objects.none(), required=False, empty_label="No",
+        help_text="Connect this SMTP/IMAP mailbox to a lemlist account too (SMTP and IMAP are both needed).")
+    lemlist_user_id = forms.CharField(label="lemlist userId", max_length=100, required=False,
+                                      help_text="Optional: the lemlist team member to assign it to.")
 
-    def __init__(self, *args, mailbox: Mailbox | None = None, **kwargs):
+    def __init__(self, *args, mailbox: Mailbox | None = None, team: Team | None = None, **kwargs):
         self.mailbox = mailbox
         if mailbox is not None and "initial" not in kwargs:
             kwargs["initial"] = self.initial_for(mailbox)
         super().__init__(*args, **kwargs)
+        lemlist_accounts = ProviderAccount.objects.for_team(team).filter(provider="lemlist") if team is not None else None
+        if mailbox is None and lemlist_accounts is not None and lemlist_accounts.exists():
+            self.fields["register_at_lemlist"].queryset = lemlist_accounts
+        else:
+            del self.fields["register_at_lemlist"], self.fields["lemlist_user_id"]
         if mailbox is not None and mailbox.provider != "smtp":
             for name in (*SMTP_GROUP, *IMAP_GROUP):
                 del self.fields[name]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,6 +13,7 @@ from .. import selectors
 from ..forms import MailboxForm
 from ..models import Mailbox
 from ..services.mailboxes import mailbox_connect as mailbox_connect_service
+from ..services.provider_accounts import mailbox_register_at_lemlist
 from ..services.mailboxes import mailbox_delete_unused, mailbox_test_connection, mailbox_update, mailboxes_set_active
 from .common import get_team, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
@@ -64,9 +66,20 @@ def mailbox_connect(request: HttpRequest) -> HttpResponse:
     """GET: the connect form (``mailboxes/form.html``). POST: check hosts, save through
     ``mailbox_connect`` and redirect to the list."""
     team = get_team(request)
-    form = MailboxForm(request.POST or None)
+    form = MailboxForm(request.POST or None, team=team)
     if request.method == "POST" and form.is_valid():
         mailbox = mailbox_connect_service(team=team, data=form.cleaned_data)
+        lemlist_account = form.cleaned_data.get("register_at_lemlist")
+        if lemlist_account is not None:
+            try:
+                mailbox_register_at_lemlist(mailbox=mailbox, account=lemlist_account,
+                                            user_id=form.cleaned_data.get("lemlist_user_id", ""))
+            except ValidationError as err:
+                mailbox.delete()  # nothing half-done: fix the form and connect again
+                for field, errors in err.message_dict.items():
+                    form.add_error(field if field in form.fields else ("register_at_lemlist" if field == "provider_account" else None), errors)
+                return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
+            messages.success(request, f"Registered at lemlist ({lemlist_account.name}) as {mailbox.lemlist_email_account_id}.")
         messages.success(request, f"Mailbox {mailbox.sender_email} connected. Use “Test connection” to check the login.")
         return redirect("mailbox_list")
     return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
