@@ -38,6 +38,8 @@ class EmailChecker:
         return normalized
 
     def __call__(self, value: str) -> str:
+        if "\n" in value or "\r" in value or "\x00" in value:
+            return normalize_email(value)  # raises, like normalize_email itself
         value = value.strip()
         if len(value) <= 254 and _SIMPLE.match(value):
             local, domain = value.split("@", 1)
