@@ -1,0 +1,163 @@
+"""Benchmark the CSV import against django-import-export on the same file and model.
+
+    DEBUG=true DATABASE_URL=postgres://... PYTHONPATH=. .venv/bin/python bench/imports.py \
+        [--rows 100000] [--dup-rate 0.05] [--skip-iex] [--skip-iex-default]
+
+Generates a ``--rows``-row, 10-column CSV where ``--dup-rate`` of the rows repeat an earlier
+address in another letter case, then, each in a fresh child process (so its peak RSS is its own)
+and into a fresh team on the configured database:
+
+1. ``manage.py import_contacts`` (our service, policy skip: contacts + one timeline row each);
+2. django-import-export 4 ``ModelResource`` on ``Contact``, deduplicating on email within the
+   team — default settings (one query per row), then ``use_bulk=True`` (its fastest mode). It
+   writes contacts only (no timeline rows, no leads), so it does less work than (1).
+
+Prints rows/s and peak RSS for each, and the counts, as a table and as JSON on the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+IEX_SCRIPT = r'''
+import json, os, sys, time
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+import django
+django.setup()
+import tablib
+from import_export import fields, resources
+from outreach.models import Contact, Team
+
+path, team_name, use_bulk = sys.argv[1], sys.argv[2], sys.argv[3] == "bulk"
+team = Team.objects.get(name=team_name)
+HEADERS = {"Email": "email", "First Name": "first_name", "Last Name": "last_name", "Company": "company",
+           "Job Title": "title", "Phone": "phone", "LinkedIn URL": "linkedin_url"}
+
+
+class ContactResource(resources.ModelResource):
+    class Meta:
+        model = Contact
+        import_id_fields = ("email",)
+        fields = ("email", "first_name", "last_name", "company", "title", "phone", "linkedin_url", "custom_fields")
+        use_bulk = use_bulk
+        batch_size = 1000
+        skip_diff = use_bulk
+        skip_unchanged = True
+
+    def get_queryset(self):
+        return Contact.objects.filter(team=team)
+
+    def before_import_row(self, row, **kwargs):
+        row["email"] = (row.get("email") or "").strip().lower()
+        row["custom_fields"] = json.dumps({"City": row.get("City", ""), "Industry": row.get("Industry", ""),
+                                           "Notes": row.get("Notes", "")})
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance.team = team
+        if not instance.source:
+            instance.source = "import-export"
+
+
+started = time.perf_counter()
+with open(path, encoding="utf-8", newline="") as fh:
+    data = tablib.Dataset().load(fh.read(), format="csv")
+data.headers = [HEADERS.get(h, h) for h in data.headers]
+result = ContactResource().import_data(data, dry_run=False, raise_errors=False, use_transactions=True)
+seconds = time.perf_counter() - started
+totals = dict(result.totals)
+first_error = ""
+if result.has_errors():
+    errors = result.base_errors or [e for _, row_errors in result.row_errors() for e in row_errors]
+    first_error = repr(errors[0].error)[:300] if errors else ""
+print(json.dumps({"seconds": seconds, "totals": totals, "has_errors": result.has_errors(), "first_error": first_error,
+                  "contacts": Contact.objects.filter(team=team).count()}))
+'''
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[str, float, int]:
+    """Run ``cmd``; returns (stdout, wall seconds, the child's own peak RSS in MB via wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])}... failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return stdout, wall, usage.ru_maxrss // 1024  # Linux: ru_maxrss is in KB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dup-rate", type=float, default=0.05)
+    parser.add_argument("--skip-iex", action="store_true", help="Do not run django-import-export at all.")
+    parser.add_argument("--skip-iex-default", action="store_true", help="Run only import-export's bulk mode.")
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from outreach.models import Team
+    from tests.imports.fixtures import generate_bench_file
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    db = connection.vendor
+    if db != "postgresql":
+        print(f"note: the configured database is {db}; the target (20,000 rows/s) is for PostgreSQL.", file=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    path = tmp / "contacts.csv"
+    started = time.perf_counter()
+    shape = generate_bench_file(path, rows=args.rows, dup_rate=args.dup_rate)
+    print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {shape['rows']} rows, {shape['duplicates']} duplicates, "
+          f"10 columns) in {time.perf_counter() - started:.1f}s; database: {db}", file=sys.stderr)
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    results = {"rows": args.rows, "duplicates": shape["duplicates"], "database": db}
+
+    runs = []
+    if not args.skip_iex:
+        if not args.skip_iex_default:
+            runs.append(("import-export (default)", "default"))
+        runs.append(("import-export (use_bulk)", "bulk"))
+    team = Team.objects.create(name=f"bench-outreach-{stamp}")
+    out, wall, rss = run_child([sys.executable, "manage.py", "import_contacts", str(path), "--team", team.name], env)
+    counts = json.loads(out)
+    results["outreach"] = {"seconds": counts["seconds"], "wall_seconds": round(wall, 2),
+                           "rows_per_second": round(args.rows / counts["seconds"]), "peak_rss_mb": rss,
+                           "created": counts["created"], "unchanged": counts["unchanged"], "rejected": counts["rejected"]}
+    for label, mode in runs:
+        team = Team.objects.create(name=f"bench-iex-{mode}-{stamp}")
+        out, wall, rss_iex = run_child([sys.executable, "-c", IEX_SCRIPT, str(path), team.name, mode], env)
+        data = json.loads(out.strip().splitlines()[-1])
+        results[label] = {"seconds": round(data["seconds"], 2), "wall_seconds": round(wall, 2),
+                          "rows_per_second": round(args.rows / data["seconds"]),
+                          "peak_rss_mb": rss_iex, "totals": data["totals"], "contacts": data["contacts"],
+                          "errors": data["has_errors"], "first_error": data["first_error"]}
+
+    print(f"\n{'':28} {'seconds':>8} {'rows/s':>9} {'peak RSS':>9}")
+    for label in ("outreach", *[r[0] for r in runs]):
+        r = results[label]
+        print(f"{label:28} {r['seconds']:>8} {r['rows_per_second']:>9} {r['peak_rss_mb']:>7}MB")
+        if r.get("errors"):
+            print(f"{'':28} failed: {r['contacts']} contacts kept; first error: {r['first_error']}")
+    print("(outreach: contacts + a timeline row each, one transaction per 5,000 rows; import-export: contacts only)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
