@@ -287,3 +287,14 @@ def test_real_commits_per_batch(monkeypatch):
     assert (job.created_count, job.updated_count) == (180, 20)
     assert Contact.objects.filter(team=team).count() == 180
     assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 200
+
+
+def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
+    rows = [["slash@example.com", "A\\B", "tab\there", "C:\\new\\table", "", "multi\nline\\N"]]
+    job = run_import(rows_csv(rows), name="Import \\ with\ttab")
+    contact = Contact.objects.get(team=team)
+    assert (contact.first_name, contact.last_name, contact.company) == ("A\\B", "tab\there", "C:\\new\\table")
+    assert contact.custom_fields == {"Notes": "multi\nline\\N"}
+    assert contact.source == "Import \\ with\ttab"
+    assert contact.timeline_events.get().summary == "Imported from Import \\ with\ttab (row 1)."
+    assert job.created_count == 1
