@@ -48,6 +48,9 @@ class Row:
     values: dict[str, str]
     custom: dict[str, str]
     lead: dict[str, str]
+    # PostgreSQL: COPY text prepared by BatchWriter.preformat in the reading thread.
+    contact_tail: str = ""
+    event_tail: str = ""
 
 
 @dataclass
@@ -58,6 +61,7 @@ class _State:
     new: bool
     dirty: bool = False
     lead: dict[str, str] = field(default_factory=dict)
+    first_row: Row | None = None
 
 
 @dataclass
@@ -93,7 +97,8 @@ def plan_batch(rows: list[Row], existing: dict[str, tuple[int, dict[str, str], d
             found = existing.get(row.email)
             if found is None:
                 # Only the non-blank cells; writers fill the missing columns with "".
-                states[row.email] = _State(None, dict(row.values), dict(row.custom), True, lead=dict(row.lead))
+                states[row.email] = _State(None, dict(row.values), dict(row.custom), True, lead=dict(row.lead),
+                                           first_row=row)
                 result.created += 1
                 events.append((row, "created", []))
                 continue
@@ -162,6 +167,7 @@ class BatchWriter:
         self.lead_options = lead_options
         self.actor_id = actor_id
         self.postgres = connection.vendor == "postgresql"
+        self._data_prefix = json.dumps({"import_id": self.import_id, "import": self.source})[:-1]
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -250,8 +256,11 @@ class BatchWriter:
         for row, outcome, changed in plan.events:
             state = plan.states[row.email]
             if as_json and outcome == "created" and row.email not in suppressed:  # the common case, fast
-                yield (state.contact_id, TimelineEvent.Kind.CONTACT_IMPORTED, f"{summary_prefix}{row.row}).",
-                       f'{prefix}, "row": {row.row}, "line": {row.line}, "outcome": "created"}}')
+                if row.event_tail:
+                    yield state.contact_id, None, None, row.event_tail
+                else:
+                    yield (state.contact_id, TimelineEvent.Kind.CONTACT_IMPORTED, f"{summary_prefix}{row.row}).",
+                           f'{prefix}, "row": {row.row}, "line": {row.line}, "outcome": "created"}}')
                 continue
             data = {"import_id": self.import_id, "import": self.source, "row": row.row, "line": row.line,
                     "outcome": outcome}
@@ -279,6 +288,26 @@ class BatchWriter:
 
     # --- PostgreSQL: COPY + set-based statements ---------------------------------------------------
 
+    def preformat(self, row: Row) -> Row:
+        """Prepare ``row``'s COPY text (its new-contact line and its "imported" timeline line) ahead
+        of time; safe to call from the reading thread (no database). Returns ``row``."""
+        if self.postgres:
+            row.contact_tail = self._values_tail(row.email, row.values, row.custom)
+            data = f'{self._data_prefix}, "row": {row.row}, "line": {row.line}, "outcome": "created"}}'
+            row.event_tail = (f"{TimelineEvent.Kind.CONTACT_IMPORTED.value}\t"
+                              f"{_text(f'Imported from {self.source} (row {row.row}).'[:500])}\t{_text(data)}")
+        return row
+
+    @staticmethod
+    def _values_tail(email: str, values: dict[str, str], custom: dict) -> str:
+        return (_text(email) + "\t" + "\t".join([_text(values.get(c, "")) for c in CONTACT_COLUMNS])
+                + "\t" + (_text(json.dumps(custom)) if custom else "{}"))
+
+    def _contact_tail(self, email: str, state: _State) -> str:
+        if not state.dirty and state.first_row is not None and state.first_row.contact_tail:
+            return state.first_row.contact_tail
+        return self._values_tail(email, state.values, state.custom)
+
     def _write_pg(self, plan: Plan, now: datetime, suppressed: set[str]) -> None:
         from psycopg import errors as psycopg_errors
 
@@ -301,10 +330,7 @@ class BatchWriter:
                         head = f"\t{self.team_id}\t{stamp}\t{stamp}\t{_text(self.source)}\t"
                         _copy_lines(cur, f"COPY {contact_table} (id, team_id, created_at, updated_at, source, email, "
                                          f"{columns}, custom_fields) FROM STDIN",
-                                    (f"{state.contact_id}{head}{_text(email)}\t"
-                                     + "\t".join([_text(state.values.get(c, "")) for c in CONTACT_COLUMNS])
-                                     + "\t" + _text(json.dumps(state.custom) if state.custom else "{}")
-                                     for email, state in new))
+                                    (f"{state.contact_id}{head}{self._contact_tail(email, state)}" for email, state in new))
                 except (IntegrityError, psycopg_errors.UniqueViolation) as err:
                     raise ConcurrentInsert() from err
             dirty = [state for state in plan.states.values() if state.dirty and not state.new]
@@ -334,7 +360,8 @@ class BatchWriter:
             actor = "\\N" if self.actor_id is None else str(self.actor_id)
             _copy_lines(cur, f"COPY {TimelineEvent._meta.db_table} (team_id, created_at, updated_at, contact_id, actor_id, "
                              "kind, summary, data) FROM STDIN",
-                        (f"{head}{contact_id}\t{actor}\t{kind}\t{_text(summary)}\t{_text(data)}"
+                        (f"{head}{contact_id}\t{actor}\t"
+                         + (data if kind is None else f"{kind}\t{_text(summary)}\t{_text(data)}")
                          for contact_id, kind, summary, data in self._event_rows(plan, new_leads, suppressed, as_json=True)))
 
     # --- Other databases: the ORM's bulk operations ------------------------------------------------

@@ -262,7 +262,7 @@ class _Run:
             value = cells[index] if index < len(cells) else ""
             if value:
                 custom[key] = value
-        return Row(record.row, record.line, email, values, custom, lead), ""
+        return self.writer.preformat(Row(record.row, record.line, email, values, custom, lead)), ""
 
     def batches(self, skip: int):
         """Yield (valid rows, rejected entries) batches of up to BATCH_ROWS records after row ``skip``."""
