@@ -229,6 +229,7 @@ class _Run:
             job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
             ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
         self.cancel_checked = 0.0
+        self.written = 0  # contacts created by this run, for BatchWriter.refresh_statistics
         self.report = ErrorReport(str(Path(settings.MEDIA_ROOT) / job.error_report.name), job.headers)
 
     def parse(self, record) -> tuple[Row | None, str]:
@@ -371,6 +372,9 @@ class _Run:
                     )
                 if extra:
                     self.total_saved = True
+                if result is not None:
+                    self.written += result.created
+                    self.writer.refresh_statistics(self.written)
                 break
             except ConcurrentInsert:
                 if attempt == 2:
