@@ -147,6 +147,14 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: Mailbox attributes holding the sender identifiers this provider's document requires
+    #: (e.g. lemlist's sendUserId). Forms, the add_mailbox command and ``from_mailbox`` agree on them.
+    required_mailbox_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def missing_mailbox_fields(cls, values: Mapping[str, Any]) -> list[str]:
+        """The names in :attr:`required_mailbox_fields` that are blank in ``values`` (a dict of mailbox fields)."""
+        return [name for name in cls.required_mailbox_fields if not str(values.get(name) or "").strip()]
 
     @classmethod
     @abc.abstractmethod

@@ -51,6 +51,7 @@ class LeadlexProvider(HttpProvider):
     name = "leadlex"
     label = "leadlex"
     default_base_url = schema.DEFAULT_BASE_URL
+    required_mailbox_fields = ()  # the API key identifies the sender; no per-mailbox id
     # The document says "per-second or per-day send cap" without numbers: a conservative pace,
     # and every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)

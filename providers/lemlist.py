@@ -72,6 +72,7 @@ class LemlistProvider(HttpProvider):
     name = "lemlist"
     label = "lemlist"
     default_base_url = schema.DEFAULT_BASE_URL
+    required_mailbox_fields = ("lemlist_send_user_id", "lemlist_send_user_email", "lemlist_send_user_mailbox_id")
     rate_limit = RateLimit(requests=20, period=2.0)
     idempotency_header = False
     # The document's body: one contact (contactId/leadId), subject, HTML message, cc. Nothing else.

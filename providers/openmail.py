@@ -37,6 +37,7 @@ class OpenMailProvider(HttpProvider):
     name = "openmail"
     label = "OpenMail"
     default_base_url = schema.DEFAULT_BASE_URL
+    required_mailbox_fields = ("openmail_inbox_id",)  # in the path: /v1/inboxes/{inbox_id}/send
     # "global daily, per-inbox daily, per-inbox burst" limits without numbers: a conservative pace;
     # every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)

@@ -67,6 +67,7 @@ class UnipileProvider(HttpProvider):
     name = "unipile"
     label = "Unipile"
     default_base_url = schema.DEFAULT_BASE_URL
+    required_mailbox_fields = ("unipile_account_id",)
     # No limit in the document: a conservative pace; every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
     idempotency_header = False
