@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
-from .models import Contact, Lead, Mailbox, SentMessage, Team, TimelineEvent
+from .models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
 
 PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
 
@@ -187,6 +187,34 @@ def mailbox_choices(*, team: Team) -> list[tuple[str, str]]:
 def active_mailboxes(*, team: Team) -> QuerySet:
     """Mailboxes the team can send from (active), by sender address."""
     return Mailbox.objects.for_team(team).filter(is_active=True).order_by("sender_email")
+
+
+# --- Provider accounts ---------------------------------------------------------------------
+
+PROVIDER_ACCOUNT_SEARCH = ("name", "base_url")
+PROVIDER_ACCOUNT_ORDERING = {
+    "name": ("name",),
+    "provider": ("provider",),
+    "base_url": ("base_url",),
+    "mailboxes": ("mailbox_count",),
+    "created": ("created_at",),
+}
+
+
+def provider_account_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's provider accounts with ``mailbox_count`` (the key is never loaded).
+    Filter: ``provider``. Returns (queryset, sort key used)."""
+    qs = (ProviderAccount.objects.for_team(team).defer("api_key_encrypted")
+          .annotate(mailbox_count=Count("mailboxes")))
+    qs = apply_search(qs, query.q, PROVIDER_ACCOUNT_SEARCH)
+    if query.filters.get("provider"):
+        qs = qs.filter(provider=query.filters["provider"])
+    return apply_ordering(qs, query.order, PROVIDER_ACCOUNT_ORDERING, "name")
+
+
+def provider_accounts(*, team: Team) -> QuerySet:
+    """The team's provider accounts by name (key not loaded), for choices."""
+    return ProviderAccount.objects.for_team(team).defer("api_key_encrypted").order_by("name", "pk")
 
 
 # --- Sent messages -------------------------------------------------------------------------

@@ -1,17 +1,21 @@
-"""Mailboxes: connect (SMTP/IMAP), test a connection, update, and rotate stored credentials."""
+"""Mailboxes: connect (SMTP/IMAP, or a sender at a provider account), test a connection, update,
+and rotate stored credentials."""
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.utils import timezone
 
 from providers.errors import ProviderError
 from providers.netguard import check_mail_host
+from providers.registry import HTTP_PROVIDERS, get_provider_class
 from providers.smtp import ServerSettings, test_connection
 
 from ..crypto import rotate
 from ..models import Mailbox, ProviderAccount, Team
+from ..validation import normalize_email, validate_header_value
 
 SMTP_FIELDS = ("sender_name", "sender_email", "smtp_host", "smtp_port", "smtp_login", "smtp_security",
                "imap_host", "imap_port", "imap_login", "imap_security", "imap_sent_folder")
@@ -72,10 +76,89 @@ def mailbox_connect(*, team: Team, data: dict[str, Any]) -> Mailbox:
     return _apply(mailbox, data)
 
 
+def sender_id_missing_text(*, provider: str, name: str) -> str:
+    """The message for a missing sender id ``name`` of a ``provider`` mailbox."""
+    return f"Enter the {_label(name)}: {get_provider_class(provider).label} cannot send from this mailbox without it."
+
+
+def mailbox_sender_id_problems(*, provider: str, data: dict[str, Any]) -> dict[str, str]:
+    """Check the sender identifiers ``provider`` requires (its class' ``required_mailbox_fields``)
+    in form-shaped ``data``. Returns {field: message} for each missing or malformed one."""
+    provider_cls = get_provider_class(provider)
+    problems = {name: sender_id_missing_text(provider=provider, name=name) for name in provider_cls.missing_mailbox_fields(data)}
+    for name in provider_cls.required_mailbox_fields:
+        if name in problems:
+            continue
+        try:
+            _clean_sender_id(name, data[name])
+        except ValidationError as err:
+            problems[name] = " ".join(err.messages)
+    return problems
+
+
+@transaction.atomic
+def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict[str, Any]) -> Mailbox:
+    """Create a mailbox of ``team`` that sends through provider account ``account``.
+
+    ``data`` holds ``sender_name``, ``sender_email`` and the sender ids the account's provider
+    requires (``required_mailbox_fields``, e.g. lemlist's sendUserId, sendUserEmail and
+    sendUserMailboxId); ids of other providers are ignored. Returns the Mailbox. Raises
+    ValidationError naming the field: an account of another team, a missing or malformed id.
+    """
+    if account.team_id != team.pk or account.provider not in HTTP_PROVIDERS:
+        raise ValidationError({"provider_account": "Choose one of your team's provider accounts."})
+    problems = mailbox_sender_id_problems(provider=account.provider, data=data)
+    try:
+        sender_email = normalize_email(data.get("sender_email", ""))
+    except ValidationError as err:
+        problems["sender_email"] = " ".join(err.messages)
+    sender_name = (data.get("sender_name") or "").strip()
+    try:
+        validate_header_value(sender_name)
+    except ValidationError as err:
+        problems["sender_name"] = " ".join(err.messages)
+    if problems:
+        raise ValidationError(problems)
+    mailbox = Mailbox(team=team, provider=account.provider, provider_account=account,
+                      sender_name=sender_name, sender_email=sender_email)
+    _apply_sender_ids(mailbox, data)
+    mailbox.save()
+    return mailbox
+
+
 @transaction.atomic
 def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
-    """Update a mailbox; a blank password keeps the stored one. Returns the Mailbox."""
+    """Update a mailbox; a blank password keeps the stored one. For a provider-bound mailbox the
+    sender ids its provider requires are updated too (ValidationError naming a missing one).
+    Returns the Mailbox."""
+    if mailbox.provider != "smtp":
+        problems = mailbox_sender_id_problems(provider=mailbox.provider, data={
+            **{name: getattr(mailbox, name) for name in get_provider_class(mailbox.provider).required_mailbox_fields},
+            **data})
+        if problems:
+            raise ValidationError(problems)
+        _apply_sender_ids(mailbox, data)
     return _apply(mailbox, data)
+
+
+def _label(name: str) -> str:
+    return str(Mailbox._meta.get_field(name).verbose_name)
+
+
+def _clean_sender_id(name: str, value: Any) -> str:
+    """A sender id stripped; an email-typed one (lemlist sendUserEmail) normalized. Raises ValidationError."""
+    value = str(value or "").strip()
+    validate_header_value(value)
+    if isinstance(Mailbox._meta.get_field(name), models.EmailField):
+        return normalize_email(value)
+    return value
+
+
+def _apply_sender_ids(mailbox: Mailbox, data: dict[str, Any]) -> None:
+    """Set the sender ids the mailbox's provider requires from ``data`` (when given)."""
+    for name in get_provider_class(mailbox.provider).required_mailbox_fields:
+        if name in data:
+            setattr(mailbox, name, _clean_sender_id(name, data[name]))
 
 
 def _apply(mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:

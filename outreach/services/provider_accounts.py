@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from providers import errors as perr
 from providers.http import check_base_url
@@ -64,6 +65,25 @@ def provider_account_update(*, account: ProviderAccount, name: str | None = None
         account.api_key = api_key.strip()
     account.save()
     return account
+
+
+def provider_account_delete(*, account: ProviderAccount) -> None:
+    """Delete ``account`` and its stored key. Refused (ValidationError, non-field) while any mailbox
+    uses it, naming them: those mailboxes would have nothing to send through."""
+    with transaction.atomic():
+        senders = list(Mailbox.objects.filter(provider_account=account).order_by("sender_email")
+                       .values_list("sender_email", flat=True)[:6])
+        if senders:
+            total = Mailbox.objects.filter(provider_account=account).count()
+            shown = ", ".join(senders[:5]) + (f" and {total - 5} more" if total > 5 else "")
+            raise ValidationError(
+                f"{account.name} cannot be deleted: {total} mailbox{'es' if total != 1 else ''} send{'' if total != 1 else 's'} "
+                f"through it ({shown}). Delete those mailboxes first (a mailbox that has sent messages is kept "
+                "for its history, and so is its account).")
+        try:
+            account.delete()
+        except ProtectedError as err:  # a mailbox was bound to it meanwhile
+            raise ValidationError(f"{account.name} cannot be deleted: mailboxes send through it.") from err
 
 
 def provider_account_label(account: ProviderAccount) -> str:

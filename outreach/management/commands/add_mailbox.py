@@ -1,12 +1,19 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from providers.registry import HTTP_PROVIDERS, MAILBOX_SENDER_ID_FIELDS, get_provider_class
+
 from ...models import Mailbox, ProviderAccount
-from ...services.mailboxes import mailbox_check_hosts, mailbox_connect, mailbox_test_connection
+from ...services.mailboxes import (mailbox_check_hosts, mailbox_connect, mailbox_connect_provider,
+                                   mailbox_test_connection)
 from ..base import JsonCommand, get_team, read_secret
 
-PROVIDER_ID_FLAGS = ("lemlist_send_user_id", "lemlist_send_user_email", "lemlist_send_user_mailbox_id",
-                     "openmail_inbox_id", "unipile_account_id")
+#: One flag per sender id some provider requires (``--lemlist-send-user-id`` …), from the registry.
+PROVIDER_ID_FLAGS = MAILBOX_SENDER_ID_FIELDS
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 class Command(JsonCommand):
@@ -31,8 +38,9 @@ class Command(JsonCommand):
         parser.add_argument("--test", action="store_true", help="Log in to SMTP/IMAP first; refuse to save on failure.")
         parser.add_argument("--provider", default="smtp", help="'smtp' (default) or an HTTP provider name.")
         parser.add_argument("--provider-account", type=int, help="ProviderAccount id for a provider-bound mailbox.")
-        for flag in PROVIDER_ID_FLAGS:
-            parser.add_argument("--" + flag.replace("_", "-"), default="")
+        for name in PROVIDER_ID_FLAGS:
+            needed_by = [cls.label for cls in map(get_provider_class, HTTP_PROVIDERS) if name in cls.required_mailbox_fields]
+            parser.add_argument(_flag(name), default="", metavar="ID", help=f"Required for {', '.join(needed_by)} mailboxes.")
 
     def run(self, **o):
         team = get_team(o["team"])
@@ -71,17 +79,26 @@ class Command(JsonCommand):
         return {**_mailbox_dict(mailbox), "connection_test": checked}
 
     def _provider_mailbox(self, team, o):
+        if o["provider"] not in HTTP_PROVIDERS:
+            raise CommandError(f"Unknown provider {o['provider']!r}; use smtp or one of {', '.join(HTTP_PROVIDERS)}.")
+        provider_cls = get_provider_class(o["provider"])
+        missing = provider_cls.missing_mailbox_fields(o)
+        if missing:
+            raise CommandError(f"A {provider_cls.label} mailbox needs {', '.join(map(_flag, missing))} "
+                               "(the sender ids its API requires).")
+        stray = [n for n in PROVIDER_ID_FLAGS if o[n] and n not in provider_cls.required_mailbox_fields]
+        if stray:
+            raise CommandError(f"{', '.join(_flag(n) for n in stray)} do{'es' if len(stray) == 1 else ''} not apply "
+                               f"to {provider_cls.label} mailboxes.")
         if not o["provider_account"]:
-            raise CommandError(f"A {o['provider']} mailbox needs --provider-account ID.")
+            raise CommandError(f"A {provider_cls.label} mailbox needs --provider-account ID.")
         try:
             account = ProviderAccount.objects.for_team(team).get(pk=o["provider_account"])
         except ProviderAccount.DoesNotExist:
             raise CommandError(f"Team {team.name} has no provider account {o['provider_account']}.") from None
         if account.provider != o["provider"]:
             raise CommandError(f"Provider account {account.pk} is a {account.provider} account, not {o['provider']}.")
-        mailbox = Mailbox.objects.create(
-            team=team, provider=o["provider"], provider_account=account, sender_name=o["sender_name"],
-            sender_email=o["sender_email"].lower(), **{flag: o[flag] for flag in PROVIDER_ID_FLAGS})
+        mailbox = mailbox_connect_provider(team=team, account=account, data=o)
         return _mailbox_dict(mailbox)
 
 
