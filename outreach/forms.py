@@ -1,12 +1,17 @@
 """Forms for the sales UI. They parse and check input only; every write goes through a service."""
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.core.exceptions import ValidationError
 
+from providers.registry import HTTP_PROVIDERS, MAILBOX_SENDER_ID_FIELDS, PROVIDERS, get_provider_class, provider_choices
+
 from .models import Contact, Lead, Mailbox, ProviderAccount, Team
-from .selectors import active_mailboxes, team_users
-from .services.mailboxes import mailbox_check_hosts
+from .selectors import active_mailboxes, provider_accounts, team_users
+from .services.mailboxes import mailbox_check_hosts, mailbox_sender_id_problems, sender_id_missing_text
+from .services.provider_accounts import provider_account_label
 from .validation import normalize_email, parse_address_list, validate_header_value
 
 
@@ -208,6 +213,8 @@ class MailboxForm(forms.Form):
         if mailbox is not None and mailbox.provider != "smtp":
             for name in (*SMTP_GROUP, *IMAP_GROUP):
                 del self.fields[name]
+            for name in get_provider_class(mailbox.provider).required_mailbox_fields:
+                self.fields[name] = sender_id_field(name, required_by=mailbox.provider)
         elif mailbox is not None:
             for name in ("smtp_password", "imap_password"):
                 stored = bool(getattr(mailbox, f"{name}_encrypted"))
@@ -221,8 +228,13 @@ class MailboxForm(forms.Form):
     @staticmethod
     def initial_for(mailbox: Mailbox) -> dict:
         """Initial values from ``mailbox`` — passwords are never included."""
-        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP)
+        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP, *MAILBOX_SENDER_ID_FIELDS)
         return {n: getattr(mailbox, n) for n in names if not n.endswith("_password")}
+
+    @property
+    def sender_id_fields(self) -> list:
+        """The bound sender-id fields of a provider-bound mailbox (empty for SMTP)."""
+        return [self[name] for name in MAILBOX_SENDER_ID_FIELDS if name in self.fields]
 
     def clean_sender_email(self) -> str:
         return normalize_email(self.cleaned_data["sender_email"])
@@ -233,6 +245,11 @@ class MailboxForm(forms.Form):
     def clean(self):
         data = super().clean()
         if not self.is_smtp:
+            if self.mailbox is not None:
+                present = {k: v for k, v in data.items() if k not in self.errors}
+                for name, message in mailbox_sender_id_problems(provider=self.mailbox.provider, data=present).items():
+                    if name in self.fields and name not in self.errors:
+                        self.add_error(name, message)
             return data
         for name in ("smtp_host", "smtp_login", "imap_host", "imap_login", "imap_sent_folder"):
             if data.get(name):
@@ -259,3 +276,104 @@ class MailboxForm(forms.Form):
             if name in self.fields and name not in self.errors:
                 self.add_error(name, message)
         return data
+
+
+# --- Provider-bound mailboxes -----------------------------------------------------------------
+
+#: Where to find each sender id (the examples are the documents' own).
+SENDER_ID_HELP = {
+    "lemlist_send_user_id": "The lemlist user who sends, e.g. usr_FU6yAd3UdBFel0UDy.",
+    "lemlist_send_user_email": "That user's sending address at lemlist.",
+    "lemlist_send_user_mailbox_id": "The lemlist mailbox it sends from, e.g. usm_pmZsNNO1gl5nwCQ07.",
+    "openmail_inbox_id": "The inbox id of /v1/inboxes/{id}/send.",
+    "unipile_account_id": "The connected email account's id at Unipile.",
+}
+
+
+def sender_id_field(name: str, *, required_by: str = "") -> forms.CharField:
+    """A form field for the Mailbox sender id ``name`` (label and length from the model); required,
+    with the provider's message, when ``required_by`` names the mailbox's provider."""
+    model_field = Mailbox._meta.get_field(name)
+    error_messages = {"required": sender_id_missing_text(provider=required_by, name=name)} if required_by else None
+    return forms.CharField(label=model_field.verbose_name, max_length=model_field.max_length, required=bool(required_by),
+                           help_text=SENDER_ID_HELP.get(name, ""), error_messages=error_messages)
+
+
+class ProviderMailboxForm(forms.Form):
+    """A mailbox that sends through one of the team's provider accounts: the account, the sender,
+    and the sender ids the account's provider requires (its ``required_mailbox_fields``). Every
+    provider's ids are fields; only the chosen account's are checked and saved."""
+
+    provider_account = forms.ModelChoiceField(queryset=ProviderAccount.objects.none(), empty_label="Choose an account…")
+    sender_name = HeaderField(max_length=200)
+    sender_email = forms.CharField(max_length=254)
+
+    def __init__(self, *args, team: Team, **kwargs):
+        super().__init__(*args, **kwargs)
+        accounts = provider_accounts(team=team)
+        field = self.fields["provider_account"]
+        field.queryset = accounts
+        field.label_from_instance = provider_account_label
+        # Lets app.js show only the chosen account's ids (all are shown without JavaScript).
+        field.widget.attrs["data-account-providers"] = json.dumps({str(a.pk): a.provider for a in accounts})
+        for name in MAILBOX_SENDER_ID_FIELDS:
+            self.fields[name] = sender_id_field(name)
+
+    def sender_id_groups(self) -> list[dict]:
+        """[{provider, label, fields}] for each HTTP provider, in registry order (leadlex: no fields)."""
+        return [{"provider": name, "label": PROVIDERS[name].label,
+                 "fields": [self[f] for f in PROVIDERS[name].required_mailbox_fields]} for name in HTTP_PROVIDERS]
+
+    def clean_sender_email(self) -> str:
+        return normalize_email(self.cleaned_data["sender_email"])
+
+    def clean(self):
+        data = super().clean()
+        account = data.get("provider_account")
+        if account is not None:
+            present = {k: v for k, v in data.items() if k not in self.errors}
+            for name, message in mailbox_sender_id_problems(provider=account.provider, data=present).items():
+                if name in self.fields and name not in self.errors:
+                    self.add_error(name, message)
+        return data
+
+
+# --- Provider accounts ----------------------------------------------------------------------
+
+KEEP_KEY = "Leave blank to keep the current key."
+
+
+class ProviderAccountForm(forms.Form):
+    """Add or edit a provider account. The API key is write-only: never rendered back; on edit a
+    blank key keeps the stored one. A blank base URL means the provider document's server. The
+    provider is chosen on create only (its mailboxes depend on it)."""
+
+    provider = forms.ChoiceField(choices=())
+    name = forms.CharField(max_length=200)
+    api_key = forms.CharField(label="API key", max_length=2000, required=True,
+                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    base_url = forms.URLField(label="Base URL", max_length=500, required=False, assume_scheme="https")
+
+    def __init__(self, *args, account: ProviderAccount | None = None, **kwargs):
+        self.account = account
+        if account is not None and "initial" not in kwargs:
+            kwargs["initial"] = {"name": account.name, "base_url": account.base_url}
+        super().__init__(*args, **kwargs)
+        defaults = {name: PROVIDERS[name].default_base_url for name in HTTP_PROVIDERS}
+        base_url = self.fields["base_url"]
+        if account is None:
+            provider = self.fields["provider"]
+            provider.choices = [("", "Choose a provider…"), *provider_choices(include_smtp=False)]
+            provider.widget.attrs["data-base-urls"] = json.dumps(defaults)
+            chosen = self.data.get("provider") or self.initial.get("provider") or ""
+            base_url.widget.attrs["placeholder"] = defaults.get(chosen, "")
+            base_url.help_text = ("Leave blank for the provider's own server: "
+                                  + "; ".join(f"{PROVIDERS[n].label} {u}" for n, u in defaults.items()) + ".")
+        else:
+            del self.fields["provider"]
+            label, default = get_provider_class(account.provider).label, defaults.get(account.provider, "")
+            base_url.widget.attrs["placeholder"] = default
+            base_url.help_text = f"Leave blank for {label}'s own server, {default}."
+            key = self.fields["api_key"]
+            key.required = False
+            key.help_text = KEEP_KEY if account.api_key_encrypted else "No key is stored yet: enter it."

@@ -27,9 +27,15 @@ urlpatterns = [
     # Mailboxes
     path("mailboxes/", views.mailbox_list, name="mailbox_list"),
     path("mailboxes/connect/", views.mailbox_connect, name="mailbox_connect"),
+    path("mailboxes/connect/provider/", views.mailbox_connect_provider, name="mailbox_connect_provider"),
     path("mailboxes/test/", views.mailbox_test, name="mailbox_test"),
     path("mailboxes/<int:pk>/edit/", views.mailbox_edit, name="mailbox_edit"),
     path("mailboxes/<int:pk>/delete/", views.mailbox_delete, name="mailbox_delete"),
+    # Provider accounts
+    path("provider-accounts/", views.provider_account_list, name="provider_account_list"),
+    path("provider-accounts/new/", views.provider_account_create, name="provider_account_create"),
+    path("provider-accounts/<int:pk>/edit/", views.provider_account_edit, name="provider_account_edit"),
+    path("provider-accounts/<int:pk>/delete/", views.provider_account_delete, name="provider_account_delete"),
     # Sent messages
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),

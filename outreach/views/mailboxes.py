@@ -15,7 +15,7 @@ from ..models import Mailbox
 from ..services.mailboxes import mailbox_connect as mailbox_connect_service
 from ..services.provider_accounts import mailbox_register_at_lemlist
 from ..services.mailboxes import mailbox_delete_unused, mailbox_test_connection, mailbox_update, mailboxes_set_active
-from .common import get_team, team_object_or_404
+from .common import add_service_errors, get_team, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
 
 
@@ -87,14 +87,19 @@ def mailbox_connect(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the mailbox's form without its passwords (``mailboxes/form.html``). POST: save through
+    """GET: the mailbox's form without its passwords (``mailboxes/form.html``); a provider-bound
+    mailbox shows its sender and its provider's sender ids instead of SMTP/IMAP. POST: save through
     ``mailbox_update`` (blank passwords keep the stored ones) and redirect to the list."""
     mailbox = team_object_or_404(Mailbox, request, pk)
     form = MailboxForm(request.POST or None, mailbox=mailbox)
     if request.method == "POST" and form.is_valid():
-        mailbox_update(mailbox=mailbox, data=form.cleaned_data)
-        messages.success(request, f"Mailbox {mailbox.sender_email} saved.")
-        return redirect("mailbox_list")
+        try:
+            mailbox_update(mailbox=mailbox, data=form.cleaned_data)
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            messages.success(request, f"Mailbox {mailbox.sender_email} saved.")
+            return redirect("mailbox_list")
     return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox, "title": f"Edit {mailbox}"})
 
 

@@ -37,11 +37,31 @@
       syncValueSelects(form);
     } else if (t.matches("select[data-autosubmit]")) {
       t.form.requestSubmit ? t.form.requestSubmit() : t.form.submit();
+    } else if (t.matches("select[data-base-urls]")) {
+      syncBaseUrl(t);
+    } else if (t.matches("select[data-account-providers]")) {
+      syncProviderFieldsets(t);
     }
   });
+
+  // Provider account form: the base URL placeholder is the chosen provider's own server.
+  function syncBaseUrl(select) {
+    var input = select.form && select.form.querySelector('input[name="base_url"]');
+    if (input) input.placeholder = JSON.parse(select.getAttribute("data-base-urls"))[select.value] || "";
+  }
+
+  // Provider mailbox form: show only the sender ids of the chosen account's provider.
+  function syncProviderFieldsets(select) {
+    var provider = JSON.parse(select.getAttribute("data-account-providers"))[select.value] || "";
+    select.form.querySelectorAll("fieldset[data-provider]").forEach(function (fs) {
+      fs.hidden = provider !== "" && fs.getAttribute("data-provider") !== provider;
+    });
+  }
 
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("bulk-form");
     if (form) { syncValueSelects(form); updateCount(form); }
+    document.querySelectorAll("select[data-base-urls]").forEach(syncBaseUrl);
+    document.querySelectorAll("select[data-account-providers]").forEach(syncProviderFieldsets);
   });
 })();
