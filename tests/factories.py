@@ -5,7 +5,7 @@ import itertools
 
 from django.contrib.auth import get_user_model
 
-from outreach.models import Contact, Lead, Mailbox, Membership, SentMessage, Team, TimelineEvent
+from outreach.models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 
 _seq = itertools.count(1)
 
@@ -55,6 +55,32 @@ def make_mailbox(team: Team, *, smtp_password: str = "smtp-secret", imap_passwor
         mailbox.imap_password = imap_password
     mailbox.save()
     return mailbox
+
+
+def make_provider_account(team: Team, *, provider: str = "lemlist", api_key: str = "key-for-tests",
+                          **fields) -> ProviderAccount:
+    """A provider account of ``team`` with an encrypted API key (base URL: the document's server)."""
+    account = ProviderAccount(team=team, provider=provider, name=fields.pop("name", f"{provider} {next(_seq)}"), **fields)
+    account.api_key = api_key
+    account.save()
+    return account
+
+
+PROVIDER_SENDER_IDS = {
+    "lemlist": {"lemlist_send_user_id": "usr_test", "lemlist_send_user_email": "seller@acme.com",
+                "lemlist_send_user_mailbox_id": "usm_test"},
+    "leadlex": {},
+    "openmail": {"openmail_inbox_id": "inb_test"},
+    "unipile": {"unipile_account_id": "acc_test"},
+}
+
+
+def make_provider_mailbox(account: ProviderAccount, **fields) -> Mailbox:
+    """An active mailbox bound to ``account`` with the sender ids its provider requires."""
+    n = next(_seq)
+    values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS[account.provider])
+    values.update(fields)
+    return Mailbox.objects.create(team=account.team, provider=account.provider, provider_account=account, **values)
 
 
 def make_sent_message(mailbox: Mailbox, contact: Contact, *, status: str = SentMessage.Status.QUEUED,

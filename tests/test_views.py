@@ -7,12 +7,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from outreach.models import Attachment, Contact, Lead, Mailbox, SentMessage, TimelineEvent
+from outreach.models import Attachment, Contact, Lead, Mailbox, ProviderAccount, SentMessage, TimelineEvent
 from providers import registry
 from tests.factories import (
     make_contact,
     make_lead,
     make_mailbox,
+    make_provider_account,
     make_sent_message,
     make_team_user,
     make_user,
@@ -82,7 +83,7 @@ def test_user_without_team_gets_403_with_explanation(client):
 def test_nav_shows_team_and_links(user_client, team):
     page = user_client.get(reverse("contact_list")).content.decode()
     assert team.name in page
-    for name in ("contact_list", "lead_list", "message_list", "mailbox_list"):
+    for name in ("contact_list", "lead_list", "message_list", "mailbox_list", "provider_account_list"):
         assert f'href="{reverse(name)}"' in page
     assert "/admin/" not in page  # not staff
     assert 'hx-headers=\'{"X-CSRFToken": "' in page
@@ -99,7 +100,8 @@ def _objects_of(team):
     lead = make_lead(lead_contact)
     mailbox = make_mailbox(team)
     message = make_sent_message(mailbox, contact)
-    return {"contact": contact, "lead": lead, "mailbox": mailbox, "message": message}
+    account = make_provider_account(team)
+    return {"contact": contact, "lead": lead, "mailbox": mailbox, "message": message, "provider_account": account}
 
 
 # Which object each id-taking URL refers to. A new URL with an id must be added here, or the
@@ -109,6 +111,7 @@ ID_KINDS = {
     "contact_compose": "contact", "contact_timeline": "contact", "lead_create": "contact",
     "lead_edit": "lead", "mailbox_edit": "mailbox", "mailbox_delete": "mailbox",
     "message_detail": "message", "message_status": "message",
+    "provider_account_edit": "provider_account", "provider_account_delete": "provider_account",
 }
 
 
@@ -133,6 +136,7 @@ def test_every_url_with_an_id_is_404_for_another_team(client):
     # Nothing of the other team changed.
     assert Contact.objects.for_team(other_team).count() == 2
     assert Mailbox.objects.for_team(other_team).count() == 1
+    assert ProviderAccount.objects.for_team(other_team).count() == 1
 
 
 def test_mailbox_test_with_another_teams_mailbox_id_is_404(user_client):
@@ -605,7 +609,10 @@ def test_provider_mailbox_edit_shows_only_sender_fields(user_client, team):
     mailbox = make_mailbox(team, provider="lemlist", smtp_host="", smtp_port=None, smtp_login="", smtp_password="")
     page = user_client.get(reverse("mailbox_edit", args=[mailbox.pk])).content.decode()
     assert 'name="sender_name"' in page and 'name="smtp_host"' not in page and "Test connection" not in page
-    response = user_client.post(reverse("mailbox_edit", args=[mailbox.pk]), {"sender_name": "Bo", "sender_email": "bo@acme.com"})
+    assert 'name="lemlist_send_user_id"' in page and 'name="openmail_inbox_id"' not in page
+    ids = {"lemlist_send_user_id": "usr_1", "lemlist_send_user_email": "bo@acme.com", "lemlist_send_user_mailbox_id": "usm_1"}
+    response = user_client.post(reverse("mailbox_edit", args=[mailbox.pk]), {"sender_name": "Bo", "sender_email": "bo@acme.com", **ids})
     assert response.status_code == 302
     mailbox.refresh_from_db()
     assert (mailbox.sender_name, mailbox.sender_email, mailbox.provider) == ("Bo", "bo@acme.com", "lemlist")
+    assert mailbox.lemlist_send_user_mailbox_id == "usm_1"
