@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from providers.registry import provider_choices
@@ -61,6 +62,7 @@ class MailboxListView(AdminListView):
 mailbox_list = MailboxListView.as_view()
 
 
+@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_connect(request: HttpRequest) -> HttpResponse:
     """GET: the connect form (``mailboxes/form.html``). POST: check hosts, save through
@@ -85,6 +87,7 @@ def mailbox_connect(request: HttpRequest) -> HttpResponse:
     return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
 
 
+@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the mailbox's form without its passwords (``mailboxes/form.html``); a provider-bound
@@ -103,6 +106,7 @@ def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox, "title": f"Edit {mailbox}"})
 
 
+@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_POST
 def mailbox_test(request: HttpRequest) -> HttpResponse:
     """htmx POST from the connect/edit form: validate it and really log in to SMTP (and IMAP).
