@@ -295,10 +295,12 @@ class _Run:
             ImportJob.objects.filter(pk=job.pk).update(encoding=encoding)
         self.total: int | None = job.total_rows
         self.total_saved = job.total_rows is not None
+        counter = None
         if job.total_rows is None:
             def count() -> None:
                 self.total = count_rows(job.file.path, self.fmt)
-            threading.Thread(target=count, name=f"import-{job.pk}-count", daemon=True).start()
+            counter = threading.Thread(target=count, name=f"import-{job.pk}-count", daemon=True)
+            counter.start()
         end = object()
         batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
         stop = threading.Event()
@@ -343,6 +345,8 @@ class _Run:
             producer.join()
             sys.setswitchinterval(switch_interval)
         if not self.total_saved:
+            if counter is not None:
+                counter.join()
             total = count_rows(job.file.path, self.fmt) if self.total is None else self.total
             ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
 
