@@ -21,6 +21,7 @@ from .views.common import add_service_errors, get_team, team_object_or_404
 
 @require_GET
 def import_list(request: HttpRequest) -> HttpResponse:
+    """The team's last 100 imports, newest first."""
     team = get_team(request)
     jobs = ImportJob.objects.for_team(team).select_related("created_by")[:100]
     return render(request, "imports/list.html", {"jobs": jobs})
@@ -28,6 +29,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def import_create(request: HttpRequest) -> HttpResponse:
+    """Upload step: stores and checks the file (import_job_create), then redirects to the mapping step."""
     team = get_team(request)
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -43,6 +45,8 @@ def import_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mapping step (preview, column targets, policy, lead options → import_job_start) while the
+    job is ``uploaded``; afterwards its progress and results. POST ``cancel`` cancels (import_job_cancel)."""
     job = team_object_or_404(ImportJob, request, pk)
     form = None
     if job.status == ImportJob.Status.UPLOADED:
