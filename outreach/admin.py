@@ -193,3 +193,10 @@ class SuppressionAdmin(TeamScopedAdmin):
     list_display = ("email", "reason", "team", "created_at")
     list_filter = ("team", "reason")
     search_fields = ("email",)
+
+
+# Imports have their own module (upload form, read-only jobs, cancel action).
+from .admin_imports import ImportJobAdmin  # noqa: E402
+from .models import ImportJob  # noqa: E402
+
+admin.site.register(ImportJob, ImportJobAdmin)

@@ -184,3 +184,7 @@ OUTREACH_RATE_LIMIT_MARGIN = env.float("OUTREACH_RATE_LIMIT_MARGIN", default=0.1
 OUTREACH_RATE_LIMIT_MAX_WAIT = env.float("OUTREACH_RATE_LIMIT_MAX_WAIT", default=30.0)
 # Provider base URLs on loopback/private addresses (and plain http) only when allowed (tests, gateways).
 OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = env.bool("OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS", default=False)
+
+# --- CSV imports -----------------------------------------------------------------------
+# Largest accepted upload, bytes.
+OUTREACH_IMPORT_MAX_BYTES = env.int("OUTREACH_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)

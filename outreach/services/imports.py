@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 BATCH_ROWS = 5000
 CANCEL_CHECK_SECONDS = 0.5
 QUEUED_BATCHES = 4  # parsed batches waiting for the writer: bounds memory
-MAX_UPLOAD_BYTES = getattr(settings, "OUTREACH_IMPORT_MAX_BYTES", 256 * 1024 * 1024)
+MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
 
 
