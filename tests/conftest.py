@@ -311,3 +311,33 @@ def celery_worker_process(django_db_setup, smtp_server, smtp_ssl_server, imap_se
         pytest.fail(str(exc), pytrace=False)
     yield worker
     worker.stop()
+
+
+# --- Browser ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_page(django_db_setup, live_server):
+    """A Playwright page in Debian's headless Chromium, with ``base_url`` = the live server.
+
+    Depends on ``django_db_setup`` before ``live_server`` so the live server (and any request
+    thread it holds) is shut down before the test database is dropped. Downloads are accepted.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch_chromium
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900},
+                                      accept_downloads=True)
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        # The test body's ORM queries ran inside Playwright's greenlet context, whose database
+        # connection is only reachable from here: close it, or the test database cannot be dropped.
+        from django.db import connections
+
+        connections.close_all()
+        context.close()
+        browser.close()

@@ -15,16 +15,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transa
 
 
 @pytest.fixture
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
+def page(browser_page):
+    return browser_page
 
 
 def test_login_connect_mailbox_send_and_see_it_sent(page, live_server, celery_worker_process, mail_settings):

@@ -56,17 +56,8 @@ def run_tasks(request, monkeypatch):
 
 
 @pytest.fixture
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900},
-                                      accept_downloads=True)
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
+def page(browser_page):
+    return browser_page
 
 
 def test_upload_map_watch_progress_and_download_error_report(page, live_server, run_tasks, tmp_path):
