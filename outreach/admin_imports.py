@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .admin_scoping import TeamScopedAdmin
 from .imports.mapping import validate_mapping
 from .models import ImportJob, Team
 from .services.imports import import_job_cancel, import_job_create, import_job_start
@@ -64,7 +65,7 @@ def _error_report_link(job: ImportJob) -> str:
     return format_html('<a href="{}">Download ({} rows)</a>', reverse("import_errors", args=[job.pk]), job.rejected_count)
 
 
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(TeamScopedAdmin):
     """Upload on "Add"; everything else is read-only. Non-superuser staff see and use only their team."""
 
     list_display = ("name", "team", "status", "total_rows", "created_count", "updated_count", "unchanged_count",
@@ -79,13 +80,6 @@ class ImportJobAdmin(admin.ModelAdmin):
                        "unchanged_count", "rejected_count", "suppressed_count", "leads_created_count",
                        "error_message", _error_report_link, "started_at", "finished_at", "created_at")
     exclude = ("file", "error_report", "task_id")
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        team = team_for_user(request.user)
-        return qs.filter(team=team) if team else qs.none()
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()

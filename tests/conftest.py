@@ -341,3 +341,27 @@ def browser_page(django_db_setup, live_server):
         connections.close_all()
         context.close()
         browser.close()
+
+
+# --- Signed-in team user ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def team_user(db):
+    """(team, user): a fresh team and its owner (tests.factories.make_team_user)."""
+    from tests.factories import make_team_user
+
+    return make_team_user()
+
+
+@pytest.fixture
+def team(team_user):
+    """The team of :func:`team_user` (tests/imports and tests/providers define their own)."""
+    return team_user[0]
+
+
+@pytest.fixture
+def user_client(client, team_user):
+    """Django's test client, logged in as the :func:`team_user` user."""
+    client.force_login(team_user[1])
+    return client

@@ -29,22 +29,6 @@ SECRET = "sk-live-9f8e7d6c5b4a-do-not-show"
 
 
 @pytest.fixture
-def team_user():
-    return make_team_user()
-
-
-@pytest.fixture
-def team(team_user):
-    return team_user[0]
-
-
-@pytest.fixture
-def user_client(client, team_user):
-    client.force_login(team_user[1])
-    return client
-
-
-@pytest.fixture
 def all_logs(caplog):
     """Every log record of every logger, to check that no secret is ever logged."""
     caplog.set_level(logging.DEBUG)

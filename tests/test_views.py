@@ -27,22 +27,6 @@ def ui_patterns() -> list[URLPattern]:
     return [p for p in get_resolver().url_patterns if isinstance(p, URLPattern) and p.name]
 
 
-@pytest.fixture
-def team_user():
-    return make_team_user()
-
-
-@pytest.fixture
-def team(team_user):
-    return team_user[0]
-
-
-@pytest.fixture
-def user_client(client, team_user):
-    client.force_login(team_user[1])
-    return client
-
-
 # --- Login and teams -------------------------------------------------------------------------
 
 
