@@ -21,7 +21,7 @@ class CredentialDecryptionError(Exception):
 @lru_cache(maxsize=8)
 def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
     if not keys:
-        raise ImproperlyConfigured("OUTREACH_ENCRYPTION_KEYS is empty: credentials cannot be encrypted.")
+        raise ImproperlyConfigured("OUTREACH_ENCRYPTION_KEYS is not set: stored credentials can be neither encrypted nor decrypted (see .env.example).")
     try:
         return MultiFernet([Fernet(key.strip().encode()) for key in keys])
     except (ValueError, TypeError) as err:

@@ -7,7 +7,6 @@ development set-up (SQLite, a filesystem Celery broker); production must set
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -21,9 +20,10 @@ DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
     SECRET_KEY = env("SECRET_KEY", default="dev-insecure-0f6c2b8e4d1a9f7c3b5e8d2a6c4f1e9b7d3a5c8e")
 else:
+    # No default in production. Left empty, Django refuses to use it ("The SECRET_KEY setting must
+    # not be empty") the moment anything signs or hashes, while commands that need no secret
+    # (makemigrations, check) still run.
     SECRET_KEY = env("SECRET_KEY", default="")
-    if not SECRET_KEY:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -137,13 +137,10 @@ REDIS_URL = env("REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.star
 # --- Credentials encryption -----------------------------------------------------------
 # Comma-separated Fernet keys, newest first. The first encrypts; all decrypt (rotation).
 OUTREACH_ENCRYPTION_KEYS = env.list("OUTREACH_ENCRYPTION_KEYS", default=[])
-if not OUTREACH_ENCRYPTION_KEYS:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "OUTREACH_ENCRYPTION_KEYS must be set when DEBUG is off; generate one with "
-            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
-        )
+if not OUTREACH_ENCRYPTION_KEYS and DEBUG:
     OUTREACH_ENCRYPTION_KEYS = ["ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="]  # dev only
+# Without DEBUG and without keys, reading or writing any credential raises ImproperlyConfigured
+# (outreach.crypto) naming OUTREACH_ENCRYPTION_KEYS; nothing falls back to a built-in key.
 
 # --- Mail hosts ------------------------------------------------------------------------
 # Private/loopback mail servers are refused unless explicitly allowed (local development, tests).
