@@ -12,7 +12,8 @@ from outreach.crypto import encrypt
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "SECRET_KEY", "OUTREACH_", "DATABASE_URL",
-                                                                 "CELERY_", "REDIS_URL", "ALLOWED_HOSTS"))}
+                                                                 "CELERY_", "REDIS_URL", "ALLOWED_HOSTS",
+                                                                 "DJANGO_ALLOW_ASYNC_UNSAFE"))}
 
 
 def manage(*args, **env):
