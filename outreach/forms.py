@@ -1,6 +1,8 @@
 """Forms for the sales UI. They parse and check input only; every write goes through a service."""
 from __future__ import annotations
 
+import uuid
+
 import json
 
 from django import forms
@@ -151,6 +153,9 @@ class ComposeForm(forms.Form):
     bcc = AddressListField(label="Bcc", required=False, help_text="Comma-separated addresses.")
     reply_to = HeaderField(label="Reply-To", max_length=254, required=False)
     attachments = MultipleFileField(required=False)
+    # One key per rendered form: submitting the same form twice (double click, browser resend)
+    # queues one message, not two. It becomes the SentMessage's idempotency key.
+    submission_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
     def __init__(self, *args, team: Team, **kwargs):
         super().__init__(*args, **kwargs)

@@ -170,3 +170,14 @@ def test_retry_delay_honours_retry_after_and_backs_off(settings):
     assert retry_delay(3, 7.5) == 7.5
     for attempt, (low, high) in {1: (5, 10), 2: (10, 20), 3: (20, 40), 6: (30, 60)}.items():
         assert low <= retry_delay(attempt, None) <= high
+
+
+def test_same_idempotency_key_queues_one_message(world, django_capture_on_commit_callbacks):
+    import uuid
+
+    key = uuid.uuid4()
+    first, callbacks_1 = queue(world, django_capture_on_commit_callbacks, idempotency_key=key)
+    again, callbacks_2 = queue(world, django_capture_on_commit_callbacks, idempotency_key=key)
+    assert again.pk == first.pk and first.idempotency_key == key
+    assert len(callbacks_1) == 1 and len(callbacks_2) == 0
+    assert SentMessage.objects.count() == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -357,7 +358,7 @@ def test_lead_create_and_edit(user_client, team, team_user):
 
 def _compose(client, contact, mailbox, **overrides):
     data = {"mailbox": mailbox.pk, "subject": "Hello there", "html_body": "<p>Hi <b>Ann</b></p>",
-            "cc": "", "bcc": "", "reply_to": ""}
+            "cc": "", "bcc": "", "reply_to": "", "submission_key": str(uuid.uuid4())}
     data.update(overrides)
     return client.post(reverse("contact_compose", args=[contact.pk]), data)
 
@@ -380,6 +381,18 @@ def test_compose_queues_one_message_and_one_task(user_client, team, django_captu
     follow = user_client.get(response.url)
     assert any(str(m).startswith("Queued") for m in follow.context["messages"])
     assert "Hello there" in follow.content.decode()
+
+
+def test_compose_submitted_twice_queues_once(user_client, team, django_capture_on_commit_callbacks):
+    contact, mailbox = make_contact(team), make_mailbox(team)
+    page = user_client.get(reverse("contact_compose", args=[contact.pk])).content.decode()
+    key = re.search(r'name="submission_key" value="([0-9a-f-]{36})"', page).group(1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = _compose(user_client, contact, mailbox, submission_key=key)
+        second = _compose(user_client, contact, mailbox, submission_key=key)
+    assert first.status_code == second.status_code == 302
+    assert SentMessage.objects.count() == 1 and len(callbacks) == 1
+    assert str(SentMessage.objects.get().idempotency_key) == key
 
 
 def test_compose_crlf_in_subject_is_refused(user_client, team, django_capture_on_commit_callbacks):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import make_msgid
@@ -16,7 +17,7 @@ from typing import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -70,8 +71,12 @@ def suppressed_addresses(*, team: Team, addresses: Iterable[str]) -> list[str]:
 def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact, subject: str, html: str = "",
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
-                        to: list[str] | None = None) -> SentMessage:
+                        to: list[str] | None = None, idempotency_key: uuid.UUID | None = None) -> SentMessage:
     """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status queued).
+
+    ``idempotency_key`` (e.g. the compose form's submission key): when the team already has a
+    message with that key, that message is returned and nothing new is queued, so a form
+    submitted twice sends once. The key then travels to providers that support one.
 
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
@@ -81,6 +86,10 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     """
     if mailbox.team_id != team.pk or contact.team_id != team.pk:
         raise ValidationError("Mailbox and contact must belong to your team.")
+    if idempotency_key is not None:
+        existing = SentMessage.objects.for_team(team).filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
     if not mailbox.is_active:
         raise ValidationError({"mailbox": f"Mailbox {mailbox} is disabled."})
     cc, bcc = list(cc or []), list(bcc or [])
@@ -115,11 +124,30 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"to": f"Suppressed address (bounce, complaint or unsubscribe): {', '.join(blocked)}."})
 
     domain = mailbox.sender_email.rpartition("@")[2] or "outreach.local"
+    try:
+        message = _queue(team=team, actor=actor, mailbox=mailbox, contact=contact, to=to, cc=cc, bcc=bcc,
+                         reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
+                         message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4())
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # The same submission raced us and won: it is the one message.
+        existing = SentMessage.objects.for_team(team).filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise ValidationError("This form was already used; reload the page and send again.") from None
+        return existing
+    return message
+
+
+def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
+           message_id, idempotency_key) -> SentMessage:
+    """Store the SentMessage, its attachments and the queued event; enqueue the task on commit."""
     with transaction.atomic():
         message = SentMessage.objects.create(
             team=team, mailbox=mailbox, contact=contact, created_by=actor, to=to, cc=cc, bcc=bcc,
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
-            message_id=make_msgid(domain=domain), provider=mailbox.provider, queued_at=timezone.now(),
+            message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
+            queued_at=timezone.now(),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
