@@ -56,7 +56,21 @@ class SecretInput(forms.PasswordInput):
         super().__init__(render_value=False, attrs={"autocomplete": "new-password", "placeholder": "leave blank to keep"})
 
 
-class MailboxAdminForm(forms.ModelForm):
+class WriteOnlySecretsForm(forms.ModelForm):
+    """A ModelForm whose ``secret_fields`` are write-only: never rendered, a blank value keeps the
+    stored secret, a new one is assigned through the model's EncryptedSecret attribute."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def save(self, commit=True):
+        for secret in self.secret_fields:
+            if self.cleaned_data.get(secret):
+                setattr(self.instance, secret, self.cleaned_data[secret])
+        return super().save(commit)
+
+
+class MailboxAdminForm(WriteOnlySecretsForm):
+    secret_fields = ("smtp_password", "imap_password")
     smtp_password = forms.CharField(label="SMTP password", required=False, widget=SecretInput(),
                                     help_text="Write-only: leave blank to keep the stored password.")
     imap_password = forms.CharField(label="IMAP password", required=False, widget=SecretInput(),
@@ -65,12 +79,6 @@ class MailboxAdminForm(forms.ModelForm):
     class Meta:
         model = Mailbox
         fields = "__all__"
-
-    def save(self, commit=True):
-        for secret in ("smtp_password", "imap_password"):
-            if self.cleaned_data.get(secret):
-                setattr(self.instance, secret, self.cleaned_data[secret])
-        return super().save(commit)
 
 
 @admin.register(Mailbox)
@@ -89,7 +97,8 @@ class MailboxAdmin(TeamScopedAdmin):
                                    f"{counts['provider_accounts']} provider accounts.", messages.SUCCESS)
 
 
-class ProviderAccountAdminForm(forms.ModelForm):
+class ProviderAccountAdminForm(WriteOnlySecretsForm):
+    secret_fields = ("api_key",)
     base_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
                               help_text="Leave blank for the provider document's server.")
     api_key = forms.CharField(label="API key", required=False, widget=SecretInput(),
@@ -98,11 +107,6 @@ class ProviderAccountAdminForm(forms.ModelForm):
     class Meta:
         model = ProviderAccount
         fields = "__all__"
-
-    def save(self, commit=True):
-        if self.cleaned_data.get("api_key"):
-            self.instance.api_key = self.cleaned_data["api_key"]
-        return super().save(commit)
 
 
 @admin.register(ProviderAccount)

@@ -63,3 +63,21 @@ def test_staff_cannot_pick_another_teams_contact_in_forms(staff_client):
 def test_timeline_is_read_only(staff_client):
     client, _ = staff_client
     assert client.get("/admin/outreach/timelineevent/add/").status_code == 403
+
+
+def test_provider_account_api_key_is_write_only(staff_client):
+    from outreach.models import ProviderAccount
+
+    client, team = staff_client
+    account = ProviderAccount(team=team, provider="lemlist", name="main")
+    account.api_key = "lemlist-key-do-not-show"
+    account.save()
+    url = f"/admin/outreach/provideraccount/{account.pk}/change/"
+    assert "lemlist-key-do-not-show" not in client.get(url).content.decode()
+    form = {"team": team.pk, "provider": "lemlist", "name": "main", "base_url": "", "api_key": ""}
+    assert client.post(url, form).status_code == 302
+    account.refresh_from_db()
+    assert account.api_key == "lemlist-key-do-not-show"
+    client.post(url, {**form, "api_key": "rotated-key"})
+    account.refresh_from_db()
+    assert account.api_key == "rotated-key"
