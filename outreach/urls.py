@@ -42,4 +42,5 @@ urlpatterns = [
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
+    path("campaigns/", include("outreach.campaigns.urls")),
 ]

@@ -10,6 +10,8 @@ from django.views.decorators.http import require_http_methods
 
 from .. import selectors
 from ..forms import ComposeForm, ContactForm
+from ..campaigns.selectors import campaigns_open
+from ..campaigns.services import campaign_enrol
 from ..message_templates.selectors import message_templates
 from ..message_templates.services import message_template_render_for
 from ..models import Contact, Lead, MessageTemplate
@@ -40,11 +42,19 @@ class ContactListView(AdminListView):
         ListFilter("lead", "Lead", _lead_filter_choices, all_label="Any lead status"),
         ListFilter("company", "Company", lambda team: selectors.contact_company_choices(team=team), all_label="Any company"),
     )
-    actions = (
+    base_actions = (
         BulkAction("make_leads", "Make leads", "bulk_make_leads"),
         BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete",
                    warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone."),
     )
+
+    @property
+    def actions(self):
+        """The bulk actions; "Enrol in campaign" offers the team's open campaigns."""
+        campaigns = [(str(c.pk), c.name) for c in campaigns_open(team=self.team)]
+        if not campaigns:
+            return self.base_actions
+        return (*self.base_actions, BulkAction("enrol", "Enrol in campaign", "bulk_enrol", choices=campaigns))
 
     def select(self, team, query):
         return selectors.contact_list(team=team, query=query)
@@ -55,6 +65,11 @@ class ContactListView(AdminListView):
     def bulk_delete(self, ids, value) -> str:
         count = contacts_delete(team=self.team, ids=ids)
         return f"Deleted {count} contact{'s' if count != 1 else ''}."
+
+    def bulk_enrol(self, ids, value) -> str:
+        campaign = campaigns_open(team=self.team).get(pk=int(value))
+        result = campaign_enrol(campaign=campaign, contact_ids=ids, actor=self.request.user)
+        return f"{campaign.name}: {result.summary()}"
 
     def bulk_make_leads(self, ids, value) -> str:
         made = 0
