@@ -239,7 +239,7 @@ def test_contact_page_query_count_does_not_grow_with_its_timeline(user_client, t
 @pytest.mark.django_db(transaction=True)
 def test_migrations_apply_backwards_and_forwards_on_this_database():
     # The suite runs on PostgreSQL (tests/run.sh); test_migrations_apply_on_sqlite covers SQLite.
-    call_command("migrate", "outreach", "0002", verbosity=0)
+    call_command("migrate", "outreach", "0003_message_template", verbosity=0)
     call_command("migrate", "outreach", verbosity=0)
     with connection.cursor() as cursor:
         names = {c["name"] if isinstance(c, dict) else c for c in
@@ -254,7 +254,7 @@ django.setup()
 from django.core.management import call_command
 from django.db import connection
 call_command("migrate", verbosity=0)
-call_command("migrate", "outreach", "0002", verbosity=0)
+call_command("migrate", "outreach", "0003_message_template", verbosity=0)
 call_command("migrate", verbosity=0)
 call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 with connection.cursor() as cursor:
