@@ -38,6 +38,7 @@ from django.utils import timezone
 from ..message_templates.engine import TemplateInfo
 from ..message_templates.services import merge_context, message_template_render, template_check
 from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
+from ..selectors import Selection, contacts_selected, id_batches
 from ..services.timeline import timeline_event_record
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
 from .schedule import add_delay, parse_days, validate_zone, window_opening, zone_or_default
@@ -262,17 +263,17 @@ def _variant_for(enrolment_id: int, step: CampaignStep, variants: list[StepVaria
     return variants[-1]
 
 
-def campaign_enrol(*, campaign: Campaign, contact_ids: Iterable[int], actor=None, now: datetime | None = None,
-                   chunk_size: int = 2000) -> EnrolResult:
-    """Enrol the team's contacts among ``contact_ids`` (an iterable or a values_list queryset of ids)
-    in ``campaign``. Returns an :class:`EnrolResult`.
+def campaign_enrol(*, campaign: Campaign, selection: Selection | None = None, contact_ids: Iterable[int] = (),
+                   actor=None, now: datetime | None = None, chunk_size: int = 2000) -> EnrolResult:
+    """Enrol the team's contacts in ``selection`` (checked ids, or "all N matching" a list query) or
+    among ``contact_ids`` in ``campaign``. Returns an :class:`EnrolResult`.
 
     Contacts already in the campaign are counted, never duplicated (a unique constraint holds it).
     Suppressed contacts, contacts active in another campaign (when ``skip_active_elsewhere``) and
     contacts missing a merge field a step needs (used without a default) are stored as ``skipped``
     with the reason; a later enrolment re-checks them. Mailboxes are assigned round-robin,
     balancing what each already has. Works chunk by chunk (``chunk_size`` contacts per transaction),
-    so memory stays flat for 100,000 contacts. Raises ValidationError for a stopped or completed campaign.
+    so memory stays flat for 100,000 contacts (ids are read by keyset). Raises ValidationError for a stopped or completed campaign.
     """
     now = now or timezone.now()
     if campaign.status in (S.STOPPED, S.COMPLETED):
@@ -282,13 +283,9 @@ def campaign_enrol(*, campaign: Campaign, contact_ids: Iterable[int], actor=None
                         .values_list("mailbox_id").annotate(n=Count("pk")).values_list("mailbox_id", "n")))
     required = frozenset().union(*(info.required for info in _template_infos(campaign)))
     result = EnrolResult()
-    chunk: list[int] = []
-    for contact_id in contact_ids:
-        chunk.append(int(contact_id))
-        if len(chunk) >= chunk_size:
-            _enrol_chunk(campaign, chunk, mailboxes, load, required, actor, now, result)
-            chunk = []
-    if chunk:
+    if selection is None:
+        selection = Selection.of_ids(contact_ids)
+    for chunk in id_batches(contacts_selected(team=campaign.team, selection=selection), size=chunk_size):
         _enrol_chunk(campaign, chunk, mailboxes, load, required, actor, now, result)
     return result
 
