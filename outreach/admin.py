@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .admin_scoping import TeamScopedAdmin
+from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
 from .message_templates.services import template_check
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
@@ -40,6 +41,7 @@ class ContactAdmin(TeamScopedAdmin):
     list_select_related = ("team",)
     inlines = [LeadInline]
     readonly_fields = ("created_at", "updated_at")
+    actions = [enrol_contacts_action]
 
 
 @admin.register(Lead)
@@ -214,3 +216,10 @@ class MessageTemplateAdmin(TeamScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# Campaigns have their own module (read-mostly; state changes and enrolment through services).
+from .models import Campaign, Enrolment  # noqa: E402
+
+admin.site.register(Campaign, CampaignAdmin)
+admin.site.register(Enrolment, EnrolmentAdmin)

@@ -76,7 +76,7 @@ class Contact(TeamOwned):
     linkedin_url = models.URLField("LinkedIn URL", max_length=500, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Where the contact came from (an import's name, 'manual').")
-    time_zone = models.CharField("time zone", max_length=64, blank=True,
+    time_zone = models.CharField("time zone", max_length=64, blank=True, default="", db_default="",
                                  help_text="IANA name (e.g. America/New_York); campaign send windows are read in it.")
     # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
     lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
