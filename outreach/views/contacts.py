@@ -42,19 +42,13 @@ class ContactListView(AdminListView):
         ListFilter("lead", "Lead", _lead_filter_choices, all_label="Any lead status"),
         ListFilter("company", "Company", all_label="Any company", autocomplete="contact_company_suggestions"),
     )
-    base_actions = (
+    actions = (
         BulkAction("make_leads", "Make leads", "bulk_make_leads"),
+        BulkAction("enrol", "Enrol in campaign…", "bulk_enrol", confirm_verb="Enrol",
+                   choose=lambda team: [(str(c.pk), c.name) for c in campaigns_open(team=team)]),
         BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete",
                    warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone."),
     )
-
-    @property
-    def actions(self):
-        """The bulk actions; "Enrol in campaign" offers the team's open campaigns."""
-        campaigns = [(str(c.pk), c.name) for c in campaigns_open(team=self.team)]
-        if not campaigns:
-            return self.base_actions
-        return (*self.base_actions, BulkAction("enrol", "Enrol in campaign", "bulk_enrol", choices=campaigns))
 
     def select(self, team, query):
         return selectors.contact_list(team=team, query=query)

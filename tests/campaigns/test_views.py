@@ -58,8 +58,11 @@ def test_enrol_from_contacts_list_start_and_watch_the_funnel(user_client, team_u
     bob = make_contact(team, "bob@example.com", first_name="Bob")
     nameless = make_contact(team, "anon@example.com")
     page = user_client.get(reverse("contact_list")).content.decode()
-    assert "Enrol in campaign" in page and f'value="{campaign.pk}"' in page
-    response = user_client.post(reverse("contact_list"), {"action": "enrol", "value": str(campaign.pk),
+    assert "Enrol in campaign…" in page
+    confirm = user_client.post(reverse("contact_list"), {"action": "enrol", "ids": [bob.pk, nameless.pk]}).content.decode()
+    assert f'<option value="{campaign.pk}">Q1</option>' in confirm and "Yes, enrol 2 contacts" in confirm
+    assert not Enrolment.objects.exists()  # nothing happens before the campaign is chosen
+    response = user_client.post(reverse("contact_list"), {"action": "enrol", "value": str(campaign.pk), "confirmed": "yes",
                                                           "ids": [bob.pk, nameless.pk]}, follow=True)
     assert "Q1: Enrolled 1 contact; 1 skipped: missing a merge field." in response.content.decode()
     response = user_client.post(reverse("campaign_state", args=[campaign.pk]), {"action": "start"})
@@ -81,6 +84,18 @@ def test_enrol_from_contacts_list_start_and_watch_the_funnel(user_client, team_u
     campaign.refresh_from_db()
     assert campaign.status == "stopped"
     assert Enrolment.objects.get(contact=bob).reason == "campaign_stopped"
+
+
+def test_enrol_all_matching_the_filter(user_client, team_user):
+    team, _ = team_user
+    campaign = campaign_create(team=team, data={"name": "Q1", "mailboxes": [make_mailbox(team)]})
+    for i in range(3):
+        make_contact(team, f"a{i}@initech.example.com", company="Initech", first_name="A")
+    make_contact(team, "other@globex.example.com", company="Globex")
+    url = reverse("contact_list") + "?company=Initech"
+    user_client.post(url, {"action": "enrol", "value": str(campaign.pk), "confirmed": "yes", "all": "1"})
+    assert sorted(Enrolment.objects.values_list("contact__email", flat=True)) == [
+        "a0@initech.example.com", "a1@initech.example.com", "a2@initech.example.com"]
 
 
 def test_chart_series_counts_sends_per_day(user_client, team_user):
