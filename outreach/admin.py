@@ -384,7 +384,7 @@ class SuppressionAdmin(TeamScopedAdmin):
 
 
 # Imports have their own module (upload form, read-only jobs, cancel action).
-from .admin_imports import ImportJobAdmin  # noqa: E402
+from .imports.admin import ImportJobAdmin  # noqa: E402
 from .models import ImportJob  # noqa: E402
 
 admin.site.register(ImportJob, ImportJobAdmin)
