@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from .models import Team
@@ -42,7 +43,7 @@ def scope_to_team(queryset: models.QuerySet, team: Team | None) -> models.QueryS
 def _has_team_field(model) -> bool:
     try:
         field = model._meta.get_field("team")
-    except Exception:  # FieldDoesNotExist
+    except FieldDoesNotExist:
         return False
     return getattr(field, "related_model", None) is Team
 
@@ -90,6 +91,23 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     """
 
     admin_role_required = False
+
+    def get_list_filter(self, request):
+        """Related-field filters (team, owner, mailbox…) offer only values found in the scoped rows."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        scoped = []
+        for entry in filters:
+            if isinstance(entry, str) and "__" not in entry:
+                try:
+                    field = self.model._meta.get_field(entry)
+                except FieldDoesNotExist:
+                    field = None
+                if field is not None and field.is_relation:
+                    entry = (entry, admin.RelatedOnlyFieldListFilter)
+            scoped.append(entry)
+        return scoped
 
     def _may_write(self, request) -> bool:
         return (not self.admin_role_required or request.user.is_superuser
