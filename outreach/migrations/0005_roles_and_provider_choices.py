@@ -19,7 +19,7 @@ def first_member_becomes_owner(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0003_message_template'),
+        ('outreach', '0004_list_indexes'),
     ]
 
     operations = [
