@@ -55,11 +55,6 @@ class CampaignAdmin(TeamScopedAdmin):
     actions = [_state_action(campaign_start, "started"), _state_action(campaign_pause, "paused"),
                _state_action(campaign_stop, "stopped")]
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if db_field.name == "mailboxes" and not request.user.is_superuser:
-            kwargs["queryset"] = db_field.related_model.objects.filter(team=team_for_user(request.user))
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
-
 
 class EnrolmentAdmin(TeamScopedAdmin):
     list_display = ("contact", "campaign", "status", "reason", "next_step", "next_due_at", "mailbox", "created_at")
