@@ -46,8 +46,9 @@ class CampaignForm(forms.Form):
 class StepForm(forms.Form):
     """A step: its delay and threading, variant A, and an optional variant B with the split."""
 
-    delay_amount = forms.IntegerField(label="Wait", min_value=0, initial=2)
-    delay_unit = forms.ChoiceField(label="", choices=CampaignStep.Unit.choices, initial=CampaignStep.Unit.DAYS)
+    # Not shown for step 1 (sent when the contact is enrolled), hence optional.
+    delay_amount = forms.IntegerField(label="Wait", min_value=0, initial=2, required=False)
+    delay_unit = forms.ChoiceField(label="", choices=CampaignStep.Unit.choices, initial=CampaignStep.Unit.DAYS, required=False)
     business_days_only = forms.BooleanField(label="Business days only", required=False)
     new_thread = forms.BooleanField(label="Start a new thread (instead of replying to step 1)", required=False)
     a_subject = HeaderField(label="Subject", max_length=998)
@@ -56,6 +57,12 @@ class StepForm(forms.Form):
     b_subject = HeaderField(label="Subject (B)", max_length=998, required=False)
     b_html_body = forms.CharField(label="Email (B, HTML)", widget=forms.Textarea(attrs={"rows": 10}), required=False,
                                   help_text="Fill in to A/B test this step; leave empty for one version.")
+
+    def clean_delay_amount(self) -> int:
+        return self.cleaned_data.get("delay_amount") or 0
+
+    def clean_delay_unit(self) -> str:
+        return self.cleaned_data.get("delay_unit") or CampaignStep.Unit.DAYS
 
     def variants(self) -> list[tuple[str, str, str, int]]:
         """[(label, subject, html_body, weight)] from the cleaned data."""
