@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from ...campaigns import selectors
 from ...campaigns.models import Campaign
+from ..base import JsonCommand, get_team
 
 
 def get_campaign(team, ref: str) -> Campaign:
@@ -29,3 +30,20 @@ def campaign_as_dict(campaign: Campaign) -> dict[str, Any]:
                    for row in selectors.campaign_funnel(campaign=campaign)],
         "started_at": campaign.started_at, "finished_at": campaign.finished_at,
     }
+
+
+class CampaignCommand(JsonCommand):
+    """A command on one campaign (``--team``, ``--campaign`` id or name) that applies ``service``
+    (a campaign service taking ``campaign=``; None to only read) and prints the campaign as JSON."""
+
+    service = None
+
+    def add_arguments(self, parser: CommandParser):
+        parser.add_argument("--team", required=True)
+        parser.add_argument("--campaign", required=True, help="Campaign id or name.")
+
+    def run(self, **o):
+        campaign = get_campaign(get_team(o["team"]), o["campaign"])
+        if self.service is not None:
+            campaign = type(self).service(campaign=campaign)
+        return campaign_as_dict(campaign)
