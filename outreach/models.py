@@ -126,16 +126,28 @@ class Suppression(TeamOwned):
         UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
         MANUAL = "manual", "Manual"
 
-    email = models.EmailField(max_length=254)
+    email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     detail = models.TextField(blank=True)
+    # What caused it (either may be empty): the message that bounced or was unsubscribed from,
+    # and the inbound mail (DSN, unsubscribe request) that said so.
+    sent_message = models.ForeignKey("SentMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team")]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="suppression_email_lowercase"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} ({self.reason})"
+
+    def clean(self) -> None:
+        """Lower-case the address (admin and model forms), so the unique and lower-case
+        constraints hold and a mixed-case entry still suppresses."""
+        self.email = (self.email or "").strip().lower()
 
 
 class ProviderAccount(TeamOwned):
@@ -248,6 +260,14 @@ class SentMessage(TeamOwned):
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
 
+    # Threading (RFC 5322 §3.6.4) for a reply composed from the timeline; set by outreach.inbound.
+    in_reply_to = models.CharField("In-Reply-To", max_length=255, blank=True)
+    references = models.TextField(blank=True, help_text="Message-IDs for the References header, space-separated.")
+    # Outcome read back from the mailbox by outreach.inbound (a DSN, a reply).
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_reason = models.TextField(blank=True, help_text="Status code and diagnostic of the bounce.")
+    replied_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
 
@@ -287,9 +307,15 @@ class TimelineEvent(TeamOwned):
         MESSAGE_SENT = "message_sent", "Message sent"
         MESSAGE_FAILED = "message_failed", "Message failed"
         SUPPRESSED = "suppressed", "Address suppressed"
+        REPLY_RECEIVED = "reply_received", "Reply received"
+        MESSAGE_BOUNCED = "message_bounced", "Message bounced"
+        AUTO_REPLY = "auto_reply", "Auto-reply received"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        INBOUND_MAIL = "inbound_mail", "Email received"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events")
     sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
+    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=30, choices=Kind.choices)
     summary = models.CharField(max_length=500)
@@ -371,3 +397,7 @@ class ImportJob(TeamOwned):
         return {"rows": self.total_rows or 0, "created": self.created_count, "updated": self.updated_count,
                 "unchanged": self.unchanged_count, "rejected": self.rejected_count,
                 "suppressed": self.suppressed_count, "leads_created": self.leads_created_count}
+
+
+# Inbound mail (outreach/inbound/): its models live with the feature and belong to this app.
+from .inbound.models import InboundMessage, MailboxSyncState, UnsubscribeKey  # noqa: E402,F401
