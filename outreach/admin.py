@@ -180,3 +180,6 @@ from .admin_imports import ImportJobAdmin  # noqa: E402
 from .models import ImportJob  # noqa: E402
 
 admin.site.register(ImportJob, ImportJobAdmin)
+
+# Inbound mail has its own module (read-only inbound messages).
+from .inbound import admin as _inbound_admin  # noqa: E402,F401
