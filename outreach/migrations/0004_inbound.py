@@ -23,7 +23,7 @@ def lowercase_suppressions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0002_importjob'),
+        ('outreach', '0003_message_template'),
     ]
 
     operations = [
