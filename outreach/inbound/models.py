@@ -62,7 +62,8 @@ class InboundMessage(TeamOwned):
             models.UniqueConstraint(fields=["mailbox", "message_key"], name="inbound_message_once_per_mailbox"),
             models.UniqueConstraint(fields=["mailbox", "folder", "uidvalidity", "uid"], name="inbound_message_uid_unique"),
         ]
-        indexes = [models.Index(fields=["contact", "-created_at"])]
+        indexes = [models.Index(fields=["contact", "-created_at"]),
+                   models.Index(fields=["team", "created_at", "id"], name="inbound_team_created")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject!r} from {self.from_email}"
@@ -100,6 +101,9 @@ class UnsubscribeKey(TeamOwned):
     email = models.EmailField(max_length=254)
     sent_message = models.OneToOneField(SentMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="unsubscribe_key")
     used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "created_at", "id"], name="unsubscribe_key_team_created")]
 
     def __str__(self) -> str:
         return f"unsubscribe key for {self.email}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote
 
+from django.utils.html import escape
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
@@ -86,3 +88,17 @@ def outgoing_headers(*, sent_message: SentMessage) -> dict[str, str]:
         headers["List-Unsubscribe"] = f"<{web}>, <{mailto}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return headers
+
+
+def with_unsubscribe_footer(*, sent_message: SentMessage) -> dict[str, str]:
+    """{"html", "text"} of ``sent_message``, ending with an unsubscribe link when its team chose the
+    footer (``Team.unsubscribe_footer``) — a link in the body works through every provider."""
+    html, text = sent_message.html_body, sent_message.text_body
+    if not sent_message.team.unsubscribe_footer or not settings.OUTREACH_PUBLIC_BASE_URL:
+        return {"html": html, "text": text}
+    web, _ = unsubscribe_urls(sent_message=sent_message)
+    if html:
+        html = f'{html}\n<p><small><a href="{escape(web)}">Unsubscribe</a> from these emails.</small></p>'
+    if text:
+        text = f"{text.rstrip()}\n\n--\nUnsubscribe from these emails: {web}\n"
+    return {"html": html, "text": text}

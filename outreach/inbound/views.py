@@ -121,8 +121,8 @@ class SuppressionListView(AdminListView):
     def selected(self, team, ids):
         return selectors.suppressions_by_ids(team=team, ids=ids)
 
-    def bulk_remove(self, ids, value) -> str:
-        count = suppressions_remove(team=self.team, ids=ids)
+    def bulk_remove(self, selection, value) -> str:
+        count = suppressions_remove(team=self.team, ids=list(self.rows(selection).values_list("pk", flat=True)))
         return f"Removed {count} address{'es' if count != 1 else ''} from the suppression list."
 
 

@@ -30,7 +30,7 @@ from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..validation import normalize_email, validate_header_value
 from .timeline import timeline_event_record
-from ..inbound.unsubscribe import outgoing_headers
+from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         cc=tuple(Address(a) for a in message.cc),
         bcc=tuple(Address(a) for a in message.bcc),
         reply_to=Address(message.reply_to) if message.reply_to else None,
-        subject=message.subject, html=message.html_body, text=message.text_body,
+        subject=message.subject, **with_unsubscribe_footer(sent_message=message),
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
         headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)

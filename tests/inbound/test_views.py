@@ -259,3 +259,18 @@ def test_other_teams_inbound_mail_and_messages_are_404(setup):
     for url in (f"/inbox/{row.pk}/", f"/inbox/{row.pk}/reply/", f"/messages/{message.pk}/reply/"):
         assert client.get(url).status_code == 404, url
         assert client.post(url, {"body": "x"}).status_code == 404, url
+
+
+def test_team_footer_adds_an_unsubscribe_link_to_the_body_for_every_provider(team_user, settings):
+    settings.OUTREACH_PUBLIC_BASE_URL = "https://outreach.example.com"
+    team, _ = team_user
+    mailbox = make_provider_mailbox(make_provider_account(team, provider="leadlex"))
+    message = make_sent_message(mailbox, make_contact(team), status=SentMessage.Status.QUEUED)
+    plain = sent_message_outgoing(message)
+    assert "Unsubscribe" not in plain.text and "Unsubscribe" not in plain.html
+    team.unsubscribe_footer = True
+    team.save()
+    message.refresh_from_db()
+    outgoing = sent_message_outgoing(message)
+    assert "Unsubscribe from these emails: https://outreach.example.com/u/" in outgoing.text
+    assert 'href="https://outreach.example.com/u/' in outgoing.html
