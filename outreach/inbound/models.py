@@ -77,6 +77,9 @@ class MailboxSyncState(models.Model):
     folder = models.CharField(max_length=200, default="INBOX")
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     last_uid = models.BigIntegerField(default=0)
+    # Set while a first sync (or a re-read after UIDVALIDITY changed) is still under way: the
+    # look-back window's first day, kept across runs until the folder has been read to its end.
+    reread_since = models.DateField(null=True, blank=True)
     messages_stored = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)

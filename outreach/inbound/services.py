@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from providers import errors as perr
@@ -255,14 +255,15 @@ def _sync(mailbox: Mailbox, state: MailboxSyncState, result: SyncResult, started
     batch_size = settings.OUTREACH_INBOUND_BATCH_SIZE
     with ImapReader.from_mailbox(mailbox, max_message_bytes=settings.OUTREACH_INBOUND_MAX_MESSAGE_BYTES) as reader:
         folder = reader.select(state.folder)
-        last_uid, since = state.last_uid, None
+        last_uid, since = state.last_uid, state.reread_since
         if state.uidvalidity != folder.uidvalidity:
             # First sync, or the server renumbered the folder: read the look-back window again;
-            # messages already stored are recognised by Message-ID and skipped.
+            # messages already stored are recognised by Message-ID and skipped. The window stays
+            # in force over further runs until the folder has been read to its end.
             result.uidvalidity_changed = state.uidvalidity is not None
             last_uid = 0
             since = (timezone.now() - timedelta(days=settings.OUTREACH_INBOUND_LOOKBACK_DAYS)).date()
-            MailboxSyncState.objects.filter(pk=state.pk).update(uidvalidity=folder.uidvalidity, last_uid=0)
+            MailboxSyncState.objects.filter(pk=state.pk).update(uidvalidity=folder.uidvalidity, last_uid=0, reread_since=since)
         if folder.uidnext is not None and since is None and folder.uidnext <= last_uid + 1:
             return  # nothing new: no SEARCH needed
         uids = reader.new_uids(after_uid=last_uid, since=since)
@@ -285,11 +286,10 @@ def _sync(mailbox: Mailbox, state: MailboxSyncState, result: SyncResult, started
                 # The checkpoint moves with the rows it covers.
                 top = uids[min(start + batch_size, len(uids)) - 1]
                 MailboxSyncState.objects.filter(pk=state.pk).update(last_uid=top)
-        stored = result.stored
-        if stored:
-            from django.db.models import F
-
-            MailboxSyncState.objects.filter(pk=state.pk).update(messages_stored=F("messages_stored") + stored)
+        if not result.more and since is not None:
+            MailboxSyncState.objects.filter(pk=state.pk).update(reread_since=None)
+        if result.stored:
+            MailboxSyncState.objects.filter(pk=state.pk).update(messages_stored=F("messages_stored") + result.stored)
 
 
 def mailboxes_to_sync(*, now: datetime | None = None):

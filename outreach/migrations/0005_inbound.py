@@ -40,6 +40,7 @@ class Migration(migrations.Migration):
                 ('folder', models.CharField(default='INBOX', max_length=200)),
                 ('uidvalidity', models.BigIntegerField(blank=True, null=True)),
                 ('last_uid', models.BigIntegerField(default=0)),
+                ('reread_since', models.DateField(blank=True, null=True)),
                 ('messages_stored', models.PositiveIntegerField(default=0)),
                 ('last_run_at', models.DateTimeField(blank=True, null=True)),
                 ('last_success_at', models.DateTimeField(blank=True, null=True)),

@@ -20,6 +20,12 @@ def _crlf(text: str) -> bytes:
     return text.strip("\n").replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8") + b"\r\n"
 
 
+def _returned(recipient: str, original_message_id: str, *, body: bool = True) -> str:
+    """The returned original message (or only its headers) as MTAs attach or quote it."""
+    head = f"From: Ann Lee <ann@example.com>\nTo: {recipient}\nSubject: Intro\nMessage-ID: {original_message_id}\n"
+    return head + (f"Date: {DATE}\n\nHi, would you like a demo?\n" if body else "")
+
+
 def reply(*, to="ann@example.com", sender="Bob Stone <bob@example.org>", subject="Re: Intro", in_reply_to="",
           references="", body="Yes, let's talk on Tuesday.", quoted="Hi Bob, would you like a demo?", message_id=None,
           extra="") -> bytes:
@@ -62,24 +68,8 @@ def dsn_rfc3464(*, original_message_id, recipient="bob@example.org", status="5.1
                 diagnostic="smtp; 550 5.1.1 The email account that you tried to reach does not exist.",
                 reporter="mx.google.com", sender="Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
                 subject="Delivery Status Notification (Failure)", headers_only=False) -> bytes:
-    returned = (f"""--rep
-Content-Type: text/rfc822-headers
-
-From: Ann Lee <ann@example.com>
-To: {recipient}
-Subject: Intro
-Message-ID: {original_message_id}
-""" if headers_only else f"""--rep
-Content-Type: message/rfc822
-
-From: Ann Lee <ann@example.com>
-To: {recipient}
-Subject: Intro
-Message-ID: {original_message_id}
-Date: {DATE}
-
-Hi, would you like a demo?
-""")
+    kind = "text/rfc822-headers" if headers_only else "message/rfc822"
+    returned = f"--rep\nContent-Type: {kind}\n\n" + _returned(recipient, original_message_id, body=not headers_only)
     return _crlf(f"""From: {sender}
 To: ann@example.com
 Subject: {subject}
@@ -237,14 +227,7 @@ Generating server: EXCH01.corp.example.org
 --ex
 Content-Type: message/rfc822
 
-From: Ann Lee <ann@example.com>
-To: {recipient}
-Subject: Intro
-Message-ID: {original_message_id}
-Date: {DATE}
-
-Hi, would you like a demo?
---ex--
+{_returned(recipient, original_message_id)}--ex--
 """)
 
 

@@ -246,5 +246,7 @@ def test_run_is_bounded_and_the_rest_comes_next_run(env, settings):
         env.imap.append("INBOX", M.stranger_spam())
     first = mailbox_sync(mailbox=env.mailbox)
     assert (first.stored, first.more) == (2, True)
+    assert MailboxSyncState.objects.get(mailbox=env.mailbox).reread_since is not None  # the window holds
     second = mailbox_sync(mailbox=env.mailbox)
     assert (second.stored, second.more) == (1, False)
+    assert MailboxSyncState.objects.get(mailbox=env.mailbox).reread_since is None
