@@ -24,7 +24,7 @@ def lowercase_suppressions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0004_list_indexes'),
+        ('outreach', '0005_roles_and_provider_choices'),
     ]
 
     operations = [
