@@ -6,6 +6,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import views
+from .inbound.views import unsubscribe
+
+#: The only URLs answered without signing in (each view is marked ``login_not_required``);
+#: tests check that every other URL redirects to the login page.
+PUBLIC_URL_NAMES = frozenset({"login", "invitation_accept", "unsubscribe"})
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -41,7 +46,13 @@ urlpatterns = [
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
+    # Team members; an invitation is accepted without an account (public: the signed link is the credential)
+    path("team/members/", views.member_list, name="member_list"),
+    path("team/members/invite/", views.member_invite, name="member_invite"),
+    path("invite/<str:token>/", views.invitation_accept_view, name="invitation_accept"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
-    path("", include("outreach.inbound.urls")),  # /u/TOKEN/ (unsubscribe), /inbox/…, /suppressions/…
+    # One-click unsubscribe (RFC 8058): public, so it stands here beside the other public URLs.
+    path("u/<str:token>/", unsubscribe, name="unsubscribe"),
+    path("", include("outreach.inbound.urls")),  # /inbox/…, /messages/ID/reply/, /suppressions/…
 ]

@@ -1,10 +1,10 @@
-"""URLs of the inbound feature (included at the site root by outreach.urls)."""
+"""URLs of the inbound feature (included at the site root by outreach.urls; the public one-click
+unsubscribe URL ``/u/TOKEN/`` is declared in outreach.urls with the other public URLs)."""
 from django.urls import path
 
 from . import views
 
 urlpatterns = [
-    path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("inbox/<int:pk>/", views.inbound_detail, name="inbound_detail"),
     path("inbox/<int:pk>/reply/", views.inbound_reply, name="inbound_reply"),
     path("messages/<int:pk>/reply/", views.message_reply, name="message_reply"),
