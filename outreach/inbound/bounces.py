@@ -23,7 +23,7 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from .parsing import ParsedMail, clean_header, first_message_id, safe_address
+from .parsing import ParsedMail, clean_header, first_message_id, part_text, safe_address
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"(?<![\d.])([45]\d\d)(?![\d.])")
@@ -139,16 +139,8 @@ def _rfc3464(message: Message) -> tuple[list[FailedRecipient], str]:
             if isinstance(inner, Message):
                 original = first_message_id(clean_header(inner.get("message-id")))
         elif ctype in ("text/rfc822-headers", "text/rfc822-header") and not original:
-            original = _embedded_message_id(_text(part))
+            original = _embedded_message_id(part_text(part))
     return recipients, original
-
-
-def _text(part) -> str:
-    try:
-        value = part.get_content()
-    except Exception:
-        value = part.get_payload(decode=True) or b""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _embedded_message_id(text: str) -> str:
@@ -160,7 +152,7 @@ def _all_text(message: Message, limit: int = 400_000) -> str:
     chunks, total = [], 0
     for part in message.walk():
         if part.get_content_maintype() == "text":
-            chunk = _text(part)
+            chunk = part_text(part)
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:

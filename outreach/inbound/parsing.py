@@ -16,7 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
-from email.message import EmailMessage, Message
+from email.message import Message
 
 from django.core.exceptions import ValidationError
 
@@ -41,8 +41,8 @@ class ParsedMail:
 
     ``message_id``/``in_reply_to`` are ``<…>`` or ''; ``references`` the ids of References in
     order; ``to`` lower-cased addresses of To and Cc; ``headers`` the :data:`KEPT_HEADERS`
-    present (lower-case names). ``message`` is the parsed ``EmailMessage`` for the bounce parser
-    — never copy a header object from it into outgoing mail.
+    present (lower-case names). ``message`` is the parsed (compat32) ``Message`` for the bounce
+    parser — never copy a header from it into outgoing mail.
     """
 
     message_id: str
@@ -56,7 +56,7 @@ class ParsedMail:
     text: str
     html: str
     headers: dict[str, str]
-    message: EmailMessage = field(repr=False)
+    message: Message = field(repr=False)
     digest: str = ""
 
     @property
@@ -77,29 +77,11 @@ def clean_header(value) -> str:
     return _CONTROL.sub(" ", text).strip()[:MAX_HEADER_CHARS]
 
 
-def raw_header(message: Message, name: str) -> str | None:
-    """Header ``name`` as it is on the wire (encoded words not decoded), or None."""
-    for key, value in message.raw_items():
-        if key.lower() == name:
-            return value if isinstance(value, str) else str(value)
-    return None
-
-
 def _decoded(raw: str) -> str:
     try:
         return str(email.header.make_header(email.header.decode_header(raw)))
     except Exception:
         return raw
-
-
-def header(message: Message, name: str) -> str:
-    """The cleaned value of header ``name`` ('' when absent). A value the header registry refuses
-    (e.g. an encoded word hiding a line break) is decoded from its raw form and cleaned instead."""
-    try:
-        return clean_header(message.get(name))
-    except Exception:
-        raw = raw_header(message, name)
-        return clean_header(_decoded(raw)) if raw is not None else ""
 
 
 def message_ids(value: str, limit: int = MAX_REFERENCES) -> list[str]:
@@ -125,78 +107,90 @@ def safe_address(value: str) -> str:
         return ""
 
 
-def addresses(message: Message, *names: str) -> list[tuple[str, str]]:
-    """[(display name, validated address)] of the address headers ``names``; invalid ones dropped."""
-    pairs: list[tuple[str, str]] = []
-    for n in names:
-        try:
-            value = message.get(n)
-            parsed = [(str(a.display_name), str(a.addr_spec)) for a in getattr(value, "addresses", None) or ()]
-        except Exception:  # a header the registry refuses: split the raw value, decode the names
-            value = raw_header(message, n)
-            parsed = [(_decoded(name), addr) for name, addr in email.utils.getaddresses([value])] if value else []
-        if value is not None and not parsed:
-            parsed = email.utils.getaddresses([clean_header(value)])
-        pairs.extend(parsed)
-    result = []
-    for name, addr in pairs:
-        valid = safe_address(clean_header(addr))
-        if valid:
-            result.append((clean_header(name)[:200], valid))
-    return result
-
-
-def _content(part) -> str:
+def part_text(part) -> str:
+    """The decoded text of a text/* part ('' for None): transfer encoding undone, its charset
+    applied (UTF-8 when unknown), undecodable bytes replaced."""
     if part is None:
         return ""
-    try:
-        text = part.get_content()
-    except Exception:  # unknown charset, broken transfer encoding
-        payload = part.get_payload(decode=True) or b""
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
-    if not isinstance(text, str):
-        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else ""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset, "replace")
+        except LookupError:  # an unknown charset name
+            text = payload.decode("utf-8", "replace")
+    else:
+        text = str(payload or "")
     return text.replace("\x00", "").replace("\r\n", "\n")[:MAX_BODY_CHARS]
 
 
-def _date(message: Message) -> datetime | None:
-    try:
-        parsed = email.utils.parsedate_to_datetime(header(message, "date"))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt_timezone.utc)
-    return parsed
+def _bodies(message: Message) -> tuple[Message | None, Message | None]:
+    """(first text/plain part, first text/html part) that are not attachments."""
+    plain = html = None
+    for part in message.walk():
+        if part.is_multipart() or (part.get("content-disposition") or "").lower().startswith("attachment"):
+            continue
+        ctype = part.get_content_type()
+        if ctype == "text/plain" and plain is None:
+            plain = part
+        elif ctype == "text/html" and html is None:
+            html = part
+        elif ctype in ("message/rfc822", "message/delivery-status", "text/rfc822-headers"):
+            break  # a returned message inside a report: not this mail's own body
+        if plain is not None and html is not None:
+            break
+    return plain, html
+
+
+def _raw_headers(message: Message) -> dict[str, str]:
+    """The message's top-level headers as on the wire (first occurrence of each, lower-case names)."""
+    found: dict[str, str] = {}
+    for key, value in message.raw_items():
+        found.setdefault(key.lower(), value if isinstance(value, str) else str(value))
+    return found
+
+
+def _raw_addresses(*values: str | None) -> list[tuple[str, str]]:
+    """[(display name, validated address)] from raw address header values. The raw value is split
+    first (encoded words still encoded, so a decoded name cannot fake a separator), then each name
+    is decoded and cleaned; invalid addresses are dropped."""
+    result = []
+    for name, addr in email.utils.getaddresses([v for v in values if v]):
+        valid = safe_address(clean_header(addr))
+        if valid:
+            result.append((clean_header(_decoded(name))[:200], valid))
+    return result
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse ``raw`` (bounded by the caller). Never raises on malformed input: missing or invalid
-    parts come back empty."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    sender = addresses(message, "from")
+    parts come back empty. Top-level headers are decoded from their raw form (``decode_header``),
+    which is both stricter and much cheaper than the header registry's objects."""
+    # compat32: plain strings from the parser (no header-registry objects to leak, and far cheaper).
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    headers = _raw_headers(message)
+
+    def value(name: str) -> str:
+        raw_value = headers.get(name)
+        return clean_header(_decoded(raw_value)) if raw_value is not None else ""
+
+    sender = _raw_addresses(headers.get("from"))
     from_name, from_email = sender[0] if sender else ("", "")
+    plain, html = _bodies(message)
+    kept = {name: value(name) for name in KEPT_HEADERS if headers.get(name) is not None}
     try:
-        plain = message.get_body(preferencelist=("plain",))
-        html = message.get_body(preferencelist=("html",))
-    except Exception:
-        plain = html = None
-    if plain is None and html is None and not message.is_multipart() and message.get_content_maintype() == "text":
-        plain = message
-    kept = {}
-    for name in KEPT_HEADERS:
-        value = header(message, name)
-        if value:
-            kept[name] = value
+        date = email.utils.parsedate_to_datetime(value("date"))
+        date = date.replace(tzinfo=dt_timezone.utc) if date and date.tzinfo is None else date
+    except (TypeError, ValueError, IndexError):
+        date = None
     return ParsedMail(
-        message_id=first_message_id(header(message, "message-id")),
-        in_reply_to=first_message_id(header(message, "in-reply-to")),
-        references=message_ids(header(message, "references")),
+        message_id=first_message_id(value("message-id")),
+        in_reply_to=first_message_id(value("in-reply-to")),
+        references=message_ids(value("references")),
         from_email=from_email, from_name=from_name,
-        to=list(dict.fromkeys(a for _, a in addresses(message, "to", "cc"))),
-        subject=header(message, "subject"),
-        date=_date(message),
-        text=_content(plain), html=_content(html) if html is not None and html is not plain else "",
-        headers=kept, message=message, digest=hashlib.sha256(raw).hexdigest(),
+        to=list(dict.fromkeys(a for _, a in _raw_addresses(headers.get("to"), headers.get("cc")))),
+        subject=value("subject"),
+        date=date,
+        text=part_text(plain), html=part_text(html),
+        headers={k: v for k, v in kept.items() if v}, message=message, digest=hashlib.sha256(raw).hexdigest(),
     )
