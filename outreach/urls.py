@@ -52,6 +52,7 @@ urlpatterns = [
     path("invite/<str:token>/", views.invitation_accept_view, name="invitation_accept"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
+    path("campaigns/", include("outreach.campaigns.urls")),
     # One-click unsubscribe (RFC 8058): public, so it stands here beside the other public URLs.
     path("u/<str:token>/", unsubscribe, name="unsubscribe"),
     path("", include("outreach.inbound.urls")),  # /inbox/…, /messages/ID/reply/, /suppressions/…

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from outreach.admin_scoping import scope_to_team
 from outreach.inbound.models import InboundMessage
-from outreach.models import ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
+from outreach.models import Campaign, Enrolment, ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
 from tests.factories import (
     make_contact,
     make_lead,
@@ -43,6 +43,9 @@ def _world(team: Team, tag: str) -> dict:
     job.file.save(f"{tag}.csv", ContentFile(b"email\na@example.com\n"), save=False)
     job.save()
     MessageTemplate.objects.create(team=team, name=f"{tag}-template", subject="Hi", html_body="<p>Hi</p>", created_by=owner)
+    campaign = Campaign.objects.create(team=team, name=f"{tag}-campaign", created_by=owner)
+    campaign.mailboxes.add(mailbox)
+    Enrolment.objects.create(team=team, campaign=campaign, contact=contact, mailbox=mailbox, detail=f"{tag}-enrolment")
     InboundMessage.objects.create(team=team, mailbox=mailbox, uidvalidity=1, uid=1, message_key=f"<{tag}-in@example.com>",
                                   kind=InboundMessage.Kind.UNMATCHED, subject=f"{tag}-inbound", from_email=f"{tag}-from@example.com")
     return {"owner": owner, "lead": lead, "mailbox": mailbox}

@@ -24,7 +24,7 @@ def lowercase_suppressions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0005_roles_and_provider_choices'),
+        ('outreach', '0006_campaigns'),
     ]
 
     operations = [
@@ -99,7 +99,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='timelineevent',
             name='kind',
-            field=models.CharField(choices=[('contact_created', 'Contact created'), ('contact_imported', 'Contact imported'), ('contact_updated', 'Contact updated'), ('lead_created', 'Lead created'), ('lead_status', 'Lead status changed'), ('message_queued', 'Message queued'), ('message_sending', 'Sending attempt'), ('message_retry', 'Attempt failed, will retry'), ('message_sent', 'Message sent'), ('message_failed', 'Message failed'), ('suppressed', 'Address suppressed'), ('reply_received', 'Reply received'), ('message_bounced', 'Message bounced'), ('auto_reply', 'Auto-reply received'), ('unsubscribed', 'Unsubscribed'), ('inbound_mail', 'Email received')], max_length=30),
+            field=models.CharField(choices=[('contact_created', 'Contact created'), ('contact_imported', 'Contact imported'), ('contact_updated', 'Contact updated'), ('lead_created', 'Lead created'), ('lead_status', 'Lead status changed'), ('message_queued', 'Message queued'), ('message_sending', 'Sending attempt'), ('message_retry', 'Attempt failed, will retry'), ('message_sent', 'Message sent'), ('message_failed', 'Message failed'), ('suppressed', 'Address suppressed'), ('campaign_enrolled', 'Enrolled in a campaign'), ('campaign_stopped', 'Campaign stopped'), ('campaign_completed', 'Campaign completed'), ('reply_received', 'Reply received'), ('message_bounced', 'Message bounced'), ('auto_reply', 'Auto-reply received'), ('unsubscribed', 'Unsubscribed'), ('inbound_mail', 'Email received')], max_length=30),
         ),
         migrations.CreateModel(
             name='InboundMessage',
