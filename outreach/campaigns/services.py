@@ -522,15 +522,24 @@ def _outbox_room(mailbox_ids: set[int]) -> dict[int, int]:
 
 
 def _thread_fields(enrolment: Enrolment, step: CampaignStep) -> dict[str, Any]:
-    """Subject prefix and threading of a later step replying in step 1's thread ({} for a new thread)."""
+    """For a later step replying in step 1's thread: its "Re: …" subject and the threading
+    ``sent_message_create`` takes (In-Reply-To/References on SMTP, the provider's thread id over an
+    API; ``outreach.inbound.services.reply_threading``). {} for step 1, a new-thread step, or a
+    mailbox whose provider cannot thread (lemlist): that step then starts its own thread."""
     if step.position == 1 or step.new_thread:
         return {}
-    first = (SentMessage.objects.filter(campaign_message__enrolment=enrolment, campaign_message__step__position=1)
-             .only("subject", "message_id", "provider_thread_id").first())
+    first = (SentMessage.objects.filter(campaign_message__enrolment=enrolment, campaign_message__step__position=1,
+                                        status="sent").select_related("mailbox", "contact").first())
     if first is None:
         return {}
-    subject = first.subject if first.subject.lower().startswith("re:") else f"Re: {first.subject}"
-    return {"subject": subject, "reply_to_message": first}
+    from ..inbound.services import reply_draft, reply_threading
+
+    draft = reply_draft(team=enrolment.campaign.team, sent_message=first)
+    try:
+        threading = reply_threading(draft=draft, mailbox=enrolment.mailbox)
+    except ValidationError:
+        return {}
+    return {"subject": draft.subject, **threading}
 
 
 def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceResult) -> bool:
@@ -587,8 +596,8 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
             if not moved:  # another scheduler took it, or it was stopped meanwhile
                 return False
             message = sent_message_create(
-                team=campaign.team, actor=None, mailbox=mailbox, contact=contact,
-                subject=thread.get("subject", rendered.subject), html=rendered.html, text=rendered.text)
+                team=campaign.team, actor=None, mailbox=mailbox, contact=contact, html=rendered.html,
+                text=rendered.text, **{"subject": rendered.subject, **thread})
             CampaignMessage.objects.create(enrolment=enrolment, step=step, variant=variant, sent_message=message)
     except IntegrityError:
         logger.info("Step %s of enrolment %s already has its message", step.position, enrolment.pk)

@@ -174,6 +174,8 @@ def test_three_steps_with_delays_threading_and_completion(setup):
     assert result.created == 4
     second = step_messages(2).get(contact=people[0])
     assert second.subject == "Re: Step 1 for P0"  # replies in step 1's thread
+    first.refresh_from_db()
+    assert second.in_reply_to == first.message_id and first.message_id in second.references.split()
     mark_sent(T0 + timedelta(days=2))
     campaigns_advance(now=T0 + timedelta(days=2, minutes=2))
     campaigns_advance(now=T0 + timedelta(days=4, minutes=2))
