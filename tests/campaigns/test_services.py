@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from outreach.campaigns.models import Campaign, CampaignMessage, CampaignStep, Enrolment
+from outreach.campaigns.models import Campaign, CampaignMessage, Enrolment
 from outreach.campaigns.schedule import add_delay, in_window, parse_days, window_opening
 from outreach.campaigns.services import (
     VariantData,
