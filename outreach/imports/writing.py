@@ -182,7 +182,9 @@ class BatchWriter:
                 cur = wrapper.cursor
                 # Driven from the batch's addresses: one probe of the (team_id, email) index each,
                 # whatever the table's statistics say (they lag far behind during a big import).
-                cur.execute(f"SELECT x.* FROM _import_emails e CROSS JOIN LATERAL ("
+                # Locked in address order (as new addresses are inserted), so two imports into
+                # one team wait for each other instead of deadlocking.
+                cur.execute(f"SELECT x.* FROM (SELECT email FROM _import_emails ORDER BY email) e CROSS JOIN LATERAL ("
                             f"SELECT c.id, c.email, {', '.join('c.' + c for c in CONTACT_COLUMNS)}, c.custom_fields "
                             f"FROM {Contact._meta.db_table} c WHERE c.team_id = %s AND c.email = e.email "
                             "FOR UPDATE) x", (self.team_id,))
@@ -255,7 +257,7 @@ class BatchWriter:
 
         Must run inside ``transaction.atomic()``; raises ConcurrentInsert when another transaction
         inserted one of the addresses meanwhile (roll back and call again)."""
-        emails = list(dict.fromkeys(row.email for row in rows))
+        emails = sorted(set(row.email for row in rows))
         if self.postgres:
             self._stage_emails(emails)
         plan = plan_batch(rows, self._existing(emails), self.policy)
@@ -334,7 +336,8 @@ class BatchWriter:
         stamp = now.isoformat()
         contact_table = Contact._meta.db_table
         columns = ", ".join(CONTACT_COLUMNS)
-        new = [(email, state) for email, state in plan.states.items() if state.new]
+        # In address order: the unique index entries are taken in the same order by every import.
+        new = sorted(((email, state) for email, state in plan.states.items() if state.new), key=lambda item: item[0])
         with connection.cursor() as wrapper:
             cur = wrapper.cursor
             if new:

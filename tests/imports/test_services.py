@@ -14,6 +14,7 @@ from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
 from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
                                        import_job_run, import_job_start)
+from .conftest import read_report
 
 from .conftest import assert_conserved
 from .fixtures import csv_text
@@ -79,15 +80,15 @@ def test_rejected_rows_are_reported_with_row_number_and_reason(run_import):
     ]
     job = run_import(rows_csv(rows))
     assert (job.created_count, job.rejected_count) == (2, 5)
-    with open(job.error_report.path, encoding="utf-8-sig", newline="") as fh:
-        report = list(csv.reader(fh))
-    assert report[0] == ["row", "line", "reason", *H]
+    report = read_report(job)
+    assert report[0] == ["spreadsheet row", "line", "outcome", "problem", *H]
     by_row = {int(r[0]): r for r in report[1:]}
-    assert set(by_row) == {2, 3, 4, 5, 7}
-    assert by_row[2][1] == "3"  # physical line (header is line 1)
-    assert "invalid email address" in by_row[2][2]
-    assert by_row[3][2] == "missing email address"
-    assert "First name is longer than 150" in by_row[7][2]
+    assert set(by_row) == {3, 4, 5, 6, 8}  # as Excel numbers them: the header is row 1
+    assert by_row[3][1] == "3"  # physical line (header is line 1)
+    assert {r[2] for r in report[1:]} == {"rejected"}
+    assert by_row[3][3] == "not-an-email is not a valid email address: An email address must have an @-sign."
+    assert by_row[4][3] == "The email address is missing."
+    assert "First name is longer than 150" in by_row[8][3]
     assert Contact.objects.get(team=job.team, email="fine@example.org").first_name == '=HYPERLINK("http://evil")'
 
 
@@ -95,11 +96,9 @@ def test_error_report_escapes_formula_cells(run_import):
     rows = [["=cmd|' /C calc'!A0", "=1+1", "+1", "-1", "@SUM(1)", "\t=x"]]
     job = run_import(rows_csv(rows))
     assert job.rejected_count == 1
-    with open(job.error_report.path, encoding="utf-8-sig", newline="") as fh:
-        report = list(csv.reader(fh))
-    row = report[1]
-    assert row[3:] == ["'=cmd|' /C calc'!A0", "'=1+1", "'+1", "'-1", "'@SUM(1)", "'=x"]  # cells are stripped: the tab goes, the = is escaped
-    assert row[2].startswith("invalid email address")
+    row = read_report(job)[1]
+    assert row[4:] == ["'=cmd|' /C calc'!A0", "'=1+1", "'+1", "'-1", "'@SUM(1)", "'=x"]  # cells are stripped: the tab goes, the = is escaped
+    assert "is not a valid email address" in row[3]
     for cell in row:
         assert not cell or cell[0] not in "=+-@\t\r"
 
@@ -157,8 +156,8 @@ def test_timeline_shows_where_each_contact_came_from(run_import, team):
     contact = Contact.objects.get(team=team, email="new@example.com")
     assert contact.source == "HubSpot export"
     kinds = list(contact.timeline_events.order_by("id").values_list("kind", "summary", "data__row"))
-    assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 2).", 2)
-    assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 3
+    assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 3).", 3)
+    assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 4  # spreadsheet rows
     assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 3
 
 
@@ -296,5 +295,5 @@ def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
     assert (contact.first_name, contact.last_name, contact.company) == ("A\\B", "tab\there", "C:\\new\\table")
     assert contact.custom_fields == {"Notes": "multi\nline\\N"}
     assert contact.source == "Import \\ with\ttab"
-    assert contact.timeline_events.get().summary == "Imported from Import \\ with\ttab (row 1)."
+    assert contact.timeline_events.get().summary == "Imported from Import \\ with\ttab (row 2)."
     assert job.created_count == 1
