@@ -41,4 +41,5 @@ urlpatterns = [
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
     path("imports/", include("outreach.imports.urls")),
+    path("templates/", include("outreach.message_templates.urls")),
 ]
