@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # pg_trgm index wrappers (OpClass); harmless on SQLite
     "django_htmx",
     "outreach",
     "providers",
