@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0003_message_template'),
+        ('outreach', '0004_list_indexes'),
     ]
 
     operations = [
