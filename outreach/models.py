@@ -79,6 +79,11 @@ class Contact(TeamOwned):
     # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
     lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
     leadlex_contact_id = models.CharField("leadlex contact_id", max_length=100, blank=True)
+    # The import that created the contact and its spreadsheet row: the timeline shows "Imported
+    # from …" from these instead of one stored event per imported contact (see outreach.imports.selectors).
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
+                                   db_index=False, related_name="+", editable=False)
+    import_row = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

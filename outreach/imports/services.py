@@ -1,6 +1,6 @@
 """CSV imports of contacts and leads: upload, map, run (in a Celery task), cancel.
 
-Flow: :func:`import_job_create` stores the upload under MEDIA_ROOT and detects its format →
+Flow: :func:`import_job_create` stores the upload through the storage API and detects its format →
 the user checks the guessed column mapping (:func:`import_job_preview`) → :func:`import_job_start`
 saves the mapping and queues the task → :func:`import_job_run` streams the file in batches, one
 transaction per batch. :func:`contacts_import` does all of it in-process (management command,
@@ -8,7 +8,7 @@ benchmark).
 
 Every data row ends as exactly one of created / updated / unchanged / rejected; for a finished
 job ``created + updated + unchanged + rejected == total_rows``. Rejected rows are written to the
-job's error report (row number, line, reason, the original cells; formula-escaped). Addresses on
+job's error report (spreadsheet row, line, outcome, problem, the original cells; formula-escaped). Addresses on
 the team's suppression list are imported but marked: counted in ``suppressed_count`` and flagged
 on their timeline event (``data["suppressed"] = True`` and a note in the summary); the
 suppression itself keeps them from being emailed.
@@ -303,8 +303,8 @@ class _Run:
         mapping = validate_mapping(job.headers, job.mapping)
         self.width = len(job.headers)
         self.email_index = mapping.index("email")
-        self.contact_cols = [(i, t) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
-        self.lead_cols = [(i, t) for i, t in enumerate(mapping) if t.startswith("lead.")]
+        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
+        self.lead_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t.startswith("lead.")]
         self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
         self.check_email = EmailChecker()
         lead_options = {"status": job.lead_status, "owner_id": job.lead_owner_id} if job.as_leads else None
@@ -327,7 +327,9 @@ class _Run:
             return None, record.error
         if len(cells) > self.width and any(cells[self.width:]):
             return None, f"The row has {len(cells)} values but the header has {self.width} columns."
-        raw_email = cells[self.email_index] if self.email_index < len(cells) else ""
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        raw_email = cells[self.email_index]
         if not raw_email:
             return None, "The email address is missing."
         try:
@@ -336,11 +338,11 @@ class _Run:
             return None, " ".join(err.messages)
         values, lead, custom = {}, {}, {}
         left_out = []
-        for index, target in self.contact_cols:
-            value = cells[index] if index < len(cells) else ""
+        for index, target, limit in self.contact_cols:
+            value = cells[index]
             if value:
-                if len(value) > MAX_LENGTH[target]:
-                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters."
+                if len(value) > limit:
+                    return None, f"{TARGETS[target]} is longer than {limit} characters."
                 if target == "linkedin_url":
                     try:
                         value = normalize_http_url(value)
@@ -348,14 +350,14 @@ class _Run:
                         left_out.append(f"{TARGETS[target]} left out: {' '.join(err.messages)}")
                         continue
                 values[target] = value
-        for index, target in self.lead_cols:
-            value = cells[index] if index < len(cells) else ""
+        for index, target, limit in self.lead_cols:
+            value = cells[index]
             if value:
-                if len(value) > MAX_LENGTH[target]:
-                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters."
+                if len(value) > limit:
+                    return None, f"{TARGETS[target]} is longer than {limit} characters."
                 lead[target[5:]] = value
         for index, key in self.custom_cols:
-            value = cells[index] if index < len(cells) else ""
+            value = cells[index]
             if value:
                 custom[key] = value
         row = self.writer.preformat(Row(record.sheet_row, record.line, email, values, custom, lead))

@@ -198,3 +198,39 @@ def test_the_imports_list_is_the_shared_list_page(client_owner, team, other_team
     assert "apollo.csv" in html and "hubspot.csv" not in html
     html = client_owner.get(reverse("import_list"), {"status": "uploaded", "o": "-name"}).content.decode()
     assert "hubspot.csv" in html and "apollo.csv" not in html
+
+
+def test_the_contact_page_and_timeline_command_show_where_an_imported_contact_came_from(client_owner, team, owner):
+    from django.core.management import call_command
+    import json
+
+    job = contacts_import(team=team, file=io.BytesIO(csv_text(ROWS, header=HEADERS).encode()), filename="c.csv",
+                          name="Fair leads", user=owner)
+    contact = Contact.objects.get(team=team, email="b@example.com")
+    html = client_owner.get(reverse("contact_detail", args=[contact.pk])).content.decode()
+    assert "Imported from Fair leads (row 3)." in html and "by alice" in html
+    out = io.StringIO()
+    call_command("timeline", "b@example.com", "--team", team.name, stdout=out)
+    events = json.loads(out.getvalue())["events"]
+    assert [(e["kind"], e["summary"], e["data"]["import_id"]) for e in events] == [
+        ("contact_imported", "Imported from Fair leads (row 3).", job.pk)]
+
+
+@pytest.mark.parametrize("url", [
+    "https://www.linkedin.com/in/søren-0", "http://example.com", "https://a.b.co/x?y=1#z", "https://-bad.example.com/x",
+    "https://bad-.example.com", "https://example.c0m/", "https://example.com/a b", "https://ex_ample.com/",
+    "https://" + "a" * 64 + ".com/", "https://xn--bcher-kva.example/", "https://example.com/\x01", "https://例え.jp/",
+])
+def test_the_url_fast_path_agrees_with_the_form_field(url):
+    from django import forms
+    from django.core.exceptions import ValidationError
+
+    from outreach.validation import normalize_http_url
+
+    def verdict(check):
+        try:
+            return check(url)
+        except ValidationError:
+            return "invalid"
+
+    assert verdict(normalize_http_url) == verdict(forms.URLField(assume_scheme="https", max_length=500).clean)

@@ -14,6 +14,9 @@ from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
 from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
                                        import_job_run, import_job_start)
+from outreach.imports.selectors import contact_imported_event
+from outreach.selectors import contact_timeline
+
 from .conftest import read_report
 
 from .conftest import assert_conserved
@@ -155,10 +158,14 @@ def test_timeline_shows_where_each_contact_came_from(run_import, team):
     job = run_import(rows_csv(FILE), policy="update", name="HubSpot export")
     contact = Contact.objects.get(team=team, email="new@example.com")
     assert contact.source == "HubSpot export"
-    kinds = list(contact.timeline_events.order_by("id").values_list("kind", "summary", "data__row"))
+    entries, _ = contact_timeline(contact=contact)  # newest first, as the contact page shows it
+    kinds = [(e.event.kind, e.event.summary, e.event.data["row"]) for e in reversed(entries)]
     assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 3).", 3)
     assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 4  # spreadsheet rows
-    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 3
+    assert entries[-1].event.data["import_id"] == job.pk and entries[-1].event.pk is None  # derived, not stored
+    # Created contacts carry the import reference; only updates are stored events.
+    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 1
+    assert Contact.objects.filter(team=team, import_job=job).count() == 2
 
 
 def test_as_leads_with_owner_status_and_vendor_ids(run_import, team, member):
@@ -214,7 +221,8 @@ def test_a_failing_batch_is_rolled_back_and_earlier_batches_stay(team, monkeypat
     assert job.status == ImportJob.Status.FAILED and "database went away" in job.error_message
     assert job.rows_done == 5 and job.created_count == 5
     assert Contact.objects.filter(team=team).count() == 5  # nothing of the failed batch
-    assert TimelineEvent.objects.filter(team=team).count() == 5
+    assert Contact.objects.filter(team=team, import_job=job, import_row__lte=6).count() == 5
+    assert not TimelineEvent.objects.filter(team=team).exists()
 
 
 def test_start_dispatches_the_task_after_commit_and_the_task_runs_it(team, owner, django_capture_on_commit_callbacks, monkeypatch):
@@ -285,7 +293,8 @@ def test_real_commits_per_batch(monkeypatch):
     assert_conserved(job)
     assert (job.created_count, job.updated_count) == (180, 20)
     assert Contact.objects.filter(team=team).count() == 180
-    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 200
+    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 20  # the updates
+    assert Contact.objects.filter(team=team, import_job=job).count() == 180  # "imported" is derived
 
 
 def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
@@ -295,5 +304,15 @@ def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
     assert (contact.first_name, contact.last_name, contact.company) == ("A\\B", "tab\there", "C:\\new\\table")
     assert contact.custom_fields == {"Notes": "multi\nline\\N"}
     assert contact.source == "Import \\ with\ttab"
-    assert contact.timeline_events.get().summary == "Imported from Import \\ with\ttab (row 2)."
+    assert contact_imported_event(contact=contact).summary == "Imported from Import \\ with\ttab (row 2)."
     assert job.created_count == 1
+
+
+@pytest.mark.parametrize("custom", [{"City": "Zürich", "Notes": 'say "hi"\\ now\n\ttab\x01'}, {"€": ""}, {"a": "b", "c": "d"}])
+def test_custom_fields_json_is_what_json_dumps_writes(custom):
+    import json
+
+    from outreach.imports.writing import _json_object
+
+    assert _json_object(custom) == json.dumps(custom, ensure_ascii=False)
+    assert json.loads(_json_object(custom)) == custom
