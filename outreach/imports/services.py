@@ -47,7 +47,9 @@ BATCH_ROWS = 5000
 CANCEL_CHECK_SECONDS = 0.5
 REPORT_SAVE_SECONDS = 10.0  # the error report is stored this often while rows are rejected, and at the end
 CONCURRENT_RETRIES = 6
-QUEUED_BATCHES = 4  # parsed batches waiting for the writer: bounds memory
+QUEUED_BATCHES = 2  # parsed batches waiting for the writer: bounds memory
+# A batch also ends at about this much COPY text (characters), so wide exports keep memory flat.
+BATCH_TEXT_CHARS = 2_000_000
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
 
@@ -365,10 +367,11 @@ class _Run:
 
     def batches(self, skip: int):
         """Yield (valid rows, report entries, rejected count, blanked count) batches of up to
-        BATCH_ROWS records after data row ``skip``."""
+        BATCH_ROWS records (fewer for wide rows: about BATCH_TEXT_CHARS of COPY text) after data
+        row ``skip``."""
         rows: list[Row] = []
         entries: list[tuple[int, int, str, str, list[str] | None]] = []
-        rejected = blanked = 0
+        rejected = blanked = size = 0
         for record in iter_records(self.source, self.fmt):
             if record.row <= skip:
                 continue
@@ -378,12 +381,14 @@ class _Run:
                 entries.append((record.sheet_row, record.line, REJECTED, problem, record.cells))
             else:
                 rows.append(row)
+                size += len(row.contact_tail)
                 if problem:
                     blanked += 1
                     entries.append((record.sheet_row, record.line, BLANKED, problem, record.cells))
-            if len(rows) + rejected >= BATCH_ROWS:
+            size += 100  # the row's objects
+            if len(rows) + rejected >= BATCH_ROWS or size >= BATCH_TEXT_CHARS:
                 yield rows, entries, rejected, blanked
-                rows, entries, rejected, blanked = [], [], 0, 0
+                rows, entries, rejected, blanked, size = [], [], 0, 0, 0
         if rows or rejected:
             yield rows, entries, rejected, blanked
 

@@ -43,7 +43,7 @@ def _corpus(n: int, seed: int = 7):
 def _verdict(check, value):
     try:
         return "ok", check(value)
-    except ValidationError as err:
+    except ValidationError:
         return "error", None
 
 

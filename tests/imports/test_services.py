@@ -2,7 +2,6 @@
 leads, timeline, error report, progress/cancel, task dispatch, batch atomicity."""
 from __future__ import annotations
 
-import csv
 import io
 
 import pytest
@@ -316,3 +315,14 @@ def test_custom_fields_json_is_what_json_dumps_writes(custom):
 
     assert _json_object(custom) == json.dumps(custom, ensure_ascii=False)
     assert json.loads(_json_object(custom)) == custom
+
+
+def test_wide_rows_make_smaller_batches_and_the_counts_still_add_up(run_import, team, monkeypatch):
+    monkeypatch.setattr(imports_service, "BATCH_TEXT_CHARS", 600)  # a few rows' COPY text
+    commits = []
+    real_commit = imports_service._Run.commit
+    monkeypatch.setattr(imports_service._Run, "commit",
+                        lambda self, rows, *rest: commits.append(len(rows)) or real_commit(self, rows, *rest))
+    rows = [[f"p{i}@example.com", "Wide" * 20, "", "", "", "x" * 50] for i in range(30)]
+    job = run_import(rows_csv(rows))
+    assert job.created_count == 30 and len(commits) > 5 and max(commits) < 10
