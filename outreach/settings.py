@@ -261,3 +261,12 @@ OUTREACH_IMPORT_RETENTION_DAYS = env.int("OUTREACH_IMPORT_RETENTION_DAYS", defau
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "imports-expire": {"task": "outreach.imports_expire", "schedule": 3600.0},
 }
+
+# --- Campaigns -------------------------------------------------------------------------
+# Campaign messages one mailbox may have waiting in the outbox at a time: the scheduler creates the
+# next ones as these go, so an edited step applies to every message not yet created.
+OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = env.int("OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX", default=5)
+# How far back (seconds) each scheduler run looks for replies, bounces and unsubscribes to stop on.
+OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS = env.int("OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS", default=86400)
+# Seconds between two scheduler runs (Celery beat).
+OUTREACH_CAMPAIGN_TICK_SECONDS = env.float("OUTREACH_CAMPAIGN_TICK_SECONDS", default=10.0)

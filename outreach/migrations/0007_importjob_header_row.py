@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0005_roles_and_provider_choices'),
+        ('outreach', '0006_campaigns'),
     ]
 
     operations = [
