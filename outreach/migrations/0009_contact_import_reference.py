@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0007_importjob_header_row'),
+        ('outreach', '0008_importjob_header_row'),
     ]
 
     operations = [

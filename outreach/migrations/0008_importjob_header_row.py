@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0006_campaigns'),
+        ('outreach', '0007_inbound'),
     ]
 
     operations = [
