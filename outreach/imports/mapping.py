@@ -22,6 +22,7 @@ TARGETS: dict[str, str] = {
     "title": "Job title",
     "phone": "Phone",
     "linkedin_url": "LinkedIn URL",
+    "time_zone": "Time zone",
     "lemlist_contact_id": "lemlist contactId",
     "leadlex_contact_id": "leadlex contact_id",
     "lead.lemlist_lead_id": "lemlist leadId (lead)",
@@ -78,6 +79,8 @@ SYNONYMS: list[tuple[str, int, str]] = [
                  "telephoneportable, handy, mobiltelefon, movil, telefonomovil, celular, sms, corporatephone"),
     ("linkedin_url", 3, "linkedin, linkedinurl, linkedinprofile, linkedinprofileurl, personlinkedinurl, "
                         "linkedinlink, profilelinkedin, linkedinprofil"),
+    ("time_zone", 3, "timezone, tz, timezonename, contacttimezone, persontimezone, zeitzone, fuseauhoraire, "
+                     "zonahoraria"),
     ("lemlist_contact_id", 3, "lemlistcontactid"),
     ("lead.lemlist_lead_id", 3, "lemlistleadid"),
     ("leadlex_contact_id", 3, "leadlexcontactid"),

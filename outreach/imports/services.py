@@ -39,6 +39,7 @@ from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows,
 from .report import BLANKED, REJECTED, ErrorReport
 from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
+from ..campaigns.schedule import validate_zone
 from ..validation import normalize_http_url
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,16 @@ QUEUED_BATCHES = 2  # parsed batches waiting for the writer: bounds memory
 BATCH_TEXT_CHARS = 2_000_000
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
+
+
+def _time_zone(value: str) -> str:
+    """An IANA time zone name as given (e.g. "Europe/Paris"); ValidationError otherwise."""
+    validate_zone(value.strip())
+    return value.strip()
+
+
+#: Cells checked like the forms check them; a failing cell is left out and listed in the report.
+CELL_CHECKS = {"linkedin_url": normalize_http_url, "time_zone": _time_zone}
 
 
 class ImportCancelled(Exception):
@@ -345,9 +356,9 @@ class _Run:
             if value:
                 if len(value) > limit:
                     return None, f"{TARGETS[target]} is longer than {limit} characters."
-                if target == "linkedin_url":
+                if target in CELL_CHECKS:
                     try:
-                        value = normalize_http_url(value)
+                        value = CELL_CHECKS[target](value)
                     except ValidationError as err:
                         left_out.append(f"{TARGETS[target]} left out: {' '.join(err.messages)}")
                         continue

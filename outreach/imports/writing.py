@@ -29,7 +29,7 @@ from django.db import IntegrityError, connection, transaction
 
 from ..models import Contact, Lead, Suppression, TimelineEvent
 
-CONTACT_COLUMNS = ("first_name", "last_name", "company", "title", "phone", "linkedin_url",
+CONTACT_COLUMNS = ("first_name", "last_name", "company", "title", "phone", "linkedin_url", "time_zone",
                    "lemlist_contact_id", "leadlex_contact_id")
 LEAD_COLUMNS = ("lemlist_lead_id", "leadlex_deal_id")
 MAX_LENGTH = {name: Contact._meta.get_field(name).max_length for name in CONTACT_COLUMNS}

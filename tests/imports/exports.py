@@ -75,7 +75,7 @@ EXPORTS: dict[str, tuple[list[str], dict[str, str]]] = {
                    "OPTIN_TIME", "CONFIRM_TIME", "LATITUDE", "LONGITUDE", "TIMEZONE", "CC", "LEID", "EUID", "NOTES",
                    "TAGS"],
                   {"email": "Email Address", "first_name": "First Name", "last_name": "Last Name",
-                   "phone": "Phone Number"}),
+                   "phone": "Phone Number", "time_zone": "TIMEZONE"}),
     # Zoho CRM: Leads export.
     "zoho": (["Record Id", "Lead Owner", "Company", "First Name", "Last Name", "Title", "Email", "Phone", "Fax", "Mobile",
               "Website", "Lead Source", "Lead Status", "Industry", "Email Opt Out", "Salutation", "Secondary Email",
@@ -116,7 +116,7 @@ EXPORTS: dict[str, tuple[list[str], dict[str, str]]] = {
 SAMPLE = {"first_name": "Zoë", "last_name": "Müller-Lüdenscheidt", "company": "Société Générale", "title": "Head of Sales",
           "phone": "+49 30 1234567", "linkedin_url": "https://www.linkedin.com/in/zoe-{i}",
           "lemlist_contact_id": "ctc_{i}", "leadlex_contact_id": "cont_{i}", "lead.lemlist_lead_id": "lea_{i}",
-          "lead.leadlex_deal_id": "deal_{i}"}
+          "lead.leadlex_deal_id": "deal_{i}", "time_zone": "America/New_York"}
 
 
 def export_rows(headers: list[str], expected: dict[str, str], n: int = 3) -> list[list[str]]:
