@@ -20,6 +20,7 @@ private or loopback address unless settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS
 """
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -27,7 +28,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -222,12 +223,17 @@ class HttpProvider(Provider):
 
     # --- the send skeleton --------------------------------------------------------------------
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """Send ``message``: checks, build, call, parse. Returns a SendResult; raises ProviderError subclasses."""
+    def prepare(self, message: OutgoingMessage) -> bytes:
+        """Checks and build: the request as JSON bytes (:func:`encode_request`), stored by the pipeline and
+        sent verbatim on every retry, so an edit to the contact between attempts cannot change it."""
         self.check_supported(message)
         self.check_vendor_ids(message)
-        request = self.build_request(message)
-        response = self.call(request, idempotency_key=message.idempotency_key)
+        return encode_request(self.build_request(message))
+
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+        """Call the stored request (``on_handover()`` just before it goes out) and parse the answer.
+        Returns a SendResult; raises ProviderError subclasses (see :meth:`call`)."""
+        response = self.call(decode_request(prepared), idempotency_key=message.idempotency_key, on_handover=on_handover)
         return self.parse_result(response, message)
 
     def check_supported(self, message: OutgoingMessage) -> None:
@@ -263,7 +269,8 @@ class HttpProvider(Provider):
     def session(self) -> requests.Session:
         return _session_for((self.name, self.base_url, self.limiter_key))
 
-    def call(self, request: HttpRequest, *, idempotency_key: str = "", map_error=None) -> requests.Response:
+    def call(self, request: HttpRequest, *, idempotency_key: str = "", map_error=None,
+             on_handover: Callable[[], None] | None = None) -> requests.Response:
         """Make ``request`` under the rate limiter, with timeouts. Returns the 2xx Response.
 
         Sends ``Idempotency-Key: idempotency_key`` when the provider supports it. Raises
@@ -271,13 +278,17 @@ class HttpProvider(Provider):
         limiter), ProviderTimeout / ProviderUnavailable (transient; a read timeout counts as
         transient only when the provider deduplicates on our key, otherwise OutcomeUnknown,
         since the message may have been sent), or the error of ``map_error(response, retry_after)``
-        (default :meth:`map_error`).
+        (default :meth:`map_error`). ``on_handover()`` runs after the limiter granted the slot, just
+        before the request goes out. Without an idempotency key only answers that mean "not processed"
+        stay retriable (429, 503, refused connection); 500/502/504 become OutcomeUnknown.
         """
         headers = {"Accept": "application/json", **self.auth_headers(), **request.headers}
         if self.idempotency_header and idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         limiter = get_limiter()
         limiter.acquire(key=self.limiter_key, limit=self.rate_limit, provider=self.name)
+        if on_handover is not None:
+            on_handover()
         url = self.base_url + request.path
         timeout = (settings.OUTREACH_HTTP_CONNECT_TIMEOUT, settings.OUTREACH_HTTP_READ_TIMEOUT)
         try:
@@ -306,7 +317,13 @@ class HttpProvider(Provider):
         if 300 <= response.status_code < 400:
             raise ProviderError(f"{self.label} answered with a redirect (HTTP {response.status_code}); check the base URL.",
                                 provider=self.name, status=response.status_code, provider_code="redirect")
-        raise (map_error or self.map_error)(response, retry_after)
+        error = (map_error or self.map_error)(response, retry_after)
+        if error.transient and response.status_code in (500, 502, 504) and not self.capabilities.idempotent:
+            raise OutcomeUnknown(f"{error.message} The request may have been processed, so it is not retried "
+                                 f"automatically ({self.label} offers no idempotency key).", provider=self.name,
+                                 status=response.status_code, provider_code=error.provider_code or str(response.status_code),
+                                 provider_message=error.provider_message, body=error.body)
+        raise error
 
     def _lost_response(self, what: str, code: str) -> ProviderError:
         if self.capabilities.idempotent:
@@ -320,6 +337,27 @@ def _never_reached(err: requests.ConnectionError) -> bool:
     """True when the request provably never reached the server (DNS, refused, connect timeout)."""
     reason = getattr(err.args[0], "reason", None) if err.args else None
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError))
+
+
+def encode_request(request: HttpRequest) -> bytes:
+    """``request`` as JSON bytes (file contents base64-encoded); :func:`decode_request` reverses it exactly."""
+    files = None
+    if request.files is not None:
+        files = [[name, [fname, base64.b64encode(content).decode("ascii"), ctype]] for name, (fname, content, ctype) in request.files]
+    return json.dumps({"path": request.path, "method": request.method, "json": request.json,
+                       "data": request.data, "files": files, "headers": request.headers},
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_request(raw: bytes) -> HttpRequest:
+    """The HttpRequest stored by :func:`encode_request`."""
+    value = json.loads(bytes(raw).decode("utf-8"))
+    files = None
+    if value.get("files") is not None:
+        files = [(name, (fname, base64.b64decode(content), ctype)) for name, (fname, content, ctype) in value["files"]]
+    data = [tuple(pair) for pair in value["data"]] if value.get("data") is not None else None
+    return HttpRequest(path=value["path"], method=value["method"], json=value.get("json"), data=data, files=files,
+                       headers=dict(value.get("headers") or {}))
 
 
 def compact_json(value: Any) -> str:

@@ -15,7 +15,7 @@ DEMO_TEAM, DEMO_USER = "Demo team", "demo"
 
 class Command(BaseCommand):
     help = ("Run the whole app for local use: migrate, make sure a demo login exists (printed), then start "
-            "a Celery worker and the web server together; Ctrl-C stops both.")
+            "a Celery worker (with beat: the outbox dispatcher) and the web server together; Ctrl-C stops both.")
 
     def add_arguments(self, parser: CommandParser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
@@ -40,8 +40,10 @@ class Command(BaseCommand):
             f"  Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split(':')[0]}\n"))
         worker = None
         if not o["no_worker"]:
+            # -B: the worker also runs beat, whose schedule includes the outbox dispatcher.
             worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "outreach", "worker", "--pool=solo",
-                                       "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"])
+                                       "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                                       "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME])
         try:
             call_command("runserver", o["addrport"], use_reloader=False)
         finally:
