@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from .admin_scoping import TeamScopedAdmin
-from .models import (Attachment, Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Suppression,
-                     Team, TimelineEvent)
+from .message_templates.services import template_check
+from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
+                     Suppression, Team, TimelineEvent)
 from .services.mailboxes import credentials_rotate
 
 
@@ -176,7 +178,39 @@ class SuppressionAdmin(TeamScopedAdmin):
 
 
 # Imports have their own module (upload form, read-only jobs, cancel action).
-from .admin_imports import ImportJobAdmin  # noqa: E402
+from .imports.admin import ImportJobAdmin  # noqa: E402
 from .models import ImportJob  # noqa: E402
 
 admin.site.register(ImportJob, ImportJobAdmin)
+
+
+class MessageTemplateAdminForm(forms.ModelForm):
+    """Checks the subject and body with the same service the UI uses (line-numbered errors inline)."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = ("team", "name", "subject", "html_body")
+
+    def clean(self):
+        data = super().clean()
+        try:
+            template_check(subject=data.get("subject") or "", html_body=data.get("html_body") or "")
+        except ValidationError as err:
+            for field, errors in err.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(TeamScopedAdmin):
+    form = MessageTemplateAdminForm
+    list_display = ("name", "subject", "team", "updated_at")
+    list_filter = ("team",)
+    search_fields = ("name", "subject")
+    list_select_related = ("team",)
+    readonly_fields = ("created_by", "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

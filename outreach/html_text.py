@@ -1,57 +1,68 @@
-"""HTML bodies: sanitising (nh3) and the derived plain-text alternative (stdlib html.parser)."""
+"""HTML bodies: sanitising (nh3, the ammonia bindings) and the plain-text alternative (inscriptis).
+
+Two sanitisers, for two audiences:
+
+- :func:`sanitize_outgoing_html` for what is sent: email clients need inline styles, tables and
+  their presentational attributes (``width``, ``bgcolor``, ``cellpadding``…), so those are kept —
+  with the CSS properties limited to an allow-list (no ``background-image: url(…)``, no
+  ``position``) — while scripts, event handlers and unsafe URLs go.
+- :func:`sanitize_html` for what the app displays: nh3's default allow-list (no styles), so a
+  body can neither run script nor restyle the page around it.
+"""
 from __future__ import annotations
 
-import re
-from html.parser import HTMLParser
-
 import nh3
+from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 
-_BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "ul", "ol", "hr"}
-_SKIP = {"script", "style", "head", "title"}
+#: CSS properties kept in the ``style`` attributes of outgoing mail (what email clients render).
+EMAIL_CSS_PROPERTIES = frozenset({
+    "background-color", "border", "border-bottom", "border-collapse", "border-color", "border-left",
+    "border-radius", "border-right", "border-spacing", "border-style", "border-top", "border-width", "color",
+    "direction", "display", "font", "font-family", "font-size", "font-style", "font-weight", "height",
+    "letter-spacing", "line-height", "margin", "margin-bottom", "margin-left", "margin-right", "margin-top",
+    "max-width", "min-width", "padding", "padding-bottom", "padding-left", "padding-right", "padding-top",
+    "table-layout", "text-align", "text-decoration", "text-indent", "text-transform", "vertical-align",
+    "white-space", "width", "word-break", "word-wrap",
+})
+_EMAIL_TAGS = nh3.ALLOWED_TAGS | {"font"}
+_EMAIL_ATTRIBUTES = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"style", "align", "valign", "width", "height", "bgcolor", "dir", "lang", "title"},
+    "table": {"border", "cellpadding", "cellspacing", "summary", "role"},
+    "td": {"colspan", "rowspan", "nowrap"},
+    "th": {"colspan", "rowspan", "scope", "nowrap"},
+    "font": {"color", "face", "size"},
+    "img": {"src", "alt", "border"},
+    "a": {"href", "target", "name"},
+}
+_TEXT_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
 
 
 def sanitize_html(html: str) -> str:
-    """Remove scripts, event handlers and unsafe URLs from ``html`` (nh3's allow-list). Returns str."""
+    """``html`` made safe to show inside the app: nh3's default allow-list (no scripts, event
+    handlers, styles or unsafe URLs). Returns str."""
     return nh3.clean(html or "", link_rel="noopener noreferrer")
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
-        self.href: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag in _SKIP:
-            self.skip += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-        if tag == "li":
-            self.parts.append("- ")
-        if tag == "a":
-            self.href = dict(attrs).get("href")
-
-    def handle_endtag(self, tag):
-        if tag in _SKIP and self.skip:
-            self.skip -= 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-        if tag == "a" and self.href:
-            if self.href.startswith(("http://", "https://", "mailto:")):
-                self.parts.append(f" ({self.href.removeprefix('mailto:')})")
-            self.href = None
-
-    def handle_data(self, data):
-        if not self.skip:
-            self.parts.append(re.sub(r"\s+", " ", data))
+def sanitize_outgoing_html(html: str) -> str:
+    """``html`` made safe to send: scripts, event handlers and unsafe URLs removed; inline styles
+    (properties in :data:`EMAIL_CSS_PROPERTIES`), tables and presentational attributes kept. Returns str."""
+    return nh3.clean(html or "", tags=_EMAIL_TAGS, attributes=_EMAIL_ATTRIBUTES, link_rel="noopener noreferrer",
+                     filter_style_properties=set(EMAIL_CSS_PROPERTIES))
 
 
 def html_to_text(html: str) -> str:
-    """Plain-text alternative of ``html``: block elements become line breaks, links keep their URL."""
-    parser = _TextExtractor()
-    parser.feed(html or "")
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [line.strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    """The plain-text alternative of ``html`` (inscriptis, which lays out block elements, lists and
+    table cells with their word boundaries): links keep their URL as ``[text](url)``. Returns str
+    ending in one newline."""
+    text = get_text(html or "", _TEXT_CONFIG)
+    lines = [line.rstrip() for line in text.splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip("\n") + "\n"

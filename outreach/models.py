@@ -428,3 +428,23 @@ class ImportJob(TeamOwned):
         return {"rows": self.total_rows or 0, "created": self.created_count, "updated": self.updated_count,
                 "unchanged": self.unchanged_count, "rejected": self.rejected_count,
                 "suppressed": self.suppressed_count, "leads_created": self.leads_created_count}
+
+
+class MessageTemplate(TeamOwned):
+    """A saved subject and HTML body with merge fields and spintax (``outreach.message_templates.engine``).
+
+    Checked when saved: an unknown field or a syntax error is refused with its line. Compose can
+    start from one; campaign steps render one per contact.
+    """
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=998)
+    html_body = models.TextField("body (HTML)")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="message_template_name_unique_per_team")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -49,10 +49,5 @@ def dispatch_due_messages() -> int:
     return sum(len(chunk) for chunk in result.claimed)
 
 
-@shared_task(name="outreach.import_contacts", acks_late=True)
-def import_contacts_run(import_job_id: int) -> str:
-    """Run ImportJob ``import_job_id`` (a CSV import) to the end; a re-delivered task resumes
-    after the last committed batch. Returns the job's final status ("done", "failed", "cancelled")."""
-    from .services.imports import import_job_run
-
-    return import_job_run(import_job_id=import_job_id).status
+# The import's tasks live with the feature; imported here so the worker registers them.
+from .imports.tasks import import_contacts_run  # noqa: E402,F401

@@ -40,5 +40,6 @@ urlpatterns = [
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
-    path("imports/", include("outreach.imports_urls")),
+    path("imports/", include("outreach.imports.urls")),
+    path("templates/", include("outreach.message_templates.urls")),
 ]

@@ -1,4 +1,7 @@
-"""CSV import internals: reading real-world files, column mapping, email checks and set-based writes.
+"""CSV imports of contacts and leads: the whole feature in one package.
 
-The public entry points are the services in ``outreach.services.imports``.
+Everything of the feature lives here: ``services`` (the public entry points), ``views``,
+``forms``, ``urls``, ``admin``, ``tasks`` (the Celery task), and the pipeline: ``reading`` (files),
+``mapping`` (columns → fields), ``emails`` (address checks), ``writing`` (set-based writes) and
+``report`` (the error report).
 """

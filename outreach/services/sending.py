@@ -25,7 +25,7 @@ from providers import errors as perr
 from providers.base import Address, OutgoingAttachment, OutgoingMessage
 from providers.registry import get_provider_class
 
-from ..html_text import html_to_text, sanitize_html
+from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..validation import normalize_email, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
@@ -102,7 +102,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         reply_to = normalize_email(reply_to)
     cc = [normalize_email(a) for a in cc]
     bcc = [normalize_email(a) for a in bcc]
-    html = sanitize_html(html) if html else ""
+    html = sanitize_outgoing_html(html) if html else ""
     if not html and not text:
         raise ValidationError({"html_body": "Write a message body."})
     text = text or html_to_text(html)

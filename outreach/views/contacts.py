@@ -10,7 +10,9 @@ from django.views.decorators.http import require_http_methods
 
 from .. import selectors
 from ..forms import ComposeForm, ContactForm
-from ..models import Contact, Lead
+from ..message_templates.selectors import message_templates
+from ..message_templates.services import message_template_render_for
+from ..models import Contact, Lead, MessageTemplate
 from ..services.contacts import contact_create as contact_create_service
 from ..services.contacts import contact_update, contacts_delete, lead_create as lead_create_service
 from ..services.sending import AttachmentData, sent_message_create
@@ -142,7 +144,8 @@ def contact_compose(request: HttpRequest, pk: int) -> HttpResponse:
     ``sent_message_create`` and redirect to the contact with "Queued…" — SMTP happens in Celery."""
     team = get_team(request)
     contact = team_object_or_404(Contact, request, pk)
-    form = ComposeForm(request.POST or None, request.FILES or None, team=team)
+    initial = _compose_initial_from_template(request, team, contact) if request.method == "GET" else {}
+    form = ComposeForm(request.POST or None, request.FILES or None, team=team, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         files = [AttachmentData(f.name, f.content_type or "application/octet-stream", f.read()) for f in data["attachments"]]
@@ -159,4 +162,25 @@ def contact_compose(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(reverse("contact_detail", args=[contact.pk]) + "#timeline")
     return render(request, "contacts/compose.html", {
         "contact": contact, "form": form, "has_mailbox": selectors.active_mailboxes(team=team).exists(),
+        "templates": message_templates(team=team), "mailboxes": selectors.active_mailboxes(team=team),
+        "chosen_template": request.GET.get("template", ""), "chosen_mailbox": request.GET.get("mailbox", ""),
     })
+
+
+def _compose_initial_from_template(request: HttpRequest, team, contact: Contact) -> dict:
+    """Initial compose values from ``?template=ID`` (rendered for ``contact``, sent from ``?mailbox=ID``
+    or the team's first active mailbox); {} without a template. Another team's id is a 404."""
+    template_id, mailbox_id = request.GET.get("template", ""), request.GET.get("mailbox", "")
+    if not template_id.isdigit():
+        return {}
+    template = team_object_or_404(MessageTemplate, request, int(template_id))
+    mailboxes = selectors.active_mailboxes(team=team)
+    mailbox = (mailboxes.filter(pk=int(mailbox_id)).first() if mailbox_id.isdigit() else None) or mailboxes.first()
+    try:
+        rendered = message_template_render_for(template=template, contact=contact, mailbox=mailbox)
+    except ValidationError as err:
+        messages.error(request, f"Template “{template.name}” cannot be used: {' '.join(err.messages)}")
+        return {}
+    if rendered.missing:
+        messages.warning(request, f"Empty for {contact.email}: {', '.join(rendered.missing)} — check the text before sending.")
+    return {"subject": rendered.subject, "html_body": rendered.html, **({"mailbox": mailbox} if mailbox else {})}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from outreach.models import ImportJob
-from outreach.services.imports import contacts_import
+from outreach.imports.services import contacts_import
 from outreach.services.teams import team_add_member, team_create_with_owner
 
 

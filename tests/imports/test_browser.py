@@ -39,7 +39,7 @@ def run_tasks(request, monkeypatch):
         pass
     from django.db import connection
 
-    from outreach import tasks
+    from outreach.imports import tasks
 
     def delay(job_id):
         def run():

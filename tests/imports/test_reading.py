@@ -97,7 +97,7 @@ def test_header_only_file_imports_nothing(run_import):
     (bytes(range(256)) * 40, "binary"),
 ])
 def test_empty_and_binary_files_are_refused_before_anything_is_written(team, run_import, media_root, data, message):
-    from outreach.services.imports import contacts_import
+    from outreach.imports.services import contacts_import
     import io
 
     with pytest.raises(ValidationError) as err:

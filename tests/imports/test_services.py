@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 
 from outreach.imports.report import escape_cell
 from outreach.models import Contact, ImportJob, Lead, Suppression, TimelineEvent
-from outreach.services import imports as imports_service
+from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
-from outreach.services.imports import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
+from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
                                        import_job_run, import_job_start)
 
 from .conftest import assert_conserved
@@ -219,7 +219,7 @@ def test_a_failing_batch_is_rolled_back_and_earlier_batches_stay(team, monkeypat
 
 
 def test_start_dispatches_the_task_after_commit_and_the_task_runs_it(team, owner, django_capture_on_commit_callbacks, monkeypatch):
-    from outreach import tasks
+    from outreach.imports import tasks
 
     sent = []
     monkeypatch.setattr(tasks.import_contacts_run, "delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t-1"})())

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from outreach.admin_imports import ImportJobAdmin
+from outreach.imports.admin import ImportJobAdmin
 from outreach.models import Contact, ImportJob
 
 from .conftest import assert_conserved
@@ -29,7 +29,7 @@ def upload(client, data=GOOD, name="hubspot.csv"):
 
 
 def test_upload_map_start_progress_and_error_report(client_owner, team, django_capture_on_commit_callbacks, monkeypatch):
-    from outreach import tasks
+    from outreach.imports import tasks
 
     sent = []
     monkeypatch.setattr(tasks.import_contacts_run, "delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "x"})())
@@ -146,7 +146,7 @@ def import_admin(db, settings):
 def test_admin_upload_runs_the_same_service(client, team, import_admin, django_capture_on_commit_callbacks, monkeypatch):
     from django.contrib.auth import get_user_model
 
-    from outreach import tasks
+    from outreach.imports import tasks
 
     sent = []
     monkeypatch.setattr(tasks.import_contacts_run, "delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "x"})())

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from ...models import ImportJob, Lead
-from ...services.imports import contacts_import
+from ...imports.services import contacts_import
 from ..base import JsonCommand, get_team
 
 

@@ -17,7 +17,7 @@ def _due_now(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0002_importjob'),
+        ('outreach', '0003_message_template'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .imports.mapping import CHOICES
-from .models import ImportJob, Lead
+from .mapping import CHOICES
+from ..models import ImportJob, Lead
 
 
 class ImportUploadForm(forms.Form):

@@ -1,7 +1,7 @@
 """URLs of the CSV import pages (included under ``imports/``)."""
 from django.urls import path
 
-from . import imports_views as views
+from . import views
 
 urlpatterns = [
     path("", views.import_list, name="import_list"),

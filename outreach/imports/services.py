@@ -32,12 +32,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..imports.emails import EmailChecker
-from ..imports.mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
-from ..imports.reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
+from .emails import EmailChecker
+from .mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
+from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
                                iter_records)
-from ..imports.report import ErrorReport
-from ..imports.writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
+from .report import ErrorReport
+from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def import_job_start(*, job: ImportJob, mapping: list[str], policy: str, as_lead
     ``queued``). Raises ValidationError for a job already started, a mapping without an Email
     column, a field mapped twice, an unknown policy/status, or an owner from another team.
     """
-    from ..tasks import import_contacts_run
+    from .tasks import import_contacts_run
 
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
@@ -401,7 +401,7 @@ def contacts_import(*, team: Team, file: IO[bytes] | File, policy: str = "skip",
     Raises ValidationError before anything is written for an unreadable file, a mapping without
     an Email column, or a bad option.
     """
-    from ..imports.mapping import mapping_from_json
+    from .mapping import mapping_from_json
 
     job = import_job_create(team=team, file=file, name=name, user=user, filename=filename)
     try:

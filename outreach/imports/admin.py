@@ -3,7 +3,7 @@ task), follow its counts, download the error report, cancel.
 
 Register from ``outreach/admin.py``::
 
-    from .admin_imports import ImportJobAdmin
+    from .imports.admin import ImportJobAdmin
     admin.site.register(ImportJob, ImportJobAdmin)
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .admin_scoping import TeamScopedAdmin
-from .imports.mapping import validate_mapping
-from .models import ImportJob, Team
-from .services.imports import import_job_cancel, import_job_create, import_job_start
-from .services.teams import team_for_user
+from ..admin_scoping import TeamScopedAdmin
+from .mapping import validate_mapping
+from ..models import ImportJob, Team
+from .services import import_job_cancel, import_job_create, import_job_start
+from ..services.teams import team_for_user
 
 
 class ImportJobAddForm(forms.ModelForm):

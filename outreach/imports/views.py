@@ -1,6 +1,6 @@
 """CSV import pages: list, upload, mapping + progress (htmx), error report download.
 
-Each view calls one service from ``outreach.services.imports`` and renders its result.
+Each view calls one service from ``outreach.imports.services`` and renders its result.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .imports_forms import ImportMappingForm, ImportUploadForm
-from .models import ImportJob
-from .services.imports import (import_job_cancel, import_job_create, import_job_preview, import_job_progress,
+from .forms import ImportMappingForm, ImportUploadForm
+from ..models import ImportJob
+from .services import (import_job_cancel, import_job_create, import_job_preview, import_job_progress,
                                import_job_start)
-from .views.common import add_service_errors, get_team, team_object_or_404
+from ..views.common import add_service_errors, get_team, team_object_or_404
 
 
 @require_GET
