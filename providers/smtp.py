@@ -477,9 +477,10 @@ class _SessionPool:
     threads never share a connection.
     """
 
-    def __init__(self, opener, closer):
+    def __init__(self, opener, closer, *, kind: str):
         self._opener = opener
         self._closer = closer
+        self._kind = kind
         self._local = threading.local()
 
     def _sessions(self) -> dict:
@@ -507,6 +508,11 @@ class _SessionPool:
         if session is None:
             session = _SmtpSession(key=key, client=self._opener(server), opened_at=now, last_used=now)
         else:
+            try:  # the host rules are checked at every send, not only when the connection was opened
+                check_mail_host(server.host, server.port, kind=self._kind)
+            except BaseException:
+                self._close(session)
+                raise
             session.reused = True
         return session
 
@@ -555,8 +561,8 @@ def _imap_close(client: imaplib.IMAP4) -> None:
         pass
 
 
-_smtp_sessions = _SessionPool(lambda server: open_smtp(server), _smtp_close)
-_imap_sessions = _SessionPool(lambda server: open_imap(server), _imap_close)
+_smtp_sessions = _SessionPool(lambda server: open_smtp(server), _smtp_close, kind="smtp")
+_imap_sessions = _SessionPool(lambda server: open_imap(server), _imap_close, kind="imap")
 
 
 def close_sessions() -> None:
