@@ -82,6 +82,20 @@ class MailboxAdminForm(WriteOnlySecretsForm):
         model = Mailbox
         fields = "__all__"
 
+    def clean(self):
+        """The same sender and sending-rule checks as the UI and ``add_mailbox`` (services)."""
+        data = super().clean()
+        from .services.sending_rules import RULE_FIELDS, validate_sending_rules
+        from .validation import sender_problems
+
+        problems = sender_problems(name=data.get("sender_name", ""), email=data.get("sender_email", ""))
+        if all(name in data for name in RULE_FIELDS):
+            problems.update(validate_sending_rules(**{name: data[name] for name in RULE_FIELDS}))
+        for name, message in problems.items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, message)
+        return data
+
 
 @admin.register(Mailbox)
 class MailboxAdmin(TeamScopedAdmin):

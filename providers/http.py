@@ -21,6 +21,7 @@ private or loopback address unless settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import json
 import logging
@@ -78,6 +79,32 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when is None:
         return None
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def parse_rate_limit_reset(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until an X-RateLimit-Reset value: epoch seconds, delta seconds (small numbers), an HTTP date,
+    or lemlist's JavaScript date string ("Tue Feb 16 2021 09:02:42 GMT+0100 (Central European Standard Time)").
+    Returns a float >= 0, or None when absent or unparsable."""
+    if not value:
+        return None
+    value = value.strip()
+    now = time.time() if now is None else now
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(number - now, 0.0) if number > 1e9 else max(number, 0.0)
+    text = value.split(" (", 1)[0]  # drop the zone's name in parentheses
+    for fmt in ("%a %b %d %Y %H:%M:%S GMT%z", "%a, %d %b %Y %H:%M:%S %Z"):
+        try:
+            when = datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return max(when.timestamp() - now, 0.0)
+    return parse_retry_after(value, now=now)
 
 
 @dataclass
@@ -308,6 +335,7 @@ class HttpProvider(Provider):
         except requests.RequestException as err:
             raise ProviderUnavailable(f"{self.label} request failed ({type(err).__name__}).",
                                       provider=self.name, provider_code="request_failed") from err
+        self._follow_server_window(limiter, response)
         if response.status_code < 300:
             return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -324,6 +352,18 @@ class HttpProvider(Provider):
                                  status=response.status_code, provider_code=error.provider_code or str(response.status_code),
                                  provider_message=error.provider_message, body=error.body)
         raise error
+
+    def _follow_server_window(self, limiter, response: requests.Response) -> None:
+        """Stay in step with the server's own window where the document gives X-RateLimit-Remaining /
+        X-RateLimit-Reset (lemlist seed 000, leadlex seed 001): when the server says nothing remains,
+        nobody sharing the key sends before its reset. The Reset date has whole seconds and is rounded
+        down, so the wait is never longer than the server's."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        if remaining is None or remaining.strip() != "0":
+            return
+        wait = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
+        if wait:
+            limiter.block(self.limiter_key, min(wait, self.rate_limit.period))
 
     def _lost_response(self, what: str, code: str) -> ProviderError:
         if self.capabilities.idempotent:

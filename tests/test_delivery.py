@@ -366,3 +366,101 @@ def test_bad_attachment_filename_is_refused_before_saving(world, filename):
     with pytest.raises(ValidationError) as err:
         _queue(world, attachments=[AttachmentData(filename, "text/plain", b"x")])
     assert "attachments" in err.value.message_dict and SentMessage.objects.count() == 0
+
+
+# --- the user's actions ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_list_actions_cancel_send_again_and_mark_sent_with_bulk_selection(world, client):
+    team, user, mailbox, contact, servers = world
+    queued, scheduled, unknown, failed, sending = _queue(world, 5)
+    SentMessage.objects.filter(pk=scheduled.pk).update(status="scheduled", due_at=timezone.now() + timedelta(days=1))
+    SentMessage.objects.filter(pk=unknown.pk).update(status="unknown", prepared_request=b"old", handed_over_at=timezone.now())
+    SentMessage.objects.filter(pk=failed.pk).update(status="failed", attempts=5, error_code="authentication")
+    SentMessage.objects.filter(pk=sending.pk).update(status="sending", claimed_by="worker:x",
+                                                     lease_until=timezone.now() + timedelta(minutes=1))
+    client.force_login(user)
+    url = reverse("message_list")
+    everything = [m.pk for m in (queued, scheduled, unknown, failed, sending)]
+    confirm = client.post(url, {"action": "cancel", "ids": everything})
+    assert confirm.status_code == 200 and "Are you sure?" in confirm.content.decode()
+    done = client.post(url, {"action": "cancel", "ids": everything, "confirmed": "yes"}, follow=True)
+    assert "Cancelled 2 messages. 3 skipped" in done.content.decode()
+    statuses = dict(SentMessage.objects.values_list("pk", "status"))
+    assert statuses[queued.pk] == statuses[scheduled.pk] == "cancelled" and statuses[sending.pk] == "sending"
+
+    client.post(url, {"action": "mark_sent", "ids": [unknown.pk, failed.pk]})
+    assert SentMessage.objects.get(pk=unknown.pk).status == "sent"
+    old_key = SentMessage.objects.get(pk=failed.pk).idempotency_key
+    client.post(url, {"action": "send_again", "ids": [failed.pk, queued.pk], "confirmed": "yes"})
+    again = SentMessage.objects.get(pk=failed.pk)
+    assert again.status == "queued" and again.attempts == 0 and again.idempotency_key != old_key
+    assert again.prepared_request is None and again.error_code == ""
+    sent_message_send(sent_message_id=again.pk)
+    assert SentMessage.objects.get(pk=again.pk).status == "sent"
+    kinds = set(TimelineEvent.objects.filter(team=team).values_list("kind", flat=True))
+    assert {"message_cancelled", "message_marked_sent"} <= kinds
+
+
+@pytest.mark.django_db
+def test_message_page_offers_mark_sent_and_send_again_for_unknown(world, client):
+    [message] = _queue(world)
+    SentMessage.objects.filter(pk=message.pk).update(status="unknown", error_message="The connection was lost.")
+    client.force_login(world[1])
+    page = client.get(reverse("message_detail", args=[message.pk])).content.decode()
+    assert "May have been delivered" in page and 'value="mark_sent"' in page and 'value="send_again"' in page
+    response = client.post(reverse("message_action", args=[message.pk]), {"action": "mark_sent"})
+    assert response.status_code == 302 and SentMessage.objects.get(pk=message.pk).status == "sent"
+
+
+@pytest.mark.django_db
+def test_send_email_at_schedules_and_bad_times_are_refused(world):
+    import io
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("send_email", "--mailbox", str(world[2].pk), "--to", "bob@example.org", "--subject", "Later",
+                 "--text", "x", "--at", "2099-01-05T09:00+01:00", stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["status"] == "scheduled" and result["due_at"].startswith("2099-01-05 08:00")
+    with pytest.raises(CommandError, match="not an ISO-8601"):
+        call_command("send_email", "--mailbox", str(world[2].pk), "--to", "bob@example.org", "--subject", "x",
+                     "--text", "x", "--at", "tomorrow")
+    with pytest.raises(CommandError, match="in the past"):
+        call_command("send_email", "--mailbox", str(world[2].pk), "--to", "bob@example.org", "--subject", "x",
+                     "--text", "x", "--at", "2001-01-01T00:00Z")
+
+
+@pytest.mark.django_db
+def test_mailbox_form_edits_sending_rules_and_refuses_bad_ones(world, client):
+    mailbox = world[2]
+    client.force_login(world[1])
+    url = reverse("mailbox_edit", args=[mailbox.pk])
+    page = client.get(url).content.decode()
+    assert "Sending rules" in page and 'name="daily_cap"' in page
+    form = {"sender_name": "Ann", "sender_email": "ann@example.com", "smtp_host": mailbox.smtp_host,
+            "smtp_port": mailbox.smtp_port, "smtp_login": mailbox.smtp_login, "smtp_security": "starttls",
+            "imap_security": "ssl", "imap_sent_folder": "Sent", "daily_cap": "20", "min_interval_seconds": "300", "interval_jitter_seconds": "30",
+            "send_days": ["0", "2"], "send_window_start": "09:30", "send_window_end": "16:00", "time_zone": "Europe/Berlin"}
+    bad = client.post(url, {**form, "time_zone": "Mars/Olympus"})
+    assert bad.status_code == 200 and "Unknown time zone" in bad.content.decode()
+    response = client.post(url, form)
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    mailbox.refresh_from_db()
+    assert (mailbox.daily_cap, mailbox.min_interval_seconds, mailbox.send_days, mailbox.time_zone) == (20, 300, "0,2", "Europe/Berlin")
+    assert mailbox.send_window_start == dt.time(9, 30)
+
+
+@pytest.mark.django_db
+def test_add_mailbox_refuses_a_sender_name_with_a_line_break(world, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setenv("OUTREACH_SMTP_PASSWORD", "pw")
+    with pytest.raises(CommandError, match="Line breaks"):
+        call_command("add_mailbox", "--team", world[0].name, "--sender-name", "Ann\r\nBcc: x@example.org",
+                     "--sender-email", "ann@example.com", "--smtp-host", "localhost", "--smtp-port",
+                     str(world[4].smtp.port), "--smtp-login", "ann")
+    assert not Mailbox.objects.filter(sender_email="ann@example.com").exists()

@@ -27,7 +27,7 @@ from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
-from ..validation import normalize_email, validate_header_value
+from ..validation import normalize_email, sender_problems, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
 
@@ -187,19 +187,16 @@ def wake_up(sent_message_id: int) -> None:
 
 def validate_sender(mailbox: Mailbox) -> None:
     """Raise ValidationError({"mailbox": …}) when the mailbox's sender name or address cannot be a From
-    header (CR/LF/NUL, an invalid address) — mailboxes made by scripts or the admin reach here too."""
-    try:
-        validate_header_value(mailbox.sender_name or "")
-        validate_header_value(mailbox.sender_email or "")
-        local, at, domain = (mailbox.sender_email or "").rpartition("@")
-        if not at or not local or not domain or any(ch.isspace() for ch in mailbox.sender_email):
-            raise ValidationError(f"{mailbox.sender_email!r} is not an email address.")
-        Address(mailbox.sender_email, mailbox.sender_name or "").formatted()
-    except ValidationError as err:
-        raise ValidationError({"mailbox": f"Mailbox {mailbox.pk}'s sender cannot be used: {' '.join(err.messages)} "
-                                          "Fix the sender name and address on the mailbox."}) from None
-    except (ValueError, IndexError, HeaderParseError) as err:
-        raise ValidationError({"mailbox": f"Mailbox {mailbox.pk}'s sender name or address is not a valid From header ({err})."}) from None
+    header (CR/LF/NUL, not an address) — mailboxes made by scripts or the admin reach here too."""
+    problems = sender_problems(name=mailbox.sender_name, email=mailbox.sender_email)
+    if not problems:
+        try:
+            Address(mailbox.sender_email, mailbox.sender_name or "").formatted()
+        except (ValueError, IndexError, HeaderParseError) as err:
+            problems["sender"] = f"not a valid From header ({err})."
+    if problems:
+        raise ValidationError({"mailbox": f"Mailbox {mailbox.pk}'s sender cannot be used: {' '.join(problems.values())} "
+                                          "Fix the sender name and address on the mailbox."})
 
 
 def validate_attachment_filename(filename: str) -> None:
@@ -244,3 +241,56 @@ def suppress_recipient(message: SentMessage, err: perr.RecipientSuppressed) -> N
     if created:
         timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.SUPPRESSED, sent_message=message,
                               summary=f"{err.recipient} added to the suppression list ({message.provider}).")
+
+
+# --- the user's actions on a message -------------------------------------------------------------
+
+S = SentMessage.Status
+
+
+def sent_messages_cancel(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Cancel the team's ``ids`` that are still waiting (``queued`` or ``scheduled``); a message a worker
+    has already claimed (``sending``) is not touched. Returns how many were cancelled."""
+    return _transition(team=team, ids=ids, actor=actor, now=now, from_statuses=SentMessage.WAITING,
+                       fields=dict(status=S.CANCELLED, claimed_by="", lease_until=None, hold_reason=""),
+                       kind=TimelineEvent.Kind.MESSAGE_CANCELLED, summary="Cancelled “{subject}” before it was sent.")
+
+
+def sent_messages_send_again(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Queue the team's ``failed``, ``unknown`` or ``cancelled`` ``ids`` again, due now, as a new send:
+    the provider request is rebuilt from the current mailbox and contact, under a new idempotency key
+    (the old key must not be reused for a different request), with the attempt count from zero.
+    Only this explicit action ever re-sends an ``unknown`` message. Returns how many were queued."""
+    now = now or timezone.now()
+    count = 0
+    for message in SentMessage.objects.for_team(team).filter(pk__in=list(ids), status__in=(S.FAILED, S.UNKNOWN, S.CANCELLED)).select_related("contact"):
+        previous = message.get_status_display().lower()
+        count += _transition(team=team, ids=[message.pk], actor=actor, now=now, from_statuses=(message.status,),
+                             fields=dict(status=S.QUEUED, due_at=now, attempts=0, prepared_request=None,
+                                         idempotency_key=uuid.uuid4(), handed_over_at=None, claimed_by="",
+                                         lease_until=None, error_code="", error_message="", hold_reason="",
+                                         failed_at=None, recipient_results={}),
+                             kind=TimelineEvent.Kind.MESSAGE_QUEUED,
+                             summary=f"Sent again on request (it was {previous}): “{{subject}}” queued as a new send.")
+        transaction.on_commit(lambda pk=message.pk: wake_up(pk))
+    return count
+
+
+def sent_messages_mark_sent(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Record the team's ``unknown`` ``ids`` as sent (the user checked it arrived). Returns how many."""
+    return _transition(team=team, ids=ids, actor=actor, now=now, from_statuses=(S.UNKNOWN,),
+                       fields=dict(status=S.SENT, sent_at=now or timezone.now(), error_code="", error_message=""),
+                       kind=TimelineEvent.Kind.MESSAGE_MARKED_SENT, summary="Marked “{subject}” as sent.")
+
+
+def _transition(*, team, ids, actor, now, from_statuses, fields, kind, summary) -> int:
+    """Move each of the team's ``ids`` in ``from_statuses`` to ``fields`` with a conditional UPDATE (a
+    worker claiming it at the same moment wins or loses cleanly), with a timeline event each."""
+    done = 0
+    with transaction.atomic():
+        for message in SentMessage.objects.for_team(team).filter(pk__in=list(ids), status__in=from_statuses).select_related("contact"):
+            if SentMessage.objects.filter(pk=message.pk, status=message.status).update(**fields):
+                done += 1
+                timeline_event_record(contact=message.contact, kind=kind, sent_message=message, actor=actor,
+                                      summary=summary.format(subject=message.subject))
+    return done

@@ -158,3 +158,25 @@ def mailbox_allowance(*, mailbox: Mailbox, now: datetime, wanted: int) -> Allowa
         reason = f"waiting: minimum interval of {mailbox.min_interval_seconds} s between sends; next send {_label(next_send, mailbox, now)}"
         return Allowance(1, next_send, reason, next_send_at=next_send)
     return Allowance(count, now + timedelta(seconds=1), "waiting: the next batch", None)
+
+
+#: The Mailbox fields holding its sending rules (forms, the admin and add_mailbox set them).
+RULE_FIELDS = ("daily_cap", "min_interval_seconds", "interval_jitter_seconds", "send_days", "send_window_start",
+               "send_window_end", "time_zone")
+
+
+def mailbox_rules_apply(*, mailbox: Mailbox, data: dict) -> None:
+    """Set the sending-rule fields present in ``data`` on ``mailbox`` (not saved). ``send_days`` may be a
+    list of day numbers or the stored comma-separated string. Raises ValidationError({field: message})."""
+    values = {name: getattr(mailbox, name) for name in RULE_FIELDS}
+    for name in RULE_FIELDS:
+        if name in data and data[name] not in (None, ""):
+            values[name] = data[name]
+    if "send_days" in data and isinstance(data["send_days"], (list, tuple, set)):
+        values["send_days"] = ",".join(str(int(d)) for d in sorted({int(d) for d in data["send_days"]}))
+    problems = validate_sending_rules(**values)
+    if problems:
+        raise ValidationError(problems)
+    values["send_days"] = ",".join(str(d) for d in sorted(parse_send_days(values["send_days"])))
+    for name, value in values.items():
+        setattr(mailbox, name, value)
