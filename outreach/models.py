@@ -12,7 +12,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from providers.registry import provider_choices
+
 from .crypto import EncryptedSecret
+from .dbindexes import TrigramIndex, contact_search_text
 
 
 class Team(models.Model):
@@ -29,10 +32,15 @@ class Team(models.Model):
 
 
 class Membership(models.Model):
-    """Links a user to exactly one team."""
+    """Links a user to exactly one team, with a role.
+
+    Owners and admins manage the team (mailboxes, provider accounts, members); members compose,
+    import and work leads. A team always keeps at least one owner.
+    """
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
         MEMBER = "member", "Member"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
@@ -50,8 +58,12 @@ class TeamQuerySet(models.QuerySet):
 
 
 class TeamOwned(models.Model):
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    """Base of every team-owned row. ``team`` and ``created_at`` carry no single-column index:
+    each concrete model declares composite ``(team, <sort column>, id)`` indexes that serve its
+    list pages (and the team's cascade delete) instead."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TeamQuerySet.as_manager()
@@ -78,6 +90,15 @@ class Contact(TeamOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # One index per sortable column of the contacts list (the unique (team, email) serves
+        # the email sort), and one trigram index over the searched text (PostgreSQL only).
+        indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="contact_team_created"),
+            models.Index(fields=["team", "last_name", "first_name", "id"], name="contact_team_name"),
+            models.Index(fields=["team", "company", "id"], name="contact_team_company"),
+            models.Index(fields=["team", "title", "id"], name="contact_team_title"),
+            TrigramIndex(contact_search_text(), name="contact_search_trgm"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["team", "email"], name="contact_email_unique_per_team"),
             models.CheckConstraint(condition=models.Q(email=Lower("email")), name="contact_email_lowercase"),
@@ -104,7 +125,7 @@ class Lead(TeamOwned):
         LOST = "lost", "Lost"
 
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="lead")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=200, blank=True)
     # Vendor ids (lemlist leadId; leadlex deal_id).
@@ -113,6 +134,12 @@ class Lead(TeamOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # (team, status, created_at, id) serves the status filter with the default sort and the
+        # status sort; the email/name/company sorts walk the contact indexes.
+        indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="lead_team_created"),
+            models.Index(fields=["team", "status", "created_at", "id"], name="lead_team_status"),
+        ]
 
     def __str__(self) -> str:
         return f"Lead: {self.contact}"
@@ -133,6 +160,7 @@ class Suppression(TeamOwned):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "created_at", "id"], name="suppression_team_created")]
         constraints = [models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team")]
 
     def __str__(self) -> str:
@@ -146,7 +174,7 @@ class ProviderAccount(TeamOwned):
     provider document's server and can be overridden (tests, self-hosted gateways).
     """
 
-    provider = models.CharField(max_length=30)
+    provider = models.CharField(max_length=30, choices=provider_choices(include_smtp=False))
     name = models.CharField(max_length=200)
     base_url = models.URLField(max_length=500, blank=True)
     api_key_encrypted = models.TextField(blank=True, editable=False)
@@ -154,6 +182,7 @@ class ProviderAccount(TeamOwned):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["team", "name", "id"], name="provideraccount_team_name")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
@@ -167,7 +196,8 @@ class Mailbox(TeamOwned):
         STARTTLS = "starttls", "STARTTLS (e.g. port 587/143)"
         NONE = "none", "None (plain text)"
 
-    provider = models.CharField(max_length=30, default="smtp", help_text="'smtp' or the name of an HTTP provider.")
+    provider = models.CharField(max_length=30, default="smtp", choices=provider_choices(),
+                                help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
     sender_name = models.CharField(max_length=200)
     sender_email = models.EmailField(max_length=254)
     is_active = models.BooleanField(default=True)
@@ -213,6 +243,7 @@ class Mailbox(TeamOwned):
     class Meta:
         ordering = ["sender_email"]
         verbose_name_plural = "mailboxes"
+        indexes = [models.Index(fields=["team", "sender_email", "id"], name="mailbox_team_sender")]
 
     def __str__(self) -> str:
         return f"{self.sender_name} <{self.sender_email}>" if self.sender_name else self.sender_email
@@ -291,7 +322,13 @@ class SentMessage(TeamOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The messages list: default and "sent" sorts, the status filter/sort, the attempts sort.
+        # ``status`` keeps its own index for the send queue, which looks across teams.
         indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="sentmessage_team_created"),
+            models.Index(fields=["team", "sent_at", "id"], name="sentmessage_team_sent"),
+            models.Index(fields=["team", "status", "created_at", "id"], name="sentmessage_team_status"),
+            models.Index(fields=["team", "attempts", "id"], name="sentmessage_team_attempts"),
             models.Index(fields=["status", "due_at"], name="sentmessage_outbox"),
             models.Index(fields=["status", "lease_until"], name="sentmessage_leases"),
             models.Index(fields=["mailbox", "sent_at"], name="sentmessage_mailbox_sent"),
@@ -345,7 +382,7 @@ class TimelineEvent(TeamOwned):
         MESSAGE_MARKED_SENT = "message_marked_sent", "Message marked as sent"
         SUPPRESSED = "suppressed", "Address suppressed"
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events", db_index=False)
     sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -354,7 +391,10 @@ class TimelineEvent(TeamOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["contact", "-created_at"])]
+        # The contact page pages through (contact, created_at, id), which also serves the
+        # contact's cascade delete; the admin list walks the primary key; ``sent_message`` keeps
+        # its FK index (a message's events, cascades).
+        indexes = [models.Index(fields=["contact", "created_at", "id"], name="timeline_contact_created")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
@@ -415,6 +455,7 @@ class ImportJob(TeamOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "created_at", "id"], name="importjob_team_created")]
 
     def __str__(self) -> str:
         return f"{self.name} [{self.status}]"

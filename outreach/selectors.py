@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Expression, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
+from .dbindexes import contact_search_text
 from .models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
 
 PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
@@ -43,16 +44,28 @@ def apply_search(qs: QuerySet, q: str, fields: Sequence[str]) -> QuerySet:
     return qs
 
 
+def apply_text_search(qs: QuerySet, q: str, text: Expression) -> QuerySet:
+    """Rows whose ``text`` expression contains every term of ``q`` (case-insensitively).
+
+    ``text`` is an indexed expression from ``outreach.dbindexes`` (a pg_trgm index on PostgreSQL
+    serves ``UPPER(text) LIKE UPPER('%term%')``)."""
+    for term in search_terms(q):
+        qs = qs.alias(_search_text=text).filter(_search_text__icontains=term)
+    return qs
+
+
 def apply_ordering(qs: QuerySet, key: str, allowed: dict[str, Sequence[str]], default: str) -> tuple[QuerySet, str]:
     """Order ``qs`` by ``key`` ("field" or "-field") if its name is in ``allowed`` (name → ORM fields),
-    else by ``default``. Returns (queryset, the key actually used); ``-pk`` breaks ties."""
+    else by ``default``. Returns (queryset, the key actually used). ``pk`` breaks ties in the same
+    direction, so a composite ``(team, <columns>, id)`` index serves the sort and keyset pages
+    (``outreach.pagination``)."""
     key = key or default
     name = key.lstrip("-")
     if name not in allowed:
         key, name = default, default.lstrip("-")
     desc = key.startswith("-")
-    fields = [f"-{f}" if desc else f for f in allowed[name]]
-    return qs.order_by(*fields, "-pk"), key
+    fields = [f"-{f}" if desc else f for f in (*allowed[name], "pk")]
+    return qs.order_by(*fields), key
 
 
 @dataclass
@@ -64,15 +77,34 @@ class ListQuery:
     order: str = ""
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The rows a bulk action (or a campaign enrolment) applies to: the checked ``ids``, or — when
+    ``query`` is set — every row matching that list query ("all N matching"), however many.
+    Selectors resolve it within one team (``contacts_selected``, ``leads_selected``)."""
+
+    ids: tuple[int, ...] = ()
+    query: ListQuery | None = None
+
+    @classmethod
+    def of_ids(cls, ids: Iterable[int]) -> "Selection":
+        return cls(ids=tuple(int(i) for i in ids))
+
+    @property
+    def is_empty(self) -> bool:
+        return self.query is None and not self.ids
+
+
 # --- Contacts ------------------------------------------------------------------------------
 
-CONTACT_SEARCH = ("email", "first_name", "last_name", "company")
+# Each sort has a (team, <columns>, id) index (models.py). The lead status is a filter here, not
+# a sort: ordering 1,000,000 contacts by a joined column cannot use an index (the leads list
+# sorts by status).
 CONTACT_ORDERING = {
     "email": ("email",),
     "name": ("last_name", "first_name"),
     "company": ("company",),
     "title": ("title",),
-    "lead_status": ("lead__status",),
     "created": ("created_at",),
 }
 
@@ -81,7 +113,7 @@ def contact_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's contacts for the list page. Filters: ``lead`` ("yes", "no" or a Lead.Status
     value) and ``company`` (exact). Returns (queryset, sort key used)."""
     qs = Contact.objects.for_team(team).select_related("lead")
-    qs = apply_search(qs, query.q, CONTACT_SEARCH)
+    qs = apply_text_search(qs, query.q, contact_search_text())
     lead = query.filters.get("lead", "")
     if lead == "yes":
         qs = qs.filter(lead__isnull=False)
@@ -94,11 +126,14 @@ def contact_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     return apply_ordering(qs, query.order, CONTACT_ORDERING, "-created")
 
 
-def contact_company_choices(*, team: Team, limit: int = 300) -> list[tuple[str, str]]:
-    """Distinct non-empty companies of the team's contacts, alphabetically (at most ``limit``)."""
-    names = (Contact.objects.for_team(team).exclude(company="").order_by("company")
-             .values_list("company", flat=True).distinct()[:limit])
-    return [(n, n) for n in names]
+def company_suggestions(*, team: Team, term: str, limit: int = 20) -> list[str]:
+    """Up to ``limit`` distinct company names of the team's contacts containing ``term``
+    (case-insensitive), alphabetically; the company filter's autocomplete. Served by the
+    (team, company, id) index when ``term`` is empty and by the trigram search index otherwise."""
+    qs = Contact.objects.for_team(team).exclude(company="")
+    if term:
+        qs = apply_text_search(qs, term, contact_search_text()).filter(company__icontains=term)
+    return list(qs.order_by("company").values_list("company", flat=True).distinct()[:limit])
 
 
 def contacts_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
@@ -106,23 +141,31 @@ def contacts_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
     return Contact.objects.for_team(team).filter(pk__in=list(ids))
 
 
+def contacts_selected(*, team: Team, selection: Selection) -> QuerySet:
+    """The team's contacts a Selection stands for (unordered): its ids, or every contact matching
+    its query (search and filters; the sort is ignored)."""
+    if selection.query is not None:
+        return contact_list(team=team, query=selection.query)[0].order_by()
+    return contacts_by_ids(team=team, ids=selection.ids)
+
+
 # --- Leads ---------------------------------------------------------------------------------
 
-LEAD_SEARCH = ("contact__email", "contact__first_name", "contact__last_name", "contact__company")
+# status and created have lead indexes; email/name/company walk the contact indexes (the
+# contact's team is filtered too so the planner can). The owner is a filter, not a sort.
 LEAD_ORDERING = {
     "email": ("contact__email",),
     "name": ("contact__last_name", "contact__first_name"),
     "company": ("contact__company",),
-    "status": ("status",),
-    "owner": ("owner__username",),
+    "status": ("status", "created_at"),
     "created": ("created_at",),
 }
 
 
 def lead_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's leads. Filters: ``status`` (Lead.Status value), ``owner`` (user id or "none")."""
-    qs = Lead.objects.for_team(team).select_related("contact", "owner")
-    qs = apply_search(qs, query.q, LEAD_SEARCH)
+    qs = Lead.objects.for_team(team).filter(contact__team=team).select_related("contact", "owner")
+    qs = apply_text_search(qs, query.q, contact_search_text("contact__"))
     status = query.filters.get("status", "")
     if status in Lead.Status.values:
         qs = qs.filter(status=status)
@@ -147,6 +190,13 @@ def lead_owner_choices(*, team: Team) -> list[tuple[str, str]]:
 def leads_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
     """The team's leads among ``ids``."""
     return Lead.objects.for_team(team).filter(pk__in=list(ids)).select_related("contact")
+
+
+def leads_selected(*, team: Team, selection: Selection) -> QuerySet:
+    """The team's leads a Selection stands for (unordered; contact joined)."""
+    if selection.query is not None:
+        return lead_list(team=team, query=selection.query)[0].order_by()
+    return leads_by_ids(team=team, ids=selection.ids)
 
 
 # --- Mailboxes -----------------------------------------------------------------------------
@@ -220,11 +270,10 @@ def provider_accounts(*, team: Team) -> QuerySet:
 # --- Sent messages -------------------------------------------------------------------------
 
 MESSAGE_SEARCH = ("subject", "contact__email", "to")
+# Each sort has a (team, <column>, id) index; subject, recipient and mailbox are not sortable
+# (a 998-character subject makes a poor index key; the recipient and mailbox are joined).
 MESSAGE_ORDERING = {
-    "subject": ("subject",),
-    "to": ("contact__email",),
-    "mailbox": ("mailbox__sender_email",),
-    "status": ("status",),
+    "status": ("status", "created_at"),
     "attempts": ("attempts",),
     "created": ("created_at",),
     "sent": ("sent_at",),

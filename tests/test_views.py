@@ -172,16 +172,17 @@ def test_contact_list_search_filter_sort(user_client, team):
 def test_contact_list_pagination(user_client, team):
     Contact.objects.bulk_create([Contact(team=team, email=f"p{i:03d}@example.com") for i in range(120)])
     url = reverse("contact_list")
-    first = user_client.get(url, {"o": "email"}).content.decode()
-    assert "Page 1 of 3" in first and "120 contacts" in first
-    assert len(_emails_in(first)) == 50 and _emails_in(first)[0] == "p000@example.com"
-    last = user_client.get(url, {"o": "email", "page": 3}).content.decode()
-    assert "Page 3 of 3" in last
-    assert _emails_in(last) == [f"p{i:03d}@example.com" for i in range(100, 120)]
-    # Page links keep the sort order.
-    assert "?o=email&amp;page=2" in first
-    # Out-of-range pages show the last page.
-    assert "Page 3 of 3" in user_client.get(url, {"page": 99}).content.decode()
+    first = user_client.get(url, {"o": "email"})
+    page = first.content.decode()
+    assert "120 contacts" in page and "Previous" not in page and "First" not in page
+    assert len(_emails_in(page)) == 50 and _emails_in(page)[0] == "p000@example.com"
+    # Page links keep the sort order; the next page continues after the last row shown.
+    assert f'href="?o=email&amp;after={first.context["page_obj"].next_cursor}"' in page
+    last = user_client.get(url, {"o": "email", "last": "1"}).content.decode()
+    assert _emails_in(last) == [f"p{i:03d}@example.com" for i in range(70, 120)]
+    assert "Next" not in last and "Previous" in last
+    # A malformed page token shows the first page.
+    assert _emails_in(user_client.get(url, {"o": "email", "after": "!!"}).content.decode())[0] == "p000@example.com"
 
 
 def test_contact_list_empty_state(user_client):
@@ -531,7 +532,7 @@ def test_mailbox_connect_saves_encrypted_and_never_renders_passwords(user_client
 
 def test_mailbox_edit_blank_password_keeps_stored_one(user_client, team, settings):
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    mailbox = make_mailbox(team, smtp_password="keep-me", smtp_host="127.0.0.1")
+    mailbox = make_mailbox(team, smtp_password="keep-me", smtp_host="127.0.0.1", smtp_login="ann@acme.com")
     response = user_client.post(reverse("mailbox_edit", args=[mailbox.pk]), _mailbox_data(smtp_password="", sender_name="New Name"))
     assert response.status_code == 302
     mailbox.refresh_from_db()
@@ -559,7 +560,7 @@ def test_mailbox_test_reports_form_errors_and_connection_failure(user_client, te
     assert "Fix the form first" in response.content.decode() and "loopback" in response.content.decode()
 
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    mailbox = make_mailbox(team, smtp_password="stored-pw", smtp_host="127.0.0.1")
+    mailbox = make_mailbox(team, smtp_password="stored-pw", smtp_host="127.0.0.1", smtp_login="ann@acme.com")
     seen = {}
 
     def fake_test(*, data, existing=None):

@@ -36,9 +36,9 @@ class MessageTemplateListView(AdminListView):
     def selected(self, team, ids):
         return selectors.message_templates(team=team).filter(pk__in=ids)
 
-    def bulk_delete(self, ids, value) -> str:
+    def bulk_delete(self, selection, value) -> str:
         count = 0
-        for template in selectors.message_templates(team=self.team).filter(pk__in=ids):
+        for template in self.rows(selection):
             services.message_template_delete(template=template)
             count += 1
         return f"Deleted {count} template{'s' if count != 1 else ''}."

@@ -1,14 +1,20 @@
-"""Contacts and leads: create, update, delete, each with its timeline row."""
+"""Contacts and leads: create, update, delete, each with its timeline row; bulk actions as
+set-based writes (one UPDATE/INSERT per batch, timeline rows with ``bulk_create``)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from ..models import Contact, Lead, Team, TimelineEvent
+from ..selectors import Selection, contacts_selected, leads_selected
 from ..validation import normalize_email
 from .timeline import timeline_event_record
+
+BULK_BATCH = 5_000
 
 CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "linkedin_url",
                   "custom_fields", "source", "lemlist_contact_id", "leadlex_contact_id")
@@ -64,16 +70,48 @@ def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Con
     return contact
 
 
-def contacts_delete(*, team: Team, ids: Iterable[int]) -> int:
-    """Delete the team's contacts with these ids (others' ids are ignored). Returns how many contacts.
+def _id_batches(qs: QuerySet, size: int = BULK_BATCH) -> Iterator[list[int]]:
+    """The primary keys of ``qs`` in ascending batches of ``size``, read by keyset (no OFFSET)."""
+    last = 0
+    while True:
+        batch = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
 
-    Contacts with sent messages are deleted with their messages and timeline.
+
+def contacts_delete(*, team: Team, selection: Selection | None = None, ids: Iterable[int] = ()) -> int:
+    """Delete the team's contacts in ``selection`` (or with these ``ids``; other teams' rows are
+    never touched), with their leads, sent messages and timelines. Returns how many contacts.
+
+    Batches of BULK_BATCH contacts, each one transaction of set-based DELETEs.
     """
-    with transaction.atomic():
-        qs = Contact.objects.for_team(team).filter(pk__in=list(ids))
-        count = qs.count()
-        qs.delete()
-    return count
+    selection = selection or Selection.of_ids(ids)
+    deleted = 0
+    for batch in _id_batches(contacts_selected(team=team, selection=selection)):
+        with transaction.atomic():
+            _, per_model = Contact.objects.for_team(team).filter(pk__in=batch).delete()
+        deleted += per_model.get(Contact._meta.label, 0)
+    return deleted
+
+
+def contacts_make_leads(*, team: Team, selection: Selection, owner=None, actor=None, status: str = Lead.Status.NEW) -> tuple[int, int]:
+    """Make every contact in ``selection`` that is not a lead yet a lead (``status``, ``owner``),
+    each with a "Became a lead" timeline row. Returns (leads made, contacts that already were).
+
+    Set-based: per batch one INSERT of leads and one of timeline rows; contacts that became a
+    lead concurrently are skipped, not failed.
+    """
+    if status not in Lead.Status.values:
+        raise ValidationError({"status": f"Unknown lead status “{status}”."})
+    label = Lead.Status(status).label
+    made = seen = 0
+    for batch in _id_batches(contacts_selected(team=team, selection=selection)):
+        seen += len(batch)
+        made += _leads_insert(team=team, contact_ids=batch, status=status, owner=owner, actor=actor,
+                              summary=f"Became a lead ({label}).")
+    return made, seen - made
 
 
 def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any]) -> Lead:
@@ -106,11 +144,46 @@ def lead_update(*, lead: Lead, actor=None, data: dict[str, Any]) -> Lead:
     return lead
 
 
-def leads_set_status(*, team: Team, ids: Iterable[int], status: str, actor=None) -> int:
-    """Bulk action: set ``status`` on the team's leads with these ids. Returns how many changed."""
+def _leads_insert(*, team: Team, contact_ids: list[int], status: str, owner, actor, summary: str) -> int:
+    """One batch of ``contacts_make_leads``: lead + timeline row for each contact among
+    ``contact_ids`` without a lead. Retried when a lead was created concurrently. Returns how many."""
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                fresh = list(Contact.objects.for_team(team).filter(pk__in=contact_ids, lead__isnull=True)
+                             .select_for_update(of=("self",)).values_list("pk", flat=True))
+                Lead.objects.bulk_create([Lead(team=team, contact_id=pk, status=status, owner=owner) for pk in fresh])
+                TimelineEvent.objects.bulk_create([
+                    TimelineEvent(team=team, contact_id=pk, kind=TimelineEvent.Kind.LEAD_CREATED, actor=actor,
+                                  summary=summary, data={}) for pk in fresh])
+                return len(fresh)
+        except IntegrityError:
+            continue  # another request made one of these a lead meanwhile: read again
+    raise ValidationError("Some of these contacts are being made leads by someone else right now; try again.")
+
+
+def leads_set_status(*, team: Team, status: str, actor=None, selection: Selection | None = None,
+                     ids: Iterable[int] = ()) -> int:
+    """Bulk action: set ``status`` on the team's leads in ``selection`` (or with these ``ids``),
+    each change with a "Lead status" timeline row as ``lead_update`` writes it. Returns how many
+    changed. Set-based: per batch one UPDATE and one INSERT of timeline rows, under row locks.
+    """
+    if status not in Lead.Status.values:
+        raise ValidationError({"status": f"Unknown lead status “{status}”."})
+    selection = selection or Selection.of_ids(ids)
+    new_label = Lead.Status(status).label
     changed = 0
-    for lead in Lead.objects.for_team(team).filter(pk__in=list(ids)).select_related("contact"):
-        if lead.status != status:
-            lead_update(lead=lead, actor=actor, data={"status": status})
-            changed += 1
+    for batch in _id_batches(leads_selected(team=team, selection=selection)):
+        with transaction.atomic():
+            rows = list(Lead.objects.for_team(team).filter(pk__in=batch).exclude(status=status)
+                        .select_for_update().values_list("pk", "contact_id", "status"))
+            if not rows:
+                continue
+            Lead.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(status=status, updated_at=timezone.now())
+            TimelineEvent.objects.bulk_create([
+                TimelineEvent(team=team, contact_id=contact_id, kind=TimelineEvent.Kind.LEAD_STATUS, actor=actor,
+                              summary=f"Lead status: {Lead.Status(old).label} → {new_label}.",
+                              data={"from": old, "to": status})
+                for _, contact_id, old in rows])
+            changed += len(rows)
     return changed

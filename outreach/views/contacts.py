@@ -15,7 +15,7 @@ from ..message_templates.selectors import message_templates
 from ..message_templates.services import message_template_render_for
 from ..models import Contact, Lead, MessageTemplate
 from ..services.contacts import contact_create as contact_create_service
-from ..services.contacts import contact_update, contacts_delete, lead_create as lead_create_service
+from ..services.contacts import contact_update, contacts_delete, contacts_make_leads
 from ..services.sending import AttachmentData, sent_message_create
 from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
@@ -35,11 +35,11 @@ class ContactListView(AdminListView):
     search_placeholder = "Search email, name, company"
     columns = (
         Column("Email", "email"), Column("Name", "name"), Column("Company", "company"), Column("Title", "title"),
-        Column("Lead status", "lead_status"), Column("Created", "created", css="nowrap"),
+        Column("Lead status"), Column("Created", "created", css="nowrap"),
     )
     filters = (
         ListFilter("lead", "Lead", _lead_filter_choices, all_label="Any lead status"),
-        ListFilter("company", "Company", lambda team: selectors.contact_company_choices(team=team), all_label="Any company"),
+        ListFilter("company", "Company", all_label="Any company", autocomplete="contact_company_suggestions"),
     )
     actions = (
         BulkAction("make_leads", "Make leads", "bulk_make_leads"),
@@ -53,20 +53,27 @@ class ContactListView(AdminListView):
     def selected(self, team, ids):
         return selectors.contacts_by_ids(team=team, ids=ids)
 
-    def bulk_delete(self, ids, value) -> str:
-        count = contacts_delete(team=self.team, ids=ids)
+    def bulk_delete(self, selection, value) -> str:
+        count = contacts_delete(team=self.team, selection=selection)
         return f"Deleted {count} contact{'s' if count != 1 else ''}."
 
-    def bulk_make_leads(self, ids, value) -> str:
-        made = 0
-        for contact in selectors.contacts_by_ids(team=self.team, ids=ids).filter(lead__isnull=True):
-            lead_create_service(team=self.team, contact=contact, actor=self.request.user, data={"owner": self.request.user})
-            made += 1
-        skipped = len(ids) - made
+    def bulk_make_leads(self, selection, value) -> str:
+        made, skipped = contacts_make_leads(team=self.team, selection=selection, owner=self.request.user,
+                                            actor=self.request.user)
         return f"Made {made} lead{'s' if made != 1 else ''}" + (f"; {skipped} already were leads." if skipped else ".")
 
 
 contact_list = ContactListView.as_view()
+
+
+def contact_company_suggestions(request: HttpRequest) -> HttpResponse:
+    """The company filter's suggestions (htmx): ``<option>`` elements for the filter's
+    ``<datalist>``, at most 20 of the team's company names containing ``?company=``."""
+    team = get_team(request)
+    if refused := method_not_allowed(request):
+        return refused
+    names = selectors.company_suggestions(team=team, term=request.GET.get("company", "").strip())
+    return render(request, "contacts/_company_options.html", {"names": names})
 
 
 @require_http_methods(["GET", "POST"])

@@ -26,7 +26,7 @@ class LeadListView(AdminListView):
     search_placeholder = "Search email, name, company"
     columns = (
         Column("Email", "email"), Column("Name", "name"), Column("Company", "company"),
-        Column("Status", "status"), Column("Owner", "owner"), Column("Created", "created", css="nowrap"),
+        Column("Status", "status"), Column("Owner"), Column("Created", "created", css="nowrap"),
     )
     filters = (
         ListFilter("status", "Status", lambda team: Lead.Status.choices, all_label="Any status"),
@@ -40,8 +40,8 @@ class LeadListView(AdminListView):
     def selected(self, team, ids):
         return selectors.leads_by_ids(team=team, ids=ids)
 
-    def bulk_set_status(self, ids, value) -> str:
-        changed = leads_set_status(team=self.team, ids=ids, status=value, actor=self.request.user)
+    def bulk_set_status(self, selection, value) -> str:
+        changed = leads_set_status(team=self.team, selection=selection, status=value, actor=self.request.user)
         return f"Set {changed} lead{'s' if changed != 1 else ''} to “{Lead.Status(value).label}”."
 
 

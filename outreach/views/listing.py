@@ -7,8 +7,12 @@ actions and implements :meth:`AdminListView.select` (a call to a selector) and
 ``list.html`` and fills ``{% block cells %}`` for one row (the object is ``obj``).
 
 Query parameters: ``q`` (search), one per filter (its ``param``), ``o`` (sort key, ``-`` for
-descending), ``page``. Bulk POST fields: ``ids`` (repeated), ``action``, ``value`` (for actions
-with choices) and ``confirmed=yes`` once the confirmation page was accepted.
+descending), and the keyset page tokens ``after`` / ``before`` (or ``last=1``); see
+``outreach.pagination``. The total is exact up to 10,000 rows and PostgreSQL's estimate beyond.
+Bulk POST fields: ``ids`` (repeated) or ``all=1`` (every row matching the current search and
+filters, which stay in the URL), ``action``, ``value`` (for actions with choices) and
+``confirmed=yes`` once the confirmation page was accepted. Handlers receive a
+:class:`~outreach.selectors.Selection`.
 """
 from __future__ import annotations
 
@@ -16,15 +20,19 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views import View
 
 from ..models import Team
-from ..selectors import ListQuery
+from ..pagination import keyset_page, total_of
+from ..selectors import ListQuery, Selection
 from .common import get_team
+
+PAGE_PARAMS = ("after", "before", "last")
+CONFIRM_PREVIEW_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -38,20 +46,26 @@ class Column:
 
 @dataclass(frozen=True)
 class ListFilter:
-    """A filter select: ``?<param>=<value>``; ``choices(team)`` returns [(value, label)]."""
+    """A filter select: ``?<param>=<value>``; ``choices(team)`` returns [(value, label)].
+
+    With ``autocomplete`` (a URL name) the filter is a text box whose suggestions come from that
+    view (htmx, into a ``<datalist>``) instead of a select listing every value: for columns with
+    many distinct values (companies).
+    """
 
     param: str
     label: str
-    choices: Callable[[Team], Sequence[tuple[str, str]]]
+    choices: Callable[[Team], Sequence[tuple[str, str]]] = lambda team: ()
     all_label: str = "All"
+    autocomplete: str = ""
 
 
 @dataclass(frozen=True)
 class BulkAction:
-    """A bulk action on the checked rows.
+    """A bulk action on the checked rows (or on all rows matching the list's filter).
 
-    ``handler`` names a view method ``(ids: list[int], value: str) -> str`` that calls a service
-    and returns the success message. ``confirm`` actions show the confirmation page first.
+    ``handler`` names a view method ``(selection: Selection, value: str) -> str`` that calls a
+    service and returns the success message. ``confirm`` actions show the confirmation page first.
     ``choices`` adds a value select (e.g. the status to set); ``warning`` is shown on the
     confirmation page.
     """
@@ -88,6 +102,12 @@ class AdminListView(View):
         """Return the team's rows among ``ids`` (listed on the confirmation page)."""
         raise NotImplementedError
 
+    def rows(self, selection: Selection) -> QuerySet:
+        """The team's rows a selection stands for: its ids, or every row matching its query."""
+        if selection.query is not None:
+            return self.select(self.team, selection.query)[0]
+        return self.selected(self.team, list(selection.ids))
+
     def extra_context(self) -> dict:
         """Extra template context for the list page."""
         return {}
@@ -106,10 +126,13 @@ class AdminListView(View):
         )
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        """Render one page of the list."""
+        """Render one keyset page of the list."""
         query = self.list_query()
         qs, order = self.select(self.team, query)
-        page = Paginator(qs, self.paginate_by).get_page(request.GET.get("page"))
+        params = request.GET
+        page = keyset_page(qs, per_page=self.paginate_by, after=params.get("after", ""),
+                           before=params.get("before", ""), last=params.get("last") == "1")
+        total = total_of(qs) if page.object_list or not page.is_first else None
         filtering = bool(query.q or any(query.filters.values()))
         context = {
             "title": self.title,
@@ -117,13 +140,16 @@ class AdminListView(View):
             "noun_plural": self.noun_plural,
             "page_obj": page,
             "object_list": page.object_list,
-            "total": page.paginator.count,
+            "total": total,
             "q": query.q,
             "order": order,
             "headers": self.headers(order),
+            "pages": self.page_links(page),
             "filters": [
                 {"param": f.param, "label": f.label, "all_label": f.all_label,
-                 "choices": list(f.choices(self.team)), "current": query.filters.get(f.param, "")}
+                 "choices": [] if f.autocomplete else list(f.choices(self.team)),
+                 "autocomplete_url": reverse(f.autocomplete) if f.autocomplete else "",
+                 "current": query.filters.get(f.param, "")}
                 for f in self.filters
             ],
             "actions": self.actions,
@@ -133,6 +159,26 @@ class AdminListView(View):
         }
         context.update(self.extra_context())
         return render(request, self.template_name, context)
+
+    def page_links(self, page) -> dict[str, str]:
+        """Query strings for the first/previous/next/last pages ("" where there is none); they
+        keep the search, filters and sort."""
+        base = self.request.GET.copy()
+        for name in PAGE_PARAMS:
+            base.pop(name, None)
+
+        def link(**extra) -> str:
+            params = base.copy()
+            for key, value in extra.items():
+                params[key] = value
+            return "?" + params.urlencode()
+
+        return {
+            "first": "" if page.is_first else link(),
+            "previous": link(before=page.previous_cursor) if page.has_previous else "",
+            "next": link(after=page.next_cursor) if page.has_next else "",
+            "last": "" if page.is_last else link(last="1"),
+        }
 
     def headers(self, order: str) -> list[dict]:
         """Column headers with their sort link (toggles direction on the current column)."""
@@ -148,20 +194,25 @@ class AdminListView(View):
                     new = col.sort
                 params = self.request.GET.copy()
                 params["o"] = new
-                params.pop("page", None)
+                for name in PAGE_PARAMS:
+                    params.pop(name, None)
                 header["url"] = "?" + params.urlencode()
             result.append(header)
         return result
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        """Run a bulk action on the checked rows (after confirmation for destructive ones)."""
+        """Run a bulk action on the checked rows, or on every row matching the list's search and
+        filters (``all=1``); destructive actions show the confirmation page first."""
         back = HttpResponseRedirect(request.get_full_path())
         action = next((a for a in self.actions if a.name == request.POST.get("action")), None)
         if action is None:
             messages.error(request, "Choose an action.")
             return back
-        ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
-        if not ids:
+        if request.POST.get("all") == "1":
+            selection = Selection(query=self.list_query())
+        else:
+            selection = Selection.of_ids(v for v in request.POST.getlist("ids") if v.isdigit())
+        if selection.is_empty:
             messages.warning(request, "Select at least one row first.")
             return back
         value = request.POST.get("value", "")
@@ -169,14 +220,17 @@ class AdminListView(View):
             messages.error(request, f"Choose a value for “{action.label}”.")
             return back
         if action.confirm and request.POST.get("confirmed") != "yes":
-            objects = self.selected(self.team, ids)
-            if not objects.exists():
+            rows = self.rows(selection)
+            preview = list(rows[:CONFIRM_PREVIEW_ROWS])
+            if not preview:
                 messages.warning(request, "None of the selected rows exist any more.")
                 return back
+            count = len(preview) if len(preview) < CONFIRM_PREVIEW_ROWS else rows.count()
             return render(request, "list_confirm.html", {
-                "title": self.title, "action": action, "value": value, "objects": objects,
+                "title": self.title, "action": action, "value": value, "objects": preview, "count": count,
+                "more": count - len(preview), "all": selection.query is not None, "ids": selection.ids,
                 "noun": self.noun, "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
             })
-        message = getattr(self, action.handler)(ids, value)
+        message = getattr(self, action.handler)(selection, value)
         messages.success(request, message)
         return back

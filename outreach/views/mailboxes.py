@@ -50,12 +50,12 @@ class MailboxListView(AdminListView):
     def extra_context(self):
         return {"provider_labels": provider_choices()}
 
-    def bulk_deactivate(self, ids, value) -> str:
-        n = mailboxes_set_active(team=self.team, ids=ids, active=False)
+    def bulk_deactivate(self, selection, value) -> str:
+        n = mailboxes_set_active(team=self.team, ids=self.rows(selection).values_list("pk", flat=True), active=False)
         return f"Deactivated {n} mailbox{'es' if n != 1 else ''}."
 
-    def bulk_activate(self, ids, value) -> str:
-        n = mailboxes_set_active(team=self.team, ids=ids, active=True)
+    def bulk_activate(self, selection, value) -> str:
+        n = mailboxes_set_active(team=self.team, ids=self.rows(selection).values_list("pk", flat=True), active=True)
         return f"Activated {n} mailbox{'es' if n != 1 else ''}."
 
 

@@ -23,7 +23,7 @@ class MessageListView(AdminListView):
     noun_plural = "messages"
     search_placeholder = "Search subject, recipient"
     columns = (
-        Column("Subject", "subject"), Column("To", "to"), Column("Mailbox", "mailbox"), Column("Status", "status"),
+        Column("Subject"), Column("To"), Column("Mailbox"), Column("Status", "status"),
         Column("Attempts", "attempts", css="num"), Column("Created", "created", css="nowrap"),
         Column("Sent", "sent", css="nowrap"),
     )

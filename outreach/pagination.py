@@ -1,0 +1,280 @@
+"""Keyset ("seek") pagination and planner-estimated totals for list pages.
+
+A page is read with ``WHERE (sort columns, id) > (the last row's values) ORDER BY … LIMIT n+1``,
+so page 1,000 costs what page 1 costs and rows inserted or deleted between page loads are never
+skipped or shown twice. The composite ``(team, <sort column>, id)`` indexes in ``models.py``
+serve these queries. Every sort column and the ``pk`` tiebreaker go in one direction; NULL sorts
+as the largest value on every backend (PostgreSQL's own default), so one index serves both
+directions.
+
+Totals: below ``COUNT_THRESHOLD`` rows the exact count (bounded: it never counts past the
+threshold); above it, on PostgreSQL, the planner's estimate for the filtered query (``EXPLAIN``),
+shown as "about 1.2 million". SQLite always counts exactly.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Sequence
+
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import connections
+from django.db.models import F, OrderBy, Q, QuerySet
+from django.utils.dateparse import parse_date, parse_datetime
+
+COUNT_THRESHOLD = 10_000
+
+
+# --- Sort specification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortField:
+    """One ORM path of an ordering, its direction, and whether it can be NULL."""
+
+    path: str
+    descending: bool
+    nullable: bool
+
+    def order_by(self, reverse: bool = False) -> OrderBy:
+        """The ORDER BY term (NULL largest), optionally reversed."""
+        desc = self.descending != reverse
+        if not self.nullable:  # plain ASC/DESC, which every backend's index serves
+            return F(self.path).desc() if desc else F(self.path).asc()
+        return F(self.path).desc(nulls_first=True) if desc else F(self.path).asc(nulls_last=True)
+
+
+def _path_nullable(model, path: str) -> bool:
+    parts = path.split("__")
+    nullable = False
+    for i, name in enumerate(parts):
+        if name == "pk":
+            return nullable
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:  # an annotation
+            return True
+        if field.is_relation and i < len(parts) - 1:
+            # A reverse one-to-one or nullable FK on the way makes every later column nullable.
+            nullable = nullable or field.null or field.auto_created
+            model = field.related_model
+        else:
+            return nullable or field.null
+    return nullable
+
+
+def sort_fields(qs: QuerySet) -> list[SortField]:
+    """The ordering of ``qs`` (strings or ``F().asc()/desc()``) as SortFields, ``pk`` last."""
+    result = []
+    for term in qs.query.order_by:
+        if isinstance(term, OrderBy):
+            path, desc = term.expression.name, term.descending
+        else:
+            path, desc = term.lstrip("-"), term.startswith("-")
+        result.append(SortField(path, desc, _path_nullable(qs.model, path)))
+    if not result or result[-1].path not in ("pk", "id"):
+        result.append(SortField("pk", result[-1].descending if result else False, False))
+    return result
+
+
+def order_by_keyset(qs: QuerySet, fields: Sequence[SortField], *, reverse: bool = False) -> QuerySet:
+    """``qs`` ordered by ``fields`` (NULL largest), or by the exact reverse."""
+    return qs.order_by(*(f.order_by(reverse) for f in fields))
+
+
+# --- Cursors ----------------------------------------------------------------------------------
+
+
+def _value_of(obj: Any, path: str) -> Any:
+    for name in path.split("__"):
+        try:
+            obj = getattr(obj, name)
+        except ObjectDoesNotExist:
+            return None
+        if obj is None:
+            return None
+    return obj
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"n": str(value)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "dt" in value:
+            parsed = parse_datetime(value["dt"])
+        elif "d" in value:
+            parsed = parse_date(value["d"])
+        elif "n" in value:
+            parsed = Decimal(value["n"])
+        else:
+            parsed = None
+        if parsed is None:
+            raise ValueError("bad cursor value")
+        return parsed
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise ValueError("bad cursor value")
+
+
+def cursor_for(obj: Any, fields: Sequence[SortField]) -> str:
+    """An opaque URL-safe token holding ``obj``'s values of the sort ``fields``."""
+    raw = json.dumps([_encode_value(_value_of(obj, f.path)) for f in fields], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_cursor(token: str, fields: Sequence[SortField]) -> list[Any] | None:
+    """The values in ``token``, or None when it is malformed or made for another sort."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        values = [_decode_value(v) for v in json.loads(raw)]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if len(values) != len(fields) or values[-1] is None:
+        return None
+    return values
+
+
+def _strictly_after(field: SortField, value: Any, descending: bool) -> Q:
+    if descending:  # towards smaller values; NULL (largest) comes first
+        if value is None:
+            return Q(**{f"{field.path}__isnull": False})
+        return Q(**{f"{field.path}__lt": value})
+    if value is None:  # nothing is larger than NULL
+        return Q(pk__in=[])
+    cond = Q(**{f"{field.path}__gt": value})
+    return cond | Q(**{f"{field.path}__isnull": True}) if field.nullable else cond
+
+
+def _equal(field: SortField, value: Any) -> Q:
+    return Q(**{f"{field.path}__isnull": True}) if value is None else Q(**{field.path: value})
+
+
+def after_condition(fields: Sequence[SortField], values: Sequence[Any], *, reverse: bool = False) -> Q:
+    """Rows strictly after ``values`` in the ordering (strictly before it when ``reverse``)."""
+    cond: Q | None = None
+    for field, value in reversed(list(zip(fields, values))):
+        desc = field.descending != reverse
+        here = _strictly_after(field, value, desc)
+        cond = here if cond is None else here | (_equal(field, value) & cond)
+    first, v0 = fields[0], values[0]
+    if v0 is not None and not (first.nullable and not (first.descending != reverse)):
+        # A redundant bound on the first column: the index scan starts there instead of at the top.
+        desc = first.descending != reverse
+        cond &= Q(**{f"{first.path}__{'lte' if desc else 'gte'}": v0})
+    return cond
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeysetPage:
+    """One page: ``object_list`` plus the tokens for the neighbouring pages ("" when none)."""
+
+    object_list: list
+    next_cursor: str = ""
+    previous_cursor: str = ""
+    is_first: bool = True
+    is_last: bool = True
+
+    @property
+    def has_next(self) -> bool:
+        return bool(self.next_cursor)
+
+    @property
+    def has_previous(self) -> bool:
+        return bool(self.previous_cursor)
+
+
+def keyset_page(qs: QuerySet, *, per_page: int, after: str = "", before: str = "", last: bool = False) -> KeysetPage:
+    """The page of ``qs`` (already ordered) after the ``after`` token, before the ``before``
+    token, the last page (``last``), or else the first page. One query. Pages met going
+    backwards end where the previous one began, so the first of them may hold fewer rows."""
+    fields = sort_fields(qs)
+    after_values = parse_cursor(after, fields)
+    before_values = None if after_values else parse_cursor(before, fields)
+    if before_values is not None or (last and after_values is None):
+        rows_qs = order_by_keyset(qs, fields, reverse=True)
+        if before_values is not None:
+            rows_qs = rows_qs.filter(after_condition(fields, before_values, reverse=True))
+        rows = list(rows_qs[: per_page + 1])
+        more_before = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        page = KeysetPage(rows, is_first=not more_before, is_last=before_values is None)
+    else:
+        rows_qs = order_by_keyset(qs, fields)
+        if after_values is not None:
+            rows_qs = rows_qs.filter(after_condition(fields, after_values))
+        rows = list(rows_qs[: per_page + 1])
+        more_after = len(rows) > per_page
+        rows = rows[:per_page]
+        page = KeysetPage(rows, is_first=after_values is None, is_last=not more_after)
+    if rows and not page.is_last:
+        page.next_cursor = cursor_for(rows[-1], fields)
+    if rows and not page.is_first:
+        page.previous_cursor = cursor_for(rows[0], fields)
+    return page
+
+
+# --- Totals -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Total:
+    """How many rows match: ``value`` and whether it is exact."""
+
+    value: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return format_total(self.value, self.exact)
+
+
+def planner_estimate(qs: QuerySet) -> int | None:
+    """PostgreSQL's estimate of the rows ``qs`` returns (``EXPLAIN``, no execution), else None."""
+    if connections[qs.db].vendor != "postgresql":
+        return None
+    plan = json.loads(qs.order_by().values("pk").explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def total_of(qs: QuerySet, *, threshold: int = COUNT_THRESHOLD) -> Total:
+    """The exact count up to ``threshold``; beyond it the planner's estimate on PostgreSQL (an
+    exact count elsewhere). At most two cheap queries: EXPLAIN, then a count capped at
+    ``threshold + 1`` rows (skipped when the estimate is far above the threshold)."""
+    qs = qs.order_by()
+    estimate = planner_estimate(qs)
+    if estimate is not None and estimate > 10 * threshold:
+        return Total(estimate, exact=False)
+    capped = qs.values("pk")[: threshold + 1].count()
+    if capped <= threshold:
+        return Total(capped, exact=True)
+    if estimate is None:
+        return Total(qs.count(), exact=True)
+    return Total(max(estimate, capped), exact=False)
+
+
+def format_total(value: int, exact: bool = True) -> str:
+    """``12,345`` when exact; "about 12,000" / "about 1.2 million" (two significant figures) when not."""
+    if exact:
+        return f"{value:,}"
+    if value >= 1_000_000:
+        millions = round(value / 1_000_000, 1 if value < 10_000_000 else 0)
+        return f"about {millions:g} million"
+    digits = len(str(value))
+    rounded = round(value, -(digits - 2)) if digits > 2 else value
+    return f"about {rounded:,}"

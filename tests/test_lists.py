@@ -1,0 +1,273 @@
+"""List machinery at scale: keyset pages, totals, "all matching" bulk actions, company
+autocomplete, set-based bulk writes, query counts that do not grow with rows, migrations."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach import selectors
+from outreach.models import Contact, Lead, SentMessage, TimelineEvent
+from outreach.pagination import format_total, keyset_page, total_of
+from outreach.selectors import ListQuery, Selection
+from outreach.services.contacts import contacts_make_leads, leads_set_status
+from tests.factories import make_contact, make_lead, make_mailbox, make_sent_message, make_team_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _emails(page: str) -> list[str]:
+    return re.findall(r'<a href="/contacts/\d+/">([^<]+)</a>', page)
+
+
+def _next_link(page: str, rel: str = "next") -> str | None:
+    match = re.search(rf'<a class="btn" href="([^"]+)" rel="{rel}">', page)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+# --- Keyset pages -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["email", "-email", "name", "-name", "company", "-company", "created", "-created"])
+def test_every_row_exactly_once_across_pages_while_rows_are_inserted(user_client, team, order):
+    # Many equal sort values (companies, names) so the id tiebreaker matters.
+    Contact.objects.bulk_create([
+        Contact(team=team, email=f"c{i:03d}@example.com", company=f"Co {i % 4}", last_name=f"L{i % 3}")
+        for i in range(130)])
+    original = set(Contact.objects.values_list("email", flat=True))
+    url, seen, inserted = reverse("contact_list") + f"?o={order}", [], 0
+    while url:
+        page = user_client.get(url).content.decode()
+        seen += _emails(page)
+        # Someone imports between page loads: rows land before, inside and after this page.
+        for email in (f"a{inserted:03d}@example.com", f"m{inserted:03d}@example.com", f"z{inserted:03d}@example.com"):
+            make_contact(team, email, company=f"Co {inserted % 4}", last_name="L1")
+        inserted += 1
+        link = _next_link(page)
+        url = reverse("contact_list") + link if link else None
+    assert len(seen) == len(set(seen)), "a row was shown twice"
+    assert original <= set(seen), "a row was skipped"
+
+
+@pytest.mark.parametrize("order", ["sent", "-sent"])
+def test_keyset_pages_forwards_and_backwards_with_nulls(team, order):
+    mailbox, contact = make_mailbox(team), make_contact(team)
+    now = timezone.now()
+    for i in range(23):  # every third message not sent yet (sent_at NULL), some equal times
+        make_sent_message(mailbox, contact, subject=f"m{i}", sent_at=None if i % 3 == 0 else now - timedelta(minutes=i // 2))
+    qs, _ = selectors.sent_message_list(team=team, query=ListQuery(order=order))
+    expected = list(qs.values_list("pk", flat=True))
+    values = [v for v in qs.values_list("sent_at", flat=True)]
+    # NULL sorts as the largest value on every backend: last ascending, first descending.
+    assert (values[-1] if order == "sent" else values[0]) is None
+    forward, page = [], keyset_page(qs, per_page=5)
+    while True:
+        forward += [m.pk for m in page.object_list]
+        if not page.has_next:
+            break
+        page = keyset_page(qs, per_page=5, after=page.next_cursor)
+    assert forward == expected
+    backward, page = [], keyset_page(qs, per_page=5, last=True)
+    while True:
+        backward = [m.pk for m in page.object_list] + backward
+        if not page.has_previous:
+            break
+        page = keyset_page(qs, per_page=5, before=page.previous_cursor)
+    assert backward == expected
+
+
+def test_previous_page_after_deletions_is_the_first_page(team):
+    Contact.objects.bulk_create([Contact(team=team, email=f"p{i:02d}@example.com") for i in range(12)])
+    qs, _ = selectors.contact_list(team=team, query=ListQuery(order="email"))
+    second = keyset_page(qs, per_page=5, after=keyset_page(qs, per_page=5).next_cursor)
+    Contact.objects.filter(email__in=["p00@example.com", "p01@example.com"]).delete()
+    first = keyset_page(qs, per_page=5, before=second.previous_cursor)
+    assert [c.email for c in first.object_list] == [f"p{i:02d}@example.com" for i in range(2, 5)]
+    assert first.is_first and not first.has_previous
+
+
+# --- Totals ---------------------------------------------------------------------------------------
+
+
+def test_format_total():
+    assert format_total(1234) == "1,234"
+    assert format_total(1_234_567, exact=False) == "about 1.2 million"
+    assert format_total(12_345_678, exact=False) == "about 12 million"
+    assert format_total(345_678, exact=False) == "about 350,000"
+    assert format_total(12_345, exact=False) == "about 12,000"
+
+
+def test_total_is_exact_below_the_threshold_and_estimated_above(team):
+    other, _ = make_team_user()
+    Contact.objects.bulk_create([Contact(team=team, email=f"t{i}@example.com") for i in range(40)])
+    Contact.objects.bulk_create([Contact(team=other, email=f"o{i}@example.com") for i in range(10)])
+    qs = Contact.objects.for_team(team)
+    assert (total_of(qs, threshold=100).value, total_of(qs, threshold=100).exact) == (40, True)
+    above = total_of(qs, threshold=10)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE outreach_contact")
+        above = total_of(qs, threshold=10)
+        assert not above.exact and above.value >= 11 and str(above).startswith("about ")
+    else:
+        assert (above.value, above.exact) == (40, True)
+
+
+# --- "All N matching" and set-based bulk actions --------------------------------------------------
+
+
+def test_bulk_action_on_all_matching_uses_the_filter_not_the_page(user_client, team):
+    Contact.objects.bulk_create([Contact(team=team, email=f"keep{i}@example.com", company="Keep") for i in range(5)]
+                                + [Contact(team=team, email=f"gone{i:03d}@example.com", company="Gone") for i in range(60)])
+    other, _ = make_team_user()
+    make_contact(other, "gone999@example.com", company="Gone")
+    url = reverse("contact_list") + "?company=Gone"
+    confirm = user_client.post(url, {"action": "delete", "all": "1"})
+    page = confirm.content.decode()
+    assert "all 60 contacts matching" in page and "and 40 more" in page and 'name="all" value="1"' in page
+    assert Contact.objects.count() == 66
+    done = user_client.post(url, {"action": "delete", "all": "1", "confirmed": "yes"})
+    assert done.status_code == 302
+    assert [str(m) for m in user_client.get(url).context["messages"]] == ["Deleted 60 contacts."]
+    assert sorted(Contact.objects.values_list("company", flat=True)) == ["Gone"] + ["Keep"] * 5  # the other team's stays
+
+
+def test_make_leads_is_set_based_with_timeline_rows(team, team_user, django_assert_max_num_queries):
+    user = team_user[1]
+    Contact.objects.bulk_create([Contact(team=team, email=f"m{i}@example.com", company="Acme") for i in range(200)])
+    make_lead(Contact.objects.get(email="m0@example.com"))
+    selection = Selection(query=ListQuery(filters={"company": "Acme"}))
+    with django_assert_max_num_queries(10):
+        made, skipped = contacts_make_leads(team=team, selection=selection, owner=user, actor=user)
+    assert (made, skipped) == (199, 1)
+    assert Lead.objects.filter(team=team, owner=user).count() == 199
+    assert TimelineEvent.objects.filter(kind=TimelineEvent.Kind.LEAD_CREATED, actor=user).count() == 199
+
+
+def test_set_status_is_set_based_with_timeline_rows(team, team_user, django_assert_max_num_queries):
+    user = team_user[1]
+    Contact.objects.bulk_create([Contact(team=team, email=f"s{i}@example.com") for i in range(150)])
+    Lead.objects.bulk_create([Lead(team=team, contact=c, status="won" if c.email == "s0@example.com" else "new")
+                              for c in Contact.objects.filter(team=team)])
+    with django_assert_max_num_queries(10):
+        changed = leads_set_status(team=team, selection=Selection(query=ListQuery(filters={"status": "new"})),
+                                   status="won", actor=user)
+    assert changed == 149
+    assert set(Lead.objects.values_list("status", flat=True)) == {"won"}
+    event = TimelineEvent.objects.filter(kind=TimelineEvent.Kind.LEAD_STATUS).first()
+    assert event.summary == "Lead status: New → Won." and event.data == {"from": "new", "to": "won"}
+    assert TimelineEvent.objects.filter(kind=TimelineEvent.Kind.LEAD_STATUS).count() == 149
+
+
+# --- Company filter -------------------------------------------------------------------------------
+
+
+def test_company_filter_is_an_autocomplete_scoped_to_the_team(user_client, team):
+    make_contact(team, company="Acme Corp")
+    make_contact(team, company="Acme Labs")
+    make_contact(team, company="Beta")
+    other, _ = make_team_user()
+    make_contact(other, company="Acme Secret")
+    page = user_client.get(reverse("contact_list")).content.decode()
+    assert f'hx-get="{reverse("contact_company_suggestions")}"' in page and '<datalist id="company-options">' in page
+    assert "<option value=\"Acme" not in page  # no list of every company on each page load
+    options = user_client.get(reverse("contact_company_suggestions"), {"company": "acme"}).content.decode()
+    assert re.findall(r'<option value="([^"]+)">', options) == ["Acme Corp", "Acme Labs"]
+
+
+# --- Query counts ---------------------------------------------------------------------------------
+
+
+def _seed(team, n: int) -> None:
+    mailbox = make_mailbox(team)
+    contacts = Contact.objects.bulk_create([Contact(team=team, email=f"q{n}-{i}@example.com", company=f"Co {i % 7}")
+                                            for i in range(n)])
+    Lead.objects.bulk_create([Lead(team=team, contact=c) for c in contacts[: n // 2]])
+    SentMessage.objects.bulk_create([
+        SentMessage(team=team, mailbox=mailbox, contact=c, to=[c.email], subject="Hi", provider="smtp",
+                    message_id=f"<q{n}-{c.pk}@x>") for c in contacts])
+    TimelineEvent.objects.bulk_create([TimelineEvent(team=team, contact=contacts[0], kind="contact_updated", summary="x")
+                                       for _ in range(n)])
+
+
+LIST_PAGES = [
+    ("contact_list", {}), ("contact_list", {"q": "q1", "o": "company"}), ("contact_list", {"company": "Co 1"}),
+    ("lead_list", {}), ("lead_list", {"o": "-email"}), ("message_list", {}), ("message_list", {"o": "sent"}),
+]
+
+
+@pytest.mark.parametrize("name,params", LIST_PAGES)
+def test_list_query_count_does_not_grow_with_rows(user_client, team, name, params, django_assert_max_num_queries):
+    def queries() -> int:
+        with django_assert_max_num_queries(8) as captured:
+            assert user_client.get(reverse(name), params).status_code == 200
+        return len(captured)
+
+    _seed(team, 10)
+    small = queries()
+    _seed(team, 120)  # more than two pages
+    assert queries() == small
+
+
+def test_contact_page_query_count_does_not_grow_with_its_timeline(user_client, team, django_assert_max_num_queries):
+    contact, mailbox = make_contact(team), make_mailbox(team)
+
+    def queries() -> int:
+        with django_assert_max_num_queries(12) as captured:
+            assert user_client.get(reverse("contact_detail", args=[contact.pk])).status_code == 200
+        return len(captured)
+
+    make_sent_message(mailbox, contact)
+    TimelineEvent.objects.bulk_create([TimelineEvent(team=team, contact=contact, kind="contact_updated", summary="x")
+                                       for _ in range(5)])
+    small = queries()
+    for _ in range(60):
+        make_sent_message(mailbox, contact)
+    TimelineEvent.objects.bulk_create([TimelineEvent(team=team, contact=contact, kind="contact_updated", summary="x")
+                                       for _ in range(200)])
+    assert queries() == small
+
+
+# --- Migrations -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrations_apply_backwards_and_forwards_on_this_database():
+    # The suite runs on PostgreSQL (tests/run.sh); test_migrations_apply_on_sqlite covers SQLite.
+    call_command("migrate", "outreach", "0003_message_template", verbosity=0)
+    call_command("migrate", "outreach", verbosity=0)
+    with connection.cursor() as cursor:
+        names = {c["name"] if isinstance(c, dict) else c for c in
+                 connection.introspection.get_constraints(cursor, Contact._meta.db_table)}
+    assert {"contact_team_created", "contact_team_name", "contact_team_company"} <= names
+    assert ("contact_search_trgm" in names) == (connection.vendor == "postgresql")
+
+
+SQLITE_MIGRATIONS = """
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+call_command("migrate", "outreach", "0003_message_template", verbosity=0)
+call_command("migrate", verbosity=0)
+call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+with connection.cursor() as cursor:
+    print(sorted(connection.introspection.get_constraints(cursor, "outreach_contact")))
+"""
+
+
+def test_migrations_apply_on_sqlite(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SETTINGS_MODULE": "outreach.settings"}
+    done = subprocess.run([sys.executable, "-c", SQLITE_MIGRATIONS], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "contact_team_company" in done.stdout and "contact_search_trgm" not in done.stdout
