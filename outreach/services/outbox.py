@@ -319,11 +319,16 @@ def _send_one(message: SentMessage, worker: str, *, later: list[int], providers:
                               summary=f"Attempt {message.attempts} via {message.provider}.", data={"attempt": message.attempts})
     handed_over = False
 
+    unsaved_request: bytes | None = None
+
     def on_handover() -> None:
-        nonlocal handed_over
-        if not _held_by(worker, message.pk).update(handed_over_at=timezone.now()):
+        nonlocal handed_over, unsaved_request
+        fields = {"handed_over_at": timezone.now()}
+        if unsaved_request is not None:  # stored with the marker: one write at the point of no return
+            fields["prepared_request"] = unsaved_request
+        if not _held_by(worker, message.pk).update(**fields):
             raise LeaseLost(f"SentMessage {message.pk}: lease lost before hand-over")
-        handed_over = True
+        handed_over, unsaved_request = True, None
 
     try:
         blocked = suppressed_addresses(team=message.team, addresses=[*message.to, *message.cc, *message.bcc])
@@ -336,16 +341,14 @@ def _send_one(message: SentMessage, worker: str, *, later: list[int], providers:
         outgoing = sent_message_outgoing(message)
         prepared = bytes(message.prepared_request) if message.prepared_request is not None else None
         if prepared is None:
-            prepared = provider.prepare(outgoing)
-            if not _held_by(worker, message.pk).update(prepared_request=prepared):
-                raise LeaseLost(f"SentMessage {message.pk}: lease lost before hand-over")
+            prepared = unsaved_request = provider.prepare(outgoing)
             message.prepared_request = prepared
         result = provider.deliver(prepared, outgoing, on_handover=on_handover)
     except LeaseLost:
         logger.warning("SentMessage %s: lease lost to another worker; this worker records nothing.", message.pk)
         return SendOutcome(SentMessage.objects.get(pk=message.pk))
     except perr.ProviderError as err:
-        return _record_failure(message, worker, err, handed_over=handed_over)
+        return _record_failure(message, worker, err, handed_over=handed_over, unsaved_request=unsaved_request)
     except CredentialDecryptionError as err:
         return _record_failure(message, worker, perr.ConfigurationError(str(err), provider=message.provider,
                                                                          provider_code="credentials"), handed_over=handed_over)
@@ -430,7 +433,8 @@ def _release_infrastructure(message: SentMessage, worker: str, err: BaseExceptio
     return SendOutcome(message, retry_in=delay)
 
 
-def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError, *, handed_over: bool) -> SendOutcome:
+def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError, *, handed_over: bool,
+                    unsaved_request: bytes | None = None) -> SendOutcome:
     """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown) or
     ``failed``; the timeline event with it. A local rate-limiter wait is not counted as an attempt."""
     from .sending import suppress_recipient
@@ -442,6 +446,8 @@ def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError, 
               "status": err.status, "attempt": attempts, "handed_over": handed_over}
     now = timezone.now()
     common = dict(error_code=err.code, error_message=err.message, claimed_by="", lease_until=None)
+    if unsaved_request is not None:  # built but not yet stored (it failed before the hand-over): keep it for the retry
+        common["prepared_request"] = unsaved_request
     if retry:
         delay = retry_delay(max(attempts, 1), getattr(err, "retry_after", None))
         due = now + timedelta(seconds=delay)

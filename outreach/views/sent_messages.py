@@ -51,15 +51,21 @@ class MessageListView(AdminListView):
         skipped = asked - done
         return f"{verb} {done} {noun}." + (f" {skipped} skipped (only {allowed} ones)." if skipped else "")
 
-    def bulk_cancel(self, ids, value) -> str:
+    def _ids(self, selection) -> list[int]:
+        return list(self.rows(selection).order_by().values_list("pk", flat=True))
+
+    def bulk_cancel(self, selection, value) -> str:
+        ids = self._ids(selection)
         done = sent_messages_cancel(team=self.team, ids=ids, actor=self.request.user)
         return self._summary(done, len(ids), "Cancelled", "queued or scheduled")
 
-    def bulk_send_again(self, ids, value) -> str:
+    def bulk_send_again(self, selection, value) -> str:
+        ids = self._ids(selection)
         done = sent_messages_send_again(team=self.team, ids=ids, actor=self.request.user)
         return self._summary(done, len(ids), "Queued again", "failed, unknown or cancelled")
 
-    def bulk_mark_sent(self, ids, value) -> str:
+    def bulk_mark_sent(self, selection, value) -> str:
+        ids = self._ids(selection)
         done = sent_messages_mark_sent(team=self.team, ids=ids, actor=self.request.user)
         return self._summary(done, len(ids), "Marked as sent", "“may have been delivered”")
 
