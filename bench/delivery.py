@@ -54,6 +54,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP / 'bench.sqlite3'}")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "")
+os.environ.setdefault("OUTREACH_RATE_LIMIT_MARGIN", "0.03")  # the pacing run: 3 % under the documented limit
 os.environ.update(OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS="true", OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS="true",
                   OUTREACH_SMTP_PORTS=f"25,465,587,2525,{SMTP_PORT}", OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION="100")
 
@@ -238,7 +239,10 @@ def soak(n: int, kills: int) -> dict:
                 break
             children = _children(worker.pid)
             if children and rng.random() < 0.85:
-                os.kill(rng.choice(children), signal.SIGKILL)
+                try:
+                    os.kill(rng.choice(children), signal.SIGKILL)
+                except ProcessLookupError:  # it was just replaced
+                    continue
                 kinds["pool child"] += 1
             else:
                 os.kill(worker.pid, signal.SIGKILL)
@@ -322,7 +326,8 @@ def main(argv=None) -> int:
             ok = ok and r["duplicates"] == 0 and r["lost"] == 0 and r["unknown_without_handover"] == 0
     if "pacing" in only:
         r = pacing(args.pacing)
-        print(f"3. pacing, {r['requests']} lemlist requests through one key (8 threads): {r['rate']:.2f} req/s = "
+        print(f"3. pacing (margin {settings.OUTREACH_RATE_LIMIT_MARGIN:.0%}), {r['requests']} lemlist requests through one key "
+              f"(8 threads, one process): {r['rate']:.2f} req/s = "
               f"{r['rate'] / 10:.1%} of the documented 10/s (target ≥ 97 %), 429 answers {r['429']}, "
               f"duplicates {r['duplicates']}, lost {r['lost']}")
         ok = ok and r["429"] == 0 and r["duplicates"] == 0 and r["lost"] == 0
