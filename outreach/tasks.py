@@ -51,3 +51,4 @@ def dispatch_due_messages() -> int:
 
 # The import's tasks live with the feature; imported here so the worker registers them.
 from .imports.tasks import import_contacts_run  # noqa: E402,F401
+from .campaigns.tasks import campaigns_advance_task  # noqa: E402,F401
