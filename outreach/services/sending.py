@@ -30,6 +30,7 @@ from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Tea
 from ..validation import normalize_email, sender_problems, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
+from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
                         to: list[str] | None = None, idempotency_key: uuid.UUID | None = None,
+                        in_reply_to: str = "", references: str = "",
                         scheduled_at: datetime | None = None, now: datetime | None = None) -> SentMessage:
     """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status
     ``queued``, or ``scheduled`` when ``scheduled_at``, an aware datetime, is later than ``now``).
@@ -71,6 +73,10 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     ``idempotency_key`` (e.g. the compose form's submission key): when the team already has a
     message with that key, that message is returned and nothing new is queued, so a form
     submitted twice sends once. The key then travels to providers that support one.
+
+    ``in_reply_to`` / ``references`` (a reply composed from the timeline, built by
+    ``outreach.inbound.services.reply_draft``) become the RFC 5322 threading headers where the
+    provider carries headers; ``thread_id`` is the provider's own thread.
 
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
@@ -90,7 +96,8 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"mailbox": f"Mailbox {mailbox} is disabled."})
     cc, bcc = list(cc or []), list(bcc or [])
     to = [normalize_email(a) for a in (to or [contact.email])]
-    for name, value in (("subject", subject), ("reply_to", reply_to), ("thread_id", thread_id)):
+    for name, value in (("subject", subject), ("reply_to", reply_to), ("thread_id", thread_id),
+                        ("in_reply_to", in_reply_to), ("references", references)):
         try:
             validate_header_value(value)
         except ValidationError as err:
@@ -132,7 +139,8 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         message = _queue(team=team, actor=actor, mailbox=mailbox, contact=contact, to=to, cc=cc, bcc=bcc,
                          reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
                          message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
-                         scheduled_at=scheduled_at, now=now)
+                         scheduled_at=scheduled_at, now=now,
+                         threading={"in_reply_to": in_reply_to, "references": references})
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -145,7 +153,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
 
 
 def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
-           message_id, idempotency_key, scheduled_at, now) -> SentMessage:
+           message_id, idempotency_key, scheduled_at, now, threading=None) -> SentMessage:
     """Store the SentMessage, its attachments and the queued event; publish the wake-up task on commit."""
     later = scheduled_at is not None and scheduled_at > now
     with transaction.atomic():
@@ -154,7 +162,7 @@ def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, htm
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
             message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
             queued_at=now, scheduled_at=scheduled_at if later else None, due_at=scheduled_at if later else now,
-            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED,
+            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(threading or {}),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
@@ -223,9 +231,10 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         cc=tuple(Address(a) for a in message.cc),
         bcc=tuple(Address(a) for a in message.bcc),
         reply_to=Address(message.reply_to) if message.reply_to else None,
-        subject=message.subject, html=message.html_body, text=message.text_body,
+        subject=message.subject, **with_unsubscribe_footer(sent_message=message),
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
+        headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)
         vendor_ids={
             "lemlist_contact_id": contact.lemlist_contact_id, "leadlex_contact_id": contact.leadlex_contact_id,
             "lemlist_lead_id": lead.lemlist_lead_id if lead else "", "leadlex_deal_id": lead.leadlex_deal_id if lead else "",

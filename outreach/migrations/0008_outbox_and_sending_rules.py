@@ -17,7 +17,7 @@ def _due_now(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0006_campaigns'),
+        ('outreach', '0007_inbound'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
