@@ -177,7 +177,8 @@ def _claim_due(*, now: datetime, limit: int, ids: list[int] | None = None) -> tu
     chunk = max(int(settings.OUTREACH_DISPATCH_CHUNK), 1)
     lease = timedelta(seconds=settings.OUTREACH_DISPATCH_LEASE_SECONDS)
     with transaction.atomic():
-        qs = SentMessage.objects.filter(status__in=SentMessage.WAITING, due_at__lte=now)
+        due = Q(due_at__lte=now) | Q(due_at__isnull=True)  # rows made outside the service have no due time: due now
+        qs = SentMessage.objects.filter(due, status__in=SentMessage.WAITING)
         if ids is not None:
             qs = qs.filter(pk__in=ids)
         qs = qs.order_by("due_at", "pk")
@@ -206,7 +207,7 @@ def _claim_due(*, now: datetime, limit: int, ids: list[int] | None = None) -> tu
             for start in range(0, len(take), chunk):
                 part = take[start:start + chunk]
                 token = _token("dispatch")
-                SentMessage.objects.filter(pk__in=part, status__in=SentMessage.WAITING, due_at__lte=now).update(
+                SentMessage.objects.filter(due, pk__in=part, status__in=SentMessage.WAITING).update(
                     status=S.SENDING, claimed_by=token, lease_until=now + lease, hold_reason="", handed_over_at=None)
                 got = list(SentMessage.objects.filter(pk__in=part, claimed_by=token).order_by("due_at", "pk")
                            .values_list("pk", flat=True))
