@@ -329,6 +329,11 @@ def contact_timeline(*, contact: Contact) -> tuple[list[TimelineEntry], bool]:
     nested) and every other event on its own. Returns (entries, any message queued/sending)."""
     messages = list(contact.sent_messages.select_related("mailbox").defer("html_body", "text_body", "provider_response"))
     events = list(contact.timeline_events.select_related("actor").order_by("-created_at", "-id"))
+    from .imports.selectors import contact_imported_event
+
+    imported = contact_imported_event(contact=contact)
+    if imported is not None:
+        events.append(imported)
     by_message: dict[int, TimelineEntry] = {m.pk: TimelineEntry(at=m.created_at, message=m) for m in messages}
     entries = list(by_message.values())
     for event in events:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0008_outbox_and_sending_rules'),
+        ('outreach', '0010_outbox_and_sending_rules'),
     ]
 
     operations = [

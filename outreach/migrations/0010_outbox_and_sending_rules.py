@@ -17,7 +17,7 @@ def _due_now(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0007_inbound'),
+        ('outreach', '0009_contact_import_reference'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
