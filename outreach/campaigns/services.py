@@ -26,7 +26,7 @@ import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -39,6 +39,7 @@ from ..message_templates.engine import TemplateInfo
 from ..message_templates.services import merge_context, message_template_render, template_check
 from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches
+from ..services.sending import sent_message_create, sent_messages_cancel
 from ..services.timeline import timeline_event_record
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
 from .schedule import add_delay, parse_days, validate_zone, window_opening, zone_or_default
@@ -364,26 +365,42 @@ def campaign_start(*, campaign: Campaign, actor=None, now: datetime | None = Non
     problems = campaign_problems(campaign)
     if problems:
         raise ValidationError(problems)
-    updated = Campaign.objects.filter(pk=campaign.pk, status__in=(S.DRAFT, S.PAUSED)).update(
-        status=S.ACTIVE, started_at=campaign.started_at or now, updated_at=now)
+    with transaction.atomic():
+        updated = Campaign.objects.filter(pk=campaign.pk, status__in=(S.DRAFT, S.PAUSED)).update(
+            status=S.ACTIVE, started_at=campaign.started_at or now, updated_at=now)
+        if not updated:
+            raise ValidationError("The campaign changed meanwhile; reload the page.")
+        _waiting_messages(campaign).filter(due_at=PAUSED_UNTIL).update(due_at=now, hold_reason="")
     campaign.refresh_from_db()
-    if not updated:
-        raise ValidationError("The campaign changed meanwhile; reload the page.")
     return campaign
 
 
+#: ``due_at`` of a campaign message held in the outbox while its campaign is paused: the dispatcher
+#: takes only messages due by now, so these wait until ``campaign_start`` resumes them.
+PAUSED_UNTIL = datetime(9999, 1, 1, tzinfo=dt_timezone.utc)
+PAUSED_REASON = "waiting: the campaign is paused"
+
+
+def _waiting_messages(campaign: Campaign):
+    return SentMessage.objects.filter(campaign_message__enrolment__campaign=campaign, status__in=SentMessage.WAITING)
+
+
 def campaign_pause(*, campaign: Campaign, actor=None) -> Campaign:
-    """Pause an active campaign: no new step messages are created until it is resumed (steps already
-    in the outbox finish; no step is sent twice or skipped on resume). Raises ValidationError otherwise."""
-    if not Campaign.objects.filter(pk=campaign.pk, status=S.ACTIVE).update(status=S.PAUSED, updated_at=timezone.now()):
-        raise ValidationError("Only an active campaign can be paused.")
+    """Pause an active campaign: no new step messages are created, and its messages still waiting in
+    the outbox are held (a message a worker already claimed finishes). Resuming releases them, so
+    no step is sent twice or skipped. Raises ValidationError unless the campaign is active."""
+    with transaction.atomic():
+        if not Campaign.objects.filter(pk=campaign.pk, status=S.ACTIVE).update(status=S.PAUSED, updated_at=timezone.now()):
+            raise ValidationError("Only an active campaign can be paused.")
+        _waiting_messages(campaign).update(due_at=PAUSED_UNTIL, hold_reason=PAUSED_REASON)
     campaign.refresh_from_db()
     return campaign
 
 
 def campaign_stop(*, campaign: Campaign, actor=None, now: datetime | None = None) -> Campaign:
-    """Stop a campaign for good: every active enrolment is stopped ("campaign stopped"). Raises
-    ValidationError when it is already stopped or completed."""
+    """Stop a campaign for good: every active enrolment is stopped ("campaign stopped") and its
+    messages still waiting in the outbox are cancelled. Raises ValidationError when it is already
+    stopped or completed."""
     now = now or timezone.now()
     with transaction.atomic():
         if not Campaign.objects.filter(pk=campaign.pk, status__in=(S.DRAFT, S.ACTIVE, S.PAUSED)).update(
@@ -396,6 +413,9 @@ def campaign_stop(*, campaign: Campaign, actor=None, now: datetime | None = None
                   for cid in active.values_list("contact_id", flat=True)]
         active.update(status=E.STOPPED, reason=R.CAMPAIGN_STOPPED, next_due_at=None, finished_at=now, updated_at=now)
         TimelineEvent.objects.bulk_create(events, batch_size=1000)
+        waiting = list(_waiting_messages(campaign).values_list("pk", flat=True))
+        if waiting:
+            sent_messages_cancel(team=campaign.team, ids=waiting, actor=actor, now=now)
     campaign.refresh_from_db()
     return campaign
 
@@ -586,7 +606,6 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
         result.stopped += 1
         return False
     thread = _thread_fields(enrolment, step)
-    from ..services.sending import sent_message_create
 
     try:
         with transaction.atomic():

@@ -351,3 +351,26 @@ def test_failed_step_stops_the_enrolment(setup):
     assert campaigns_advance(now=T0 + timedelta(minutes=1)).stopped == 1
     enrolment = Enrolment.objects.get()
     assert enrolment.reason == "send_failed" and "550 no such user" in enrolment.detail
+
+
+def test_pause_holds_waiting_messages_in_the_outbox_and_stop_cancels_them(setup):
+    from outreach.campaigns.services import PAUSED_UNTIL
+    from outreach.services.outbox import sent_messages_dispatch
+
+    team, _, boxes = setup
+    campaign = build(team, boxes)
+    people = contacts(team, 4)
+    campaign_enrol(campaign=campaign, contact_ids=[c.pk for c in people], now=T0)
+    campaign_start(campaign=campaign, now=T0)
+    campaigns_advance(now=T0)
+    campaign_pause(campaign=campaign)
+    waiting = SentMessage.objects.filter(campaign_message__isnull=False)
+    assert waiting.count() == 4 and set(waiting.values_list("due_at", flat=True)) == {PAUSED_UNTIL}
+    assert set(waiting.values_list("hold_reason", flat=True)) == {"waiting: the campaign is paused"}
+    claimed = sent_messages_dispatch(enqueue=lambda chunk, token: None)
+    assert claimed.claimed == []  # the dispatcher leaves them alone
+    campaign_start(campaign=campaign)
+    assert all(m.due_at < PAUSED_UNTIL and not m.hold_reason for m in waiting)
+    campaign_stop(campaign=campaign)
+    assert set(waiting.values_list("status", flat=True)) == {"cancelled"}
+    assert TimelineEvent.objects.filter(kind="message_cancelled").count() == 4
