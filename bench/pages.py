@@ -195,8 +195,9 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
                 for i in range(total):
                     cid = heavy if i < HEAVY_EVENTS else first_id + (i % scale)
                     created = (now - timedelta(seconds=rnd.randrange(year))).isoformat()
+                    # The heavy contact's 100 messages: a "queued" and a "sent" event each.
                     message = str(first_message + (i % 100)) if i < 200 else "\\N"
-                    kind = "message_sent" if i < 200 else KINDS[i % 3]
+                    kind = ("message_queued" if i < 100 else "message_sent") if i < 200 else KINDS[i % 3]
                     yield (str(team_id), created, created, str(cid), message, "\\N", kind, "Something happened.", "{}")
 
             _copy(cur, "COPY outreach_timelineevent (team_id, created_at, updated_at, contact_id, sent_message_id, "
@@ -315,6 +316,7 @@ def main() -> None:
     parser.add_argument("--events-per-contact", type=int, default=10)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--seed-only", action="store_true", help="seed the missing scales, measure nothing")
     parser.add_argument("--measure-url", help=argparse.SUPPRESS)  # internal: one scale, in a child process
     args = parser.parse_args()
     if args.measure_url:
@@ -331,6 +333,9 @@ def main() -> None:
             print(f"seeding {scale:,} contacts × 2 teams ({scale * args.events_per_contact:,} events each)…", flush=True)
             seeding[scale] = seed(url, scale, args.events_per_contact)
             print(f"  {seeding[scale]}", flush=True)
+    if args.seed_only:
+        print(json.dumps({"seeding": seeding}))
+        return
     import subprocess
 
     for scale in scales:  # each scale in its own process: one database per Django set-up

@@ -41,6 +41,7 @@ urlpatterns = [
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
+    path("messages/<int:pk>/card/", views.message_timeline_card, name="message_timeline_card"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
 ]

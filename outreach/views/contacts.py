@@ -127,22 +127,24 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contact = team_object_or_404(Contact, request, pk, queryset=Contact.objects.select_related("lead__owner"))
     if refused := method_not_allowed(request):
         return refused
-    entries, pending = selectors.contact_timeline(contact=contact)
+    timeline = selectors.contact_timeline(contact=contact, older=request.GET.get("older", ""))
     return render(request, "contacts/detail.html", {
-        "contact": contact, "lead": getattr(contact, "lead", None),
-        "entries": entries, "pending": pending,
+        "contact": contact, "lead": getattr(contact, "lead", None), "timeline": timeline,
         "compose_form": ComposeForm(team=team), "has_mailbox": selectors.active_mailboxes(team=team).exists(),
     })
 
 
 def contact_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    """The timeline partial (``contacts/_timeline.html``); it carries ``hx-trigger="every 2s"`` only
-    while one of the contact's messages is queued or sending, so polling stops once all settle."""
+    """The timeline partial: the newest page (``contacts/_timeline.html``), or with ``?older=<token>``
+    the next older page's entries and its own "Older" button (``contacts/_timeline_entries.html``,
+    swapped in place of the button that asked). Only pending messages poll, each its own card."""
     contact = team_object_or_404(Contact, request, pk)
     if refused := method_not_allowed(request):
         return refused
-    entries, pending = selectors.contact_timeline(contact=contact)
-    return render(request, "contacts/_timeline.html", {"contact": contact, "entries": entries, "pending": pending})
+    older = request.GET.get("older", "")
+    timeline = selectors.contact_timeline(contact=contact, older=older)
+    template = "contacts/_timeline_entries.html" if older else "contacts/_timeline.html"
+    return render(request, template, {"contact": contact, "timeline": timeline})
 
 
 @require_http_methods(["GET", "POST"])

@@ -55,6 +55,17 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
+def message_timeline_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """The message's card on its contact's timeline (``contacts/_timeline_message.html``); while
+    the message is queued or sending the card polls itself every 2 s, and stops once it settles."""
+    message = _message(request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "contacts/_timeline_message.html", {
+        "m": message, "events": selectors.sent_message_events(sent_message=message),
+    })
+
+
 def message_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status panel partial (``messages/_status.html``): badge, attempts, error, times, events;
     polls every 2 s (``hx-trigger``) only while the message is queued or sending."""
