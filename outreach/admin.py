@@ -6,6 +6,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .admin_scoping import TeamScopedAdmin
+from .dbindexes import contact_search_text
+from .pagination import EstimatedCountPaginator
+from .selectors import apply_text_search
 from .message_templates.services import template_check
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
@@ -26,6 +29,24 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ("team",)
 
 
+class LargeListAdmin(admin.ModelAdmin):
+    """List-page settings for tables with millions of rows: no full-table COUNT (an estimating
+    paginator, no "N total" count), newest first by primary key (an index every filter can walk),
+    and the search served by the contact trigram index (``contact_search_prefix`` is the ORM path
+    from this model to the contact, "" for Contact itself)."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ("-pk",)
+    contact_search_prefix: str | None = None
+    search_help_text = "Matches email, first and last name, and company."
+
+    def get_search_results(self, request, queryset, search_term):
+        if self.contact_search_prefix is None:
+            return super().get_search_results(request, queryset, search_term)
+        return apply_text_search(queryset, search_term, contact_search_text(self.contact_search_prefix)), False
+
+
 class LeadInline(admin.StackedInline):
     model = Lead
     extra = 0
@@ -33,20 +54,22 @@ class LeadInline(admin.StackedInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(TeamScopedAdmin):
+class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("email", "first_name", "last_name", "company", "title", "team", "created_at")
     list_filter = ("team", "created_at")
     search_fields = ("email", "first_name", "last_name", "company")
+    contact_search_prefix = ""
     list_select_related = ("team",)
     inlines = [LeadInline]
     readonly_fields = ("created_at", "updated_at")
 
 
 @admin.register(Lead)
-class LeadAdmin(TeamScopedAdmin):
+class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("contact", "status", "owner", "team", "source", "created_at")
     list_filter = ("team", "status")
     search_fields = ("contact__email", "contact__company", "source")
+    contact_search_prefix = "contact__"
     autocomplete_fields = ("contact",)
     list_select_related = ("contact", "owner", "team")
 
@@ -140,12 +163,13 @@ class TimelineInline(admin.TabularInline):
 
 
 @admin.register(SentMessage)
-class SentMessageAdmin(TeamScopedAdmin):
+class SentMessageAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("subject", "contact", "mailbox", "status", "attempts", "provider", "team", "created_at", "sent_at")
     list_filter = ("team", "status", "provider", "created_at")
     search_fields = ("subject", "contact__email", "message_id", "provider_message_id")
     list_select_related = ("contact", "mailbox", "team")
-    autocomplete_fields = ("contact",)
+    autocomplete_fields = ("contact", "mailbox")
+    search_help_text = ""
     defer_fields = ("html_body", "text_body", "provider_response")
     readonly_fields = ("message_id", "idempotency_key", "status", "attempts", "provider_message_id", "provider_thread_id",
                        "provider_status", "provider_response", "error_code", "error_message", "queued_at",
@@ -157,11 +181,12 @@ class SentMessageAdmin(TeamScopedAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(TeamScopedAdmin):
+class TimelineEventAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("created_at", "contact", "kind", "summary", "team")
     list_filter = ("team", "kind")
-    search_fields = ("contact__email", "summary")
-    list_select_related = ("contact", "team")
+    search_fields = ("contact__email",)
+    contact_search_prefix = "contact__"
+    list_select_related = ("contact", "team", "actor")
 
     def has_add_permission(self, request):
         return False

@@ -22,6 +22,8 @@ from decimal import Decimal
 from typing import Any, Sequence
 
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 from django.db import connections
 from django.db.models import F, OrderBy, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
@@ -278,3 +280,13 @@ def format_total(value: int, exact: bool = True) -> str:
     digits = len(str(value))
     rounded = round(value, -(digits - 2)) if digits > 2 else value
     return f"about {rounded:,}"
+
+
+class EstimatedCountPaginator(Paginator):
+    """A Django Paginator whose ``count`` is :func:`total_of` (exact up to the threshold, the
+    planner's estimate beyond) instead of ``COUNT(*)`` over the whole table: for Django admin's
+    change lists of large tables (``ModelAdmin.paginator``)."""
+
+    @cached_property
+    def count(self) -> int:
+        return total_of(self.object_list).value

@@ -271,3 +271,26 @@ def test_migrations_apply_on_sqlite(tmp_path):
     done = subprocess.run([sys.executable, "-c", SQLITE_MIGRATIONS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "contact_team_company" in done.stdout and "contact_search_trgm" not in done.stdout
+
+
+# --- Admin lists ----------------------------------------------------------------------------------
+
+
+def test_admin_large_lists_do_not_count_the_table_and_search_by_contact(admin_client, team, django_assert_max_num_queries):
+    from django.contrib import admin as django_admin
+
+    from outreach.pagination import EstimatedCountPaginator
+
+    for model in (Contact, Lead, SentMessage, TimelineEvent):
+        model_admin = django_admin.site._registry[model]
+        assert model_admin.show_full_result_count is False and model_admin.paginator is EstimatedCountPaginator
+    ann = make_contact(team, "ann@alpha.example.com", first_name="Ann", company="Alpha")
+    make_contact(team, "bob@beta.example.com", first_name="Bob", company="Beta")
+    TimelineEvent.objects.create(team=team, contact=ann, kind="contact_updated", summary="Touched.")
+    page = admin_client.get("/admin/outreach/contact/", {"q": "alpha ann"}).content.decode()
+    assert "ann@alpha.example.com" in page and "bob@beta.example.com" not in page
+    with django_assert_max_num_queries(12) as captured:
+        page = admin_client.get("/admin/outreach/timelineevent/", {"q": "alpha"}).content.decode()
+    assert "Touched." in page
+    assert not any(re.match(r'SELECT COUNT\(\*\) AS "__count" FROM "outreach_timelineevent"\s*$', q["sql"])
+                   for q in captured.captured_queries)
