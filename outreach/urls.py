@@ -16,6 +16,7 @@ urlpatterns = [
     path("contacts/", views.contact_list, name="contact_list"),
     path("contacts/new/", views.contact_create, name="contact_create"),
     path("contacts/companies/", views.contact_company_suggestions, name="contact_company_suggestions"),
+    path("contacts/export.csv", views.contact_export, name="contact_export"),
     path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
     path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/delete/", views.contact_delete, name="contact_delete"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("contacts/<int:pk>/make-lead/", views.lead_create, name="lead_create"),
     # Leads
     path("leads/", views.lead_list, name="lead_list"),
+    path("leads/export.csv", views.lead_export, name="lead_export"),
     path("leads/<int:pk>/edit/", views.lead_edit, name="lead_edit"),
     # Mailboxes
     path("mailboxes/", views.mailbox_list, name="mailbox_list"),

@@ -294,3 +294,57 @@ def test_admin_large_lists_do_not_count_the_table_and_search_by_contact(admin_cl
     assert "Touched." in page
     assert not any(re.match(r'SELECT COUNT\(\*\) AS "__count" FROM "outreach_timelineevent"\s*$', q["sql"])
                    for q in captured.captured_queries)
+
+
+# --- CSV export -----------------------------------------------------------------------------------
+
+
+def _download(response) -> str:
+    from django.http import StreamingHttpResponse
+
+    assert isinstance(response, StreamingHttpResponse) and response["Content-Type"] == "text/csv; charset=utf-8"
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+def test_contact_export_is_the_current_filter_streamed_with_bom_and_escaped(user_client, team):
+    make_contact(team, "ann@acme.example.com", first_name="=HYPERLINK(\"http://x\")", company="Acme", title="+CEO",
+                 custom_fields={"Plan": "-gold", "Région": "Île-de-France"})
+    make_contact(team, "bob@other.example.com", company="Other")
+    page = user_client.get(reverse("contact_list"), {"company": "Acme"}).content.decode()
+    assert f'href="{reverse("contact_export")}?company=Acme"' in page
+    text = _download(user_client.get(reverse("contact_export"), {"company": "Acme"}))
+    assert text.startswith("\ufeffEmail,First name,Last name,Company,Job title,Phone,LinkedIn URL,")
+    lines = text.splitlines()
+    assert lines[0].endswith(",Plan,Région") and len(lines) == 2
+    assert "ann@acme.example.com,\"'=HYPERLINK(\"\"http://x\"\")\",,Acme,'+CEO," in lines[1]
+    assert lines[1].endswith(",'-gold,Île-de-France")
+
+
+def test_contact_export_round_trips_through_the_import(user_client, team):
+    from django.core.files.base import ContentFile
+
+    from outreach.imports.services import contacts_import
+
+    for i in range(30):
+        make_contact(team, f"p{i}@example.com", first_name=f"Zoë {i}", last_name="O'Brien, Jr.", company="Acme \"Q\" SA",
+                     title="Head of\nSales", phone="+33 1 23", linkedin_url=f"https://www.linkedin.com/in/p{i}",
+                     custom_fields={"Tier": str(i % 3)} if i % 2 else {})
+    exported = _download(user_client.get(reverse("contact_export"), {"o": "email"}))
+    fields = ("email", "first_name", "last_name", "company", "title", "linkedin_url", "custom_fields")
+    before = sorted(Contact.objects.filter(team=team).values_list(*fields))
+    other, _ = make_team_user()
+    job = contacts_import(team=other, file=ContentFile(exported.encode("utf-8"), name="contacts.csv"))
+    assert job.status == "done" and job.counts()["created"] == 30 and job.counts()["rejected"] == 0
+    after = sorted(Contact.objects.filter(team=other).values_list(*fields))
+    # Custom fields absent from a contact come back as empty cells; everything else is identical.
+    assert [row[:-1] for row in after] == [row[:-1] for row in before]
+    assert [{k: v for k, v in row[-1].items() if v} for row in after] == [row[-1] for row in before]
+
+
+def test_lead_export_has_status_and_owner(user_client, team, team_user):
+    lead = make_lead(make_contact(team, "l@example.com"), status="won", owner=team_user[1])
+    make_lead(make_contact(team, "n@example.com"), status="new")
+    text = _download(user_client.get(reverse("lead_export"), {"status": "won"}))
+    lines = text.splitlines()
+    assert lines[0].endswith(",Lead status,Lead owner") and len(lines) == 2
+    assert lines[1].startswith("l@example.com,") and lines[1].endswith(f",Won,{lead.owner.username}")

@@ -7,12 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .. import selectors
+from .. import exports, selectors
 from ..forms import LeadForm
 from ..models import Contact, Lead
 from ..services.contacts import lead_create as lead_create_service
 from ..services.contacts import lead_update, leads_set_status
-from .common import add_service_errors, get_team, team_object_or_404
+from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
+from .contacts import csv_response
 from .listing import AdminListView, BulkAction, Column, ListFilter
 
 
@@ -24,6 +25,7 @@ class LeadListView(AdminListView):
     noun = "lead"
     noun_plural = "leads"
     search_placeholder = "Search email, name, company"
+    export_url_name = "lead_export"
     columns = (
         Column("Email", "email"), Column("Name", "name"), Column("Company", "company"),
         Column("Status", "status"), Column("Owner"), Column("Created", "created", css="nowrap"),
@@ -46,6 +48,15 @@ class LeadListView(AdminListView):
 
 
 lead_list = LeadListView.as_view()
+
+
+def lead_export(request: HttpRequest) -> HttpResponse:
+    """The leads list's current search, filters and sort as a streamed CSV file."""
+    team = get_team(request)
+    if refused := method_not_allowed(request):
+        return refused
+    qs, _ = selectors.lead_list(team=team, query=LeadListView.query_from(request.GET, LeadListView.filters))
+    return csv_response(exports.leads_csv(qs), "leads.csv")
 
 
 @require_http_methods(["GET", "POST"])

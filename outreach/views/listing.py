@@ -92,6 +92,7 @@ class AdminListView(View):
     actions: Sequence[BulkAction] = ()
     search_placeholder = "Search"
     paginate_by = 50
+    export_url_name = ""  # a URL name taking the same query parameters, answering a CSV file
 
     # --- to implement ------------------------------------------------------------------
     def select(self, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
@@ -112,18 +113,31 @@ class AdminListView(View):
         """Extra template context for the list page."""
         return {}
 
+    def export_url(self) -> str:
+        """The CSV export of the current search, filters and sort ("" when the list has none)."""
+        if not self.export_url_name:
+            return ""
+        params = self.request.GET.copy()
+        for name in PAGE_PARAMS:
+            params.pop(name, None)
+        return reverse(self.export_url_name) + ("?" + params.urlencode() if params else "")
+
     # --- machinery ---------------------------------------------------------------------
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         self.team = get_team(request)
         return super().dispatch(request, *args, **kwargs)
 
-    def list_query(self) -> ListQuery:
-        params = self.request.GET
+    @staticmethod
+    def query_from(params, filters: Sequence[ListFilter]) -> ListQuery:
+        """The ListQuery that query parameters ``params`` ask for (``q``, each filter, ``o``)."""
         return ListQuery(
             q=params.get("q", "").strip(),
-            filters={f.param: params.get(f.param, "") for f in self.filters},
+            filters={f.param: params.get(f.param, "") for f in filters},
             order=params.get("o", ""),
         )
+
+    def list_query(self) -> ListQuery:
+        return self.query_from(self.request.GET, self.filters)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render one keyset page of the list."""
@@ -156,6 +170,7 @@ class AdminListView(View):
             "filtering": filtering,
             "search_placeholder": self.search_placeholder,
             "colspan": len(self.columns) + (1 if self.actions else 0),
+            "export_url": self.export_url(),
         }
         context.update(self.extra_context())
         return render(request, self.template_name, context)
