@@ -10,7 +10,8 @@ timeline events, 0.1·N sent messages, and one contact holding 1,000 timeline ev
 with COPY (``psycopg`` ``cursor.copy``) while the secondary indexes are dropped; the indexes are
 rebuilt afterwards and the tables ANALYZEd, and the seeding time is printed.
 
-Then, in this process through Django's test client (no network; a signed-in superuser, so the
+Then, in a child process with production settings (DEBUG off, so templates are cached and no
+query log is kept) through Django's test client (no network; a signed-in superuser, so the
 admin pages list every team's rows; the UI pages are scoped to the first team), each page is
 requested twice to warm up and ``--runs`` times measured: p50/p95 of the server time (request in,
 rendered response out, including template rendering) and the query count. Pages: contacts list
@@ -338,9 +339,12 @@ def main() -> None:
         return
     import subprocess
 
+    # Production settings (DEBUG off: cached templates, no query log) over plain HTTP to the test client.
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": os.urandom(24).hex(), "ALLOWED_HOSTS": "testserver",
+           "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false"}
     for scale in scales:  # each scale in its own process: one database per Django set-up
         done = subprocess.run([sys.executable, __file__, "--measure-url", db_url_for(base, scale), "--runs", str(args.runs)],
-                              check=True, capture_output=True, text=True, cwd=ROOT)
+                              check=True, capture_output=True, text=True, cwd=ROOT, env=env)
         results[scale] = json.loads(done.stdout.strip().splitlines()[-1])
     names = list(results[scales[0]])
     head = f"{'page':32}" + "".join(f"{f'{s:,} contacts: p50 / p95 ms, queries':>40}" for s in scales)

@@ -330,24 +330,23 @@ def contact_timeline(*, contact: Contact, older: str = "", per_page: int = TIMEL
     given): each SentMessage once, as a card at its "queued" event with its current status and
     all its events nested, and every other event on its own.
 
-    Three queries at most, whatever the timeline's length: the page of entry events (keyset over
-    the (contact, created_at, id) index), the page's messages, and their events.
+    Two queries, whatever the timeline's length: the page of entry events with their messages
+    (keyset over the (contact, created_at, id) index), and those messages' events.
     """
     heads = (contact.timeline_events.filter(Q(sent_message__isnull=True) | Q(kind=TimelineEvent.Kind.MESSAGE_QUEUED))
-             .select_related("actor").order_by("-created_at", "-id"))
+             .select_related("actor", "sent_message__mailbox")
+             .defer("sent_message__html_body", "sent_message__text_body", "sent_message__provider_response")
+             .order_by("-created_at", "-id"))
     page = keyset_page(heads, per_page=per_page, after=older)
     message_ids = [e.sent_message_id for e in page.object_list if e.sent_message_id]
-    messages: dict[int, SentMessage] = {}
     events: dict[int, list[TimelineEvent]] = {}
     if message_ids:
-        messages = {m.pk: m for m in SentMessage.objects.filter(pk__in=message_ids).select_related("mailbox")
-                    .defer("html_body", "text_body", "provider_response")}
         for event in (TimelineEvent.objects.filter(sent_message_id__in=message_ids).select_related("actor")
                       .order_by("-created_at", "-id")):
             events.setdefault(event.sent_message_id, []).append(event)
     entries = []
     for event in page.object_list:
-        message = messages.get(event.sent_message_id) if event.sent_message_id else None
+        message = event.sent_message
         if message is not None:
             entries.append(TimelineEntry(at=message.created_at, message=message, events=events.get(message.pk, [])))
         else:

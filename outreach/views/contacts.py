@@ -145,9 +145,10 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if refused := method_not_allowed(request):
         return refused
     timeline = selectors.contact_timeline(contact=contact, older=request.GET.get("older", ""))
+    compose_form = ComposeForm(team=team)
     return render(request, "contacts/detail.html", {
         "contact": contact, "lead": getattr(contact, "lead", None), "timeline": timeline,
-        "compose_form": ComposeForm(team=team), "has_mailbox": selectors.active_mailboxes(team=team).exists(),
+        "compose_form": compose_form, "has_mailbox": compose_form.has_mailbox,
     })
 
 
