@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -17,7 +17,7 @@ from ..services.contacts import contact_create as contact_create_service
 from ..services.contacts import contact_update, contacts_delete, contacts_make_leads
 from ..services.sending import AttachmentData, sent_message_create
 from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
-from .listing import AdminListView, BulkAction, Column, ListFilter
+from .listing import AdminListView, BulkAction, Column, ListFilter, list_export_view
 
 
 def _lead_filter_choices(team):
@@ -66,20 +66,7 @@ class ContactListView(AdminListView):
 contact_list = ContactListView.as_view()
 
 
-def csv_response(lines, filename: str) -> StreamingHttpResponse:
-    """A streamed CSV download of ``lines`` (UTF-8, the BOM is the first line's)."""
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-def contact_export(request: HttpRequest) -> HttpResponse:
-    """The contacts list's current search, filters and sort as a streamed CSV file."""
-    team = get_team(request)
-    if refused := method_not_allowed(request):
-        return refused
-    qs, _ = selectors.contact_list(team=team, query=ContactListView.query_from(request.GET, ContactListView.filters))
-    return csv_response(exports.contacts_csv(qs), "contacts.csv")
+contact_export = list_export_view(ContactListView, exports.contacts_csv, "contacts.csv")
 
 
 def contact_company_suggestions(request: HttpRequest) -> HttpResponse:

@@ -12,9 +12,8 @@ from ..forms import LeadForm
 from ..models import Contact, Lead
 from ..services.contacts import lead_create as lead_create_service
 from ..services.contacts import lead_update, leads_set_status
-from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
-from .contacts import csv_response
-from .listing import AdminListView, BulkAction, Column, ListFilter
+from .common import add_service_errors, get_team, team_object_or_404
+from .listing import AdminListView, BulkAction, Column, ListFilter, list_export_view
 
 
 class LeadListView(AdminListView):
@@ -50,13 +49,7 @@ class LeadListView(AdminListView):
 lead_list = LeadListView.as_view()
 
 
-def lead_export(request: HttpRequest) -> HttpResponse:
-    """The leads list's current search, filters and sort as a streamed CSV file."""
-    team = get_team(request)
-    if refused := method_not_allowed(request):
-        return refused
-    qs, _ = selectors.lead_list(team=team, query=LeadListView.query_from(request.GET, LeadListView.filters))
-    return csv_response(exports.leads_csv(qs), "leads.csv")
+lead_export = list_export_view(LeadListView, exports.leads_csv, "leads.csv")
 
 
 @require_http_methods(["GET", "POST"])

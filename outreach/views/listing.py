@@ -17,11 +17,11 @@ filters, which stay in the URL), ``action``, ``value`` (for actions with choices
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
@@ -29,7 +29,7 @@ from django.views import View
 from ..models import Team
 from ..pagination import keyset_page, total_of
 from ..selectors import ListQuery, Selection
-from .common import get_team
+from .common import get_team, method_not_allowed
 
 PAGE_PARAMS = ("after", "before", "last")
 CONFIRM_PREVIEW_ROWS = 20
@@ -249,3 +249,20 @@ class AdminListView(View):
         message = getattr(self, action.handler)(selection, value)
         messages.success(request, message)
         return back
+
+
+def list_export_view(view_class: type[AdminListView], lines: Callable[[QuerySet], Iterable[str]], filename: str):
+    """A view answering ``view_class``'s list for the request's search, filters and sort (the
+    same query parameters) as a streamed CSV download of ``lines(queryset)``."""
+
+    def export(request: HttpRequest) -> HttpResponse:
+        team = get_team(request)
+        if refused := method_not_allowed(request):
+            return refused
+        qs, _ = view_class().select(team, view_class.query_from(request.GET, view_class.filters))
+        response = StreamingHttpResponse(lines(qs), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    export.__doc__ = f"The {view_class.noun_plural} list's current search, filters and sort as a streamed CSV file."
+    return export
