@@ -26,6 +26,7 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 from django.db import connections
 from django.db.models import F, OrderBy, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_date, parse_datetime
 
 COUNT_THRESHOLD = 10_000
@@ -165,8 +166,17 @@ def _equal(field: SortField, value: Any) -> Q:
     return Q(**{f"{field.path}__isnull": True}) if value is None else Q(**{field.path: value})
 
 
-def after_condition(fields: Sequence[SortField], values: Sequence[Any], *, reverse: bool = False) -> Q:
-    """Rows strictly after ``values`` in the ordering (strictly before it when ``reverse``)."""
+def after_condition(fields: Sequence[SortField], values: Sequence[Any], *, reverse: bool = False):
+    """Rows strictly after ``values`` in the ordering (strictly before it when ``reverse``).
+
+    When every sort column is a non-null column of the model itself this is a row comparison,
+    ``(a, b, id) > (x, y, i)``, which PostgreSQL uses as the start of the (team, a, b, id) index
+    scan even deep inside a run of equal values. Otherwise (NULLs, joined columns) it is the
+    expanded form ``a > x OR (a = x AND (…))`` plus a redundant ``a >= x`` bound for the index.
+    """
+    if all(not f.nullable and "__" not in f.path for f in fields):
+        lookup = TupleLessThan if fields[0].descending != reverse else TupleGreaterThan
+        return lookup(Tuple(*(F(f.path) for f in fields)), tuple(values))
     cond: Q | None = None
     for field, value in reversed(list(zip(fields, values))):
         desc = field.descending != reverse
