@@ -1,32 +1,96 @@
-"""Django admin for operators: every model, team filtering, write-only credentials, read-only timeline."""
+"""Django admin for operators: every model, team-scoped for non-superuser staff (admin_scoping),
+team roles honoured, write-only credentials, read-only history, writes through the services."""
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
-from .admin_scoping import TeamScopedAdmin
+from .admin_scoping import TeamScopedAdmin, TeamScopedInline, request_team
 from .dbindexes import contact_search_text
 from .pagination import EstimatedCountPaginator
-from .selectors import apply_text_search
 from .message_templates.services import template_check
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
-from .services.mailboxes import credentials_rotate
+from .services.contacts import CONTACT_FIELDS, LEAD_FIELDS, contact_create, contact_update, lead_create, lead_update
+from .services.mailboxes import (credentials_rotate, mailbox_check_hosts, mailbox_connect, mailbox_connect_provider,
+                                 mailbox_credential_problems, mailbox_sender_id_problems, mailbox_update)
+from .services.provider_accounts import provider_account_create, provider_account_delete, provider_account_update
+from .selectors import apply_text_search
+from .services.teams import membership_remove, membership_role_check, membership_set_role
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(TeamScopedAdmin):
+    """Non-superusers see only their own team; only its owners/admins rename it; only superusers add or delete teams."""
+
     list_display = ("name", "created_at")
     search_fields = ("name",)
+    admin_role_required = True
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TeamScopedAdmin):
+    """Non-superusers: their team's members only; owners/admins change roles or remove members
+    (through the team services: the last owner stays); nobody but a superuser moves a user to
+    another team or adds a membership here (members are invited from the Members page)."""
+
     list_display = ("user", "team", "role")
     list_filter = ("team", "role")
     search_fields = ("user__username", "user__email", "team__name")
     autocomplete_fields = ("team",)
+    admin_role_required = True
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return ()
+        return ("user", "team")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class RoleCheckedForm(form):
+            def clean(self):
+                data = super().clean()
+                if self.instance.pk and "role" in data:
+                    try:
+                        membership_role_check(membership=Membership.objects.get(pk=self.instance.pk), role=data["role"])
+                    except ValidationError as err:
+                        self.add_error("role", err)
+                return data
+
+        return RoleCheckedForm
+
+    def save_model(self, request, obj, form, change):
+        """A role change goes through membership_set_role; user/team changes are superuser-only fields."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        if "role" in form.changed_data:
+            membership_set_role(membership=Membership.objects.get(pk=obj.pk), role=obj.role, actor=request.user)
+        others = [name for name in form.changed_data if name != "role"]
+        if others:
+            Membership.objects.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in others})
+
+    def delete_model(self, request, obj):
+        try:
+            membership_remove(membership=obj, actor=request.user)
+        except ValidationError as err:
+            self.message_user(request, " ".join(err.messages), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
 
 
 class LargeListAdmin(admin.ModelAdmin):
@@ -47,10 +111,35 @@ class LargeListAdmin(admin.ModelAdmin):
         return apply_text_search(queryset, search_term, contact_search_text(self.contact_search_prefix)), False
 
 
-class LeadInline(admin.StackedInline):
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(TeamScopedAdmin, DjangoUserAdmin):
+    """Django's user admin, team-scoped for non-superusers (their team's members only), who can
+    never grant staff, superuser, group or permission rights."""
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ("is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined")
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser  # a user without a team would escape every scope
+
+
+class LeadInline(TeamScopedInline, admin.StackedInline):
     model = Lead
     extra = 0
     fields = ("status", "owner", "source", "lemlist_lead_id", "leadlex_deal_id")
+
+
+def _copy_into(target, source) -> None:
+    """Make the admin's unsaved ``target`` the row a service saved (``source``)."""
+    target.__dict__.update({k: v for k, v in source.__dict__.items() if not k.startswith("_")})
+    target._state.adding = False
 
 
 @admin.register(Contact)
@@ -63,6 +152,29 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     inlines = [LeadInline]
     readonly_fields = ("created_at", "updated_at")
 
+    def save_model(self, request, obj, form, change):
+        """Through contact_create / contact_update, with their timeline rows."""
+        data = {name: form.cleaned_data[name] for name in CONTACT_FIELDS if name in form.cleaned_data}
+        if change:
+            saved = contact_update(contact=Contact.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            saved = contact_create(team=form.cleaned_data["team"], actor=request.user, data=data)
+        _copy_into(obj, saved)
+
+    def save_formset(self, request, form, formset, change):
+        """Leads of the inline through lead_create / lead_update (team taken from the contact)."""
+        if formset.model is not Lead:
+            return super().save_formset(request, form, formset, change)
+        contact = form.instance
+        for lead in formset.save(commit=False):
+            data = {name: getattr(lead, name) for name in LEAD_FIELDS}
+            if lead.pk is None:
+                lead_create(team=contact.team, contact=contact, actor=request.user, data=data)
+            else:
+                lead_update(lead=Lead.objects.select_related("contact").get(pk=lead.pk), actor=request.user, data=data)
+        for lead in formset.deleted_objects:
+            lead.delete()
+
 
 @admin.register(Lead)
 class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
@@ -72,6 +184,16 @@ class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
     contact_search_prefix = "contact__"
     autocomplete_fields = ("contact",)
     list_select_related = ("contact", "owner", "team")
+
+    def save_model(self, request, obj, form, change):
+        """Through lead_create / lead_update, with their timeline rows."""
+        data = {name: form.cleaned_data[name] for name in LEAD_FIELDS if name in form.cleaned_data}
+        if change:
+            saved = lead_update(lead=Lead.objects.select_related("contact").get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            contact = form.cleaned_data["contact"]
+            saved = lead_create(team=contact.team, contact=contact, actor=request.user, data=data)
+        _copy_into(obj, saved)
 
 
 class SecretInput(forms.PasswordInput):
@@ -95,6 +217,9 @@ class WriteOnlySecretsForm(forms.ModelForm):
 
 
 class MailboxAdminForm(WriteOnlySecretsForm):
+    """The admin's mailbox form: the same checks as the UI's (services): provider from the
+    registry, SSRF host rules, a changed server needs its password again, sender ids."""
+
     secret_fields = ("smtp_password", "imap_password")
     smtp_password = forms.CharField(label="SMTP password", required=False, widget=SecretInput(),
                                     help_text="Write-only: leave blank to keep the stored password.")
@@ -105,21 +230,63 @@ class MailboxAdminForm(WriteOnlySecretsForm):
         model = Mailbox
         fields = "__all__"
 
+    def clean(self):
+        data = super().clean()
+        existing = Mailbox.objects.get(pk=self.instance.pk) if self.instance.pk else None
+        provider = existing.provider if existing is not None else data.get("provider")
+        present = {k: v for k, v in data.items() if k not in self.errors}
+        if provider == "smtp":
+            problems = {**mailbox_check_hosts(present), **mailbox_credential_problems(existing=existing, data=present)}
+            if not data.get("smtp_password") and not (existing and existing.smtp_password_encrypted):
+                problems.setdefault("smtp_password", "Enter the SMTP password.")
+        elif provider:
+            problems = mailbox_sender_id_problems(provider=provider, data=present)
+            account = data.get("provider_account")
+            if account is None or account.provider != provider or account.team_id != getattr(data.get("team"), "pk", None):
+                problems["provider_account"] = "Choose a provider account of this team and provider."
+        else:
+            problems = {}
+        for name, message in problems.items():
+            if name not in self.errors:
+                self.add_error(name if name in self.fields else None, message)
+        return data
+
 
 @admin.register(Mailbox)
 class MailboxAdmin(TeamScopedAdmin):
+    """Team owners/admins only (members see the list); saved through the mailbox services."""
+
     form = MailboxAdminForm
+    admin_role_required = True
     list_display = ("sender_email", "sender_name", "provider", "smtp_host", "imap_host", "team", "is_active", "last_check_ok")
     list_filter = ("team", "provider", "is_active", "smtp_security")
     search_fields = ("sender_email", "sender_name", "smtp_host")
     readonly_fields = ("last_checked_at", "last_check_ok", "created_at", "updated_at")
-    actions = ["rotate_all_credentials"]
+    actions = ["rotate_selected_credentials"]
 
-    @admin.action(description="Re-encrypt all stored credentials under the newest key")
-    def rotate_all_credentials(self, request, queryset):
-        counts = credentials_rotate()
-        self.message_user(request, f"Re-encrypted {counts['mailboxes']} mailboxes and "
-                                   f"{counts['provider_accounts']} provider accounts.", messages.SUCCESS)
+    def get_readonly_fields(self, request, obj=None):
+        # A mailbox keeps its provider (and team): connect a new one instead.
+        return (*self.readonly_fields, "provider", "team") if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Through mailbox_update / mailbox_connect / mailbox_connect_provider."""
+        data = form.cleaned_data
+        if change:
+            saved = mailbox_update(mailbox=obj, data=data)
+        elif data["provider"] == "smtp":
+            saved = mailbox_connect(team=data["team"], data=data)
+        else:
+            saved = mailbox_connect_provider(team=data["team"], account=data["provider_account"], data=data)
+        if saved is not obj:
+            saved.is_active = data.get("is_active", True)
+            saved.lemlist_email_account_id = data.get("lemlist_email_account_id", "")
+            saved.save(update_fields=["is_active", "lemlist_email_account_id"])
+            _copy_into(obj, saved)
+
+    @admin.action(description="Re-encrypt the selected mailboxes' credentials under the newest key")
+    def rotate_selected_credentials(self, request, queryset):
+        counts = credentials_rotate(mailboxes=queryset, provider_accounts=ProviderAccount.objects.none())
+        self.message_user(request, f"Re-encrypted the credentials of {counts['mailboxes']} mailbox(es).", messages.SUCCESS)
 
 
 class ProviderAccountAdminForm(WriteOnlySecretsForm):
@@ -136,10 +303,43 @@ class ProviderAccountAdminForm(WriteOnlySecretsForm):
 
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(TeamScopedAdmin):
+    """Team owners/admins only; saved through the provider-account services."""
+
     form = ProviderAccountAdminForm
+    admin_role_required = True
     list_display = ("name", "provider", "base_url", "team", "created_at")
     list_filter = ("team", "provider")
     search_fields = ("name",)
+    actions = ["rotate_selected_credentials"]
+
+    def save_model(self, request, obj, form, change):
+        """Through provider_account_create / provider_account_update (base URL and key checks)."""
+        data = form.cleaned_data
+        if change:
+            saved = provider_account_update(account=ProviderAccount.objects.get(pk=obj.pk), name=data["name"],
+                                            api_key=data.get("api_key") or None, base_url=data.get("base_url", ""))
+        else:
+            saved = provider_account_create(team=data["team"], provider=data["provider"], name=data["name"],
+                                            api_key=data.get("api_key", ""), base_url=data.get("base_url", ""))
+        _copy_into(obj, saved)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("provider",) if obj is not None else ()
+
+    def delete_model(self, request, obj):
+        try:
+            provider_account_delete(account=obj)
+        except ValidationError as err:
+            self.message_user(request, " ".join(err.messages), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for account in queryset:
+            self.delete_model(request, account)
+
+    @admin.action(description="Re-encrypt the selected accounts' API keys under the newest key")
+    def rotate_selected_credentials(self, request, queryset):
+        counts = credentials_rotate(mailboxes=Mailbox.objects.none(), provider_accounts=queryset)
+        self.message_user(request, f"Re-encrypted the API keys of {counts['provider_accounts']} account(s).", messages.SUCCESS)
 
 
 class AttachmentInline(admin.TabularInline):
@@ -178,6 +378,13 @@ class SentMessageAdmin(LargeListAdmin, TeamScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer(*self.defer_fields)
+
+    # History: messages are created by compose/send_email (sent_message_create), never here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(TimelineEvent)

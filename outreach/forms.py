@@ -12,7 +12,7 @@ from providers.registry import HTTP_PROVIDERS, MAILBOX_SENDER_ID_FIELDS, PROVIDE
 
 from .models import Contact, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, provider_accounts, team_users
-from .services.mailboxes import mailbox_check_hosts, mailbox_sender_id_problems, sender_id_missing_text
+from .services.mailboxes import mailbox_check_hosts, mailbox_credential_problems, mailbox_sender_id_problems, sender_id_missing_text
 from .services.provider_accounts import provider_account_label
 from .validation import normalize_email, parse_address_list, validate_header_value
 
@@ -226,7 +226,8 @@ class MailboxForm(forms.Form):
         if mailbox is not None and mailbox.provider != "smtp":
             for name in (*SMTP_GROUP, *IMAP_GROUP):
                 del self.fields[name]
-            for name in get_provider_class(mailbox.provider).required_mailbox_fields:
+            provider_cls = PROVIDERS.get(mailbox.provider)  # an unknown (legacy) provider shows no ids
+            for name in getattr(provider_cls, "required_mailbox_fields", ()):
                 self.fields[name] = sender_id_field(name, required_by=mailbox.provider)
         elif mailbox is not None:
             for name in ("smtp_password", "imap_password"):
@@ -285,7 +286,8 @@ class MailboxForm(forms.Form):
         if not data.get("imap_sent_folder"):
             data["imap_sent_folder"] = "Sent"
         checkable = {k: v for k, v in data.items() if k not in self.errors}
-        for name, message in mailbox_check_hosts(checkable).items():
+        problems = {**mailbox_check_hosts(checkable), **mailbox_credential_problems(existing=self.mailbox, data=checkable)}
+        for name, message in problems.items():
             if name in self.fields and name not in self.errors:
                 self.add_error(name, message)
         return data

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from providers.registry import provider_choices
+
 from .crypto import EncryptedSecret
 from .dbindexes import TrigramIndex, contact_search_text
 
@@ -29,10 +31,15 @@ class Team(models.Model):
 
 
 class Membership(models.Model):
-    """Links a user to exactly one team."""
+    """Links a user to exactly one team, with a role.
+
+    Owners and admins manage the team (mailboxes, provider accounts, members); members compose,
+    import and work leads. A team always keeps at least one owner.
+    """
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
         MEMBER = "member", "Member"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
@@ -166,7 +173,7 @@ class ProviderAccount(TeamOwned):
     provider document's server and can be overridden (tests, self-hosted gateways).
     """
 
-    provider = models.CharField(max_length=30)
+    provider = models.CharField(max_length=30, choices=provider_choices(include_smtp=False))
     name = models.CharField(max_length=200)
     base_url = models.URLField(max_length=500, blank=True)
     api_key_encrypted = models.TextField(blank=True, editable=False)
@@ -188,7 +195,8 @@ class Mailbox(TeamOwned):
         STARTTLS = "starttls", "STARTTLS (e.g. port 587/143)"
         NONE = "none", "None (plain text)"
 
-    provider = models.CharField(max_length=30, default="smtp", help_text="'smtp' or the name of an HTTP provider.")
+    provider = models.CharField(max_length=30, default="smtp", choices=provider_choices(),
+                                help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
     sender_name = models.CharField(max_length=200)
     sender_email = models.EmailField(max_length=254)
     is_active = models.BooleanField(default=True)

@@ -148,6 +148,9 @@ if not OUTREACH_ENCRYPTION_KEYS and DEBUG:
 OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = env.bool("OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS", default=False)
 OUTREACH_SMTP_PORTS = env.list("OUTREACH_SMTP_PORTS", cast=int, default=[25, 465, 587, 2525])
 OUTREACH_IMAP_PORTS = env.list("OUTREACH_IMAP_PORTS", cast=int, default=[143, 993])
+# Send SMTP/IMAP passwords over an unencrypted connection (security "none") to public hosts.
+# Off: such logins are refused (loopback/private hosts are always allowed).
+OUTREACH_ALLOW_PLAINTEXT_AUTH = env.bool("OUTREACH_ALLOW_PLAINTEXT_AUTH", default=False)
 # Seconds for connect and each read on SMTP/IMAP sockets.
 OUTREACH_MAIL_TIMEOUT = env.float("OUTREACH_MAIL_TIMEOUT", default=20.0)
 # Extra CA bundle for mail servers with private certificates (tests); empty = system store.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from email.headerregistry import Address as _HeaderAddress
 from typing import Any, ClassVar, Mapping
 
+from .addresses import format_address
 from .errors import UnsupportedFeature
 
 #: Closed vocabulary of provider statuses (anymail's), stored in SentMessage.provider_status.
@@ -26,11 +26,9 @@ class Address:
     name: str = ""
 
     def formatted(self) -> str:
-        """RFC 5322 form, e.g. ``"Ann Lee" <ann@example.com>`` (encoded words added by ``email`` when needed)."""
-        if not self.name:
-            return self.email
-        local, _, domain = self.email.rpartition("@")
-        return str(_HeaderAddress(display_name=self.name, username=local, domain=domain))
+        """RFC 5322 form, e.g. ``"Ann Lee" <ann@example.com>``, that parses back to exactly this
+        one address (a hostile display name is neutralised: :func:`providers.addresses.format_address`)."""
+        return format_address(self)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ def address_problem(ip_text: str, *, allow_private: bool) -> str | None:
     return None
 
 
+def is_private_address(ip_text: str) -> bool:
+    """Whether ``ip_text`` is loopback or in a private range (after unwrapping IPv6 forms that carry IPv4)."""
+    ip = unwrap_ip(ipaddress.ip_address(ip_text.split("%", 1)[0]))
+    return ip.is_loopback or ip.is_private
+
+
 def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
     """Resolve and check a mail server; ``kind`` is "smtp" or "imap".
 

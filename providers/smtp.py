@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
+from .addresses import address_header
 from .base import Capabilities, OutgoingMessage, Provider, SendResult
 from .errors import (
     AuthenticationFailed,
@@ -32,7 +33,7 @@ from .errors import (
     ProviderUnavailable,
     RecipientRefused,
 )
-from .netguard import ResolvedHost, check_mail_host, pinned_connection
+from .netguard import ResolvedHost, check_mail_host, is_private_address, pinned_connection
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +135,32 @@ def _reply_text(reply: bytes | str) -> str:
 
 # --- sessions ----------------------------------------------------------------------------
 
+def check_plaintext_login(server: ServerSettings, resolved: ResolvedHost, *, label: str) -> None:
+    """Refuse to send a password over an unencrypted connection (security "none") to a host that
+    is not loopback/private, unless settings.OUTREACH_ALLOW_PLAINTEXT_AUTH is true.
+
+    Raises ConfigurationError (provider_code ``smtp_security``/``imap_security``) before any
+    connection is made.
+    """
+    if server.security != NONE or not server.login or getattr(settings, "OUTREACH_ALLOW_PLAINTEXT_AUTH", False):
+        return
+    if is_private_address(resolved.ip):
+        return
+    kind = label.lower()
+    raise ConfigurationError(
+        f"{label} security is “None”: the password would cross the internet unencrypted to {server.host}. "
+        "Choose SSL/TLS or STARTTLS.", provider="smtp", provider_code=f"{kind}_security")
+
+
 def open_smtp(server: ServerSettings) -> smtplib.SMTP:
     """Connect, secure and log in to an SMTP server. Returns a logged-in smtplib.SMTP.
 
-    Raises HostNotAllowed (checked again at every call), AuthenticationFailed,
+    Raises HostNotAllowed (checked again at every call), ConfigurationError for a login over an
+    unencrypted connection to a public host (:func:`check_plaintext_login`), AuthenticationFailed,
     ProviderUnavailable / ProviderTimeout with a human message.
     """
     resolved = check_mail_host(server.host, server.port, kind="smtp")
+    check_plaintext_login(server, resolved, label="SMTP")
     timeout = settings.OUTREACH_MAIL_TIMEOUT
     try:
         if server.security == SSL:
@@ -179,9 +199,11 @@ def open_smtp(server: ServerSettings) -> smtplib.SMTP:
 def open_imap(server: ServerSettings) -> imaplib.IMAP4:
     """Connect, secure and log in to an IMAP server. Returns a logged-in imaplib.IMAP4.
 
-    Raises HostNotAllowed, AuthenticationFailed, ProviderUnavailable / ProviderTimeout.
+    Raises HostNotAllowed, ConfigurationError (plaintext login to a public host),
+    AuthenticationFailed, ProviderUnavailable / ProviderTimeout.
     """
     resolved = check_mail_host(server.host, server.port, kind="imap")
+    check_plaintext_login(server, resolved, label="IMAP")
     timeout = settings.OUTREACH_MAIL_TIMEOUT
     try:
         if server.security == SSL:
@@ -242,12 +264,12 @@ def build_mime(message: OutgoingMessage) -> EmailMessage:
     Bcc is never written into the headers. Raises ValueError on a header value holding CR/LF.
     """
     mime = EmailMessage(policy=SMTP_POLICY)
-    mime["From"] = message.sender.formatted()
-    mime["To"] = ", ".join(a.formatted() for a in message.to)
+    mime["From"] = address_header("From", [message.sender])
+    mime["To"] = address_header("To", message.to)
     if message.cc:
-        mime["Cc"] = ", ".join(a.formatted() for a in message.cc)
+        mime["Cc"] = address_header("Cc", message.cc)
     if message.reply_to:
-        mime["Reply-To"] = message.reply_to.formatted()
+        mime["Reply-To"] = address_header("Reply-To", [message.reply_to])
     mime["Subject"] = message.subject
     mime["Date"] = format_datetime(localtime())
     mime["Message-ID"] = message.message_id

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import requests
 
+from .addresses import safe_display_name
 from .base import Capabilities, OutgoingMessage, SendResult
 from .errors import (
     AuthenticationFailed,
@@ -105,13 +106,16 @@ class UnipileProvider(HttpProvider):
         self.require(self.account_id, "mailbox's Unipile account_id", code="unipile_account_id")
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
+        def attendee(a):
+            name = safe_display_name(a)  # a name that would parse as more addresses is neutralised
+            return {"display_name": name, "identifier": a.email} if name else {"identifier": a.email}
+
         def attendees(addresses):
-            return [{"display_name": a.name, "identifier": a.email} if a.name else {"identifier": a.email} for a in addresses]
+            return [attendee(a) for a in addresses]
 
         data: list[tuple[str, str]] = [
             ("account_id", self.account_id),
-            ("from", compact_json({"display_name": message.sender.name, "identifier": message.sender.email}
-                                  if message.sender.name else {"identifier": message.sender.email})),
+            ("from", compact_json(attendee(message.sender))),
             ("to", compact_json(attendees(message.to))),
         ]
         if message.cc:

@@ -349,9 +349,10 @@ def browser_page(django_db_setup, live_server):
 @pytest.fixture
 def team_user(db):
     """(team, user): a fresh team and its owner (tests.factories.make_team_user)."""
+    from outreach.models import Membership
     from tests.factories import make_team_user
 
-    return make_team_user()
+    return make_team_user(role=Membership.Role.OWNER)
 
 
 @pytest.fixture

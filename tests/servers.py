@@ -588,3 +588,56 @@ service imap-login {{
 
 def _quote(mailbox: str) -> str:
     return mailbox if mailbox.startswith('"') else '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class CapturingSMTPServer:
+    """A plain-text SMTP server (aiosmtpd) on 127.0.0.1 that accepts any AUTH and records it:
+    the "server an attacker controls" of the credential-extraction tests.
+
+    ``auths``: list of (login, password) it was sent; ``ehlos``: how many sessions greeted it;
+    ``messages``: raw DATA bytes. ``start()`` / ``stop()``; usable as a context manager.
+    """
+
+    def __init__(self):
+        self.host = HOST
+        self.port: int | None = None
+        self.auths: list[tuple[str, str]] = []
+        self.ehlos = 0
+        self.messages: list[bytes] = []
+        self._controller = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(bytes(envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            self.auths.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True, handled=False, auth_data=auth_data)
+
+    def start(self) -> "CapturingSMTPServer":
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self._controller = Controller(self, hostname=self.host, port=self.port, authenticator=self._authenticate,
+                                      auth_require_tls=False, decode_data=False, ready_timeout=10)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

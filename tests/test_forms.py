@@ -190,7 +190,7 @@ def test_mailbox_form_refuses_line_breaks(private_hosts):
 def test_mailbox_form_edit_never_renders_passwords_and_keeps_them_optional(private_hosts):
     team, _ = make_team_user()
     mailbox = make_mailbox(team, smtp_password="stored-smtp-secret", imap_password="stored-imap-secret",
-                           imap_host="127.0.0.1", imap_port=993, imap_login="ann", smtp_host="127.0.0.1")
+                           imap_host="127.0.0.1", imap_port=993, imap_login="ann", smtp_host="127.0.0.1", smtp_login="ann")
     html = MailboxForm(mailbox=mailbox).as_div()
     assert "stored-smtp-secret" not in html and "stored-imap-secret" not in html
     assert 'value="127.0.0.1"' in html

@@ -551,7 +551,7 @@ def test_mailbox_connect_saves_encrypted_and_never_renders_passwords(user_client
 
 def test_mailbox_edit_blank_password_keeps_stored_one(user_client, team, settings):
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    mailbox = make_mailbox(team, smtp_password="keep-me", smtp_host="127.0.0.1")
+    mailbox = make_mailbox(team, smtp_password="keep-me", smtp_host="127.0.0.1", smtp_login="ann@acme.com")
     response = user_client.post(reverse("mailbox_edit", args=[mailbox.pk]), _mailbox_data(smtp_password="", sender_name="New Name"))
     assert response.status_code == 302
     mailbox.refresh_from_db()
@@ -579,7 +579,7 @@ def test_mailbox_test_reports_form_errors_and_connection_failure(user_client, te
     assert "Fix the form first" in response.content.decode() and "loopback" in response.content.decode()
 
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    mailbox = make_mailbox(team, smtp_password="stored-pw", smtp_host="127.0.0.1")
+    mailbox = make_mailbox(team, smtp_password="stored-pw", smtp_host="127.0.0.1", smtp_login="ann@acme.com")
     seen = {}
 
     def fake_test(*, data, existing=None):

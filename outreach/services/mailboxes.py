@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from providers.errors import ProviderError
 from providers.netguard import check_mail_host
-from providers.registry import HTTP_PROVIDERS, get_provider_class
+from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
 from providers.smtp import ServerSettings, test_connection
 
 from ..crypto import rotate
@@ -21,11 +21,51 @@ SMTP_FIELDS = ("sender_name", "sender_email", "smtp_host", "smtp_port", "smtp_lo
                "imap_host", "imap_port", "imap_login", "imap_security", "imap_sent_folder")
 
 
+#: The connection fields a stored password is bound to: change one and the password must be entered again.
+CREDENTIAL_BOUND_FIELDS = ("host", "port", "login", "security")
+
+
+def _normalized(kind: str, name: str, value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    return text.lower().rstrip(".") if name == "host" else text
+
+
+def mailbox_credential_problems(*, existing: Mailbox | None, data: dict[str, Any]) -> dict[str, str]:
+    """Where ``data`` would send a password stored on ``existing`` to a different server.
+
+    A stored SMTP or IMAP password is bound to the host, port, login and security it was saved
+    with: when ``data`` changes any of them (for that protocol) and leaves the password blank,
+    the stored one must not be reused (else anyone who may edit the mailbox could point it at a
+    server they control and read the password). Returns {"smtp_password"|"imap_password": message};
+    empty when nothing is wrong (or ``existing`` is None: a new mailbox has no stored password).
+    """
+    problems: dict[str, str] = {}
+    if existing is None:
+        return problems
+    for kind in ("smtp", "imap"):
+        if data.get(f"{kind}_password") or not getattr(existing, f"{kind}_password_encrypted"):
+            continue
+        if kind == "imap" and not data.get("imap_host", existing.imap_host):
+            continue  # IMAP removed: no password will be used
+        changed = [name for name in CREDENTIAL_BOUND_FIELDS if f"{kind}_{name}" in data
+                   and _normalized(kind, name, data[f"{kind}_{name}"]) != _normalized(kind, name, getattr(existing, f"{kind}_{name}"))]
+        if changed:
+            problems[f"{kind}_password"] = (
+                f"Enter the {kind.upper()} password again: the {', '.join(changed)} changed, and the stored "
+                "password is only ever sent to the server it was saved for.")
+    return problems
+
+
 def server_settings_from_data(data: dict[str, Any], *, existing: Mailbox | None = None) -> tuple[ServerSettings, ServerSettings | None]:
     """Build (smtp, imap-or-None) ServerSettings from form-shaped ``data``.
 
-    A blank password falls back to the one stored on ``existing`` (passwords are write-only in forms).
+    A blank password falls back to the one stored on ``existing`` (passwords are write-only in
+    forms), but only while host, port, login and security are unchanged: otherwise raises
+    ValidationError({"smtp_password"|"imap_password": ...}) (:func:`mailbox_credential_problems`).
     """
+    problems = mailbox_credential_problems(existing=existing, data=data)
+    if problems:
+        raise ValidationError(problems)
     smtp_password = data.get("smtp_password") or (existing.smtp_password if existing else "")
     smtp = ServerSettings(data["smtp_host"], int(data["smtp_port"]), data.get("smtp_login", ""),
                           smtp_password, data.get("smtp_security", "starttls"))
@@ -54,9 +94,14 @@ def mailbox_check_hosts(data: dict[str, Any]) -> dict[str, str]:
 def mailbox_test_connection(*, data: dict[str, Any], existing: Mailbox | None = None) -> tuple[bool, list[str]]:
     """Really log in to SMTP and IMAP with ``data``. Returns (ok, lines for the user).
 
-    Never raises for connection problems: the failure is the last line, in plain words.
+    Never raises for connection problems: the failure is the last line, in plain words. A
+    changed server with a blank password (:func:`mailbox_credential_problems`) is refused before
+    any connection is made.
     """
-    smtp, imap = server_settings_from_data(data, existing=existing)
+    try:
+        smtp, imap = server_settings_from_data(data, existing=existing)
+    except ValidationError as err:
+        return False, err.messages
     try:
         lines = test_connection(smtp, imap)
     except ProviderError as err:
@@ -83,8 +128,12 @@ def sender_id_missing_text(*, provider: str, name: str) -> str:
 
 def mailbox_sender_id_problems(*, provider: str, data: dict[str, Any]) -> dict[str, str]:
     """Check the sender identifiers ``provider`` requires (its class' ``required_mailbox_fields``)
-    in form-shaped ``data``. Returns {field: message} for each missing or malformed one."""
-    provider_cls = get_provider_class(provider)
+    in form-shaped ``data``. Returns {field: message} for each missing or malformed one (an
+    unknown ``provider`` is {"provider": message})."""
+    try:
+        provider_cls = get_provider_class(provider)
+    except KeyError:
+        return {"provider": f"Unknown provider {provider!r}."}
     problems = {name: sender_id_missing_text(provider=provider, name=name) for name in provider_cls.missing_mailbox_fields(data)}
     for name in provider_cls.required_mailbox_fields:
         if name in problems:
@@ -130,7 +179,12 @@ def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict
 def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
     """Update a mailbox; a blank password keeps the stored one. For a provider-bound mailbox the
     sender ids its provider requires are updated too (ValidationError naming a missing one).
-    Returns the Mailbox."""
+    Returns the Mailbox. Raises ValidationError when the host, port, login or security change
+    without the password being entered again (:func:`mailbox_credential_problems`)."""
+    provider_class_or_error(mailbox.provider)
+    problems = mailbox_credential_problems(existing=mailbox, data=data) if mailbox.provider == "smtp" else {}
+    if problems:
+        raise ValidationError(problems)
     if mailbox.provider != "smtp":
         problems = mailbox_sender_id_problems(provider=mailbox.provider, data={
             **{name: getattr(mailbox, name) for name in get_provider_class(mailbox.provider).required_mailbox_fields},
@@ -139,6 +193,15 @@ def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
             raise ValidationError(problems)
         _apply_sender_ids(mailbox, data)
     return _apply(mailbox, data)
+
+
+def provider_class_or_error(provider: str):
+    """The registered Provider class named ``provider``; ValidationError({"provider": ...}) for an unknown one."""
+    try:
+        return get_provider_class(provider)
+    except KeyError:
+        raise ValidationError({"provider": f"Unknown provider {provider!r}: choose one of "
+                                           f"{', '.join(PROVIDERS)}."}) from None
 
 
 def _label(name: str) -> str:
@@ -192,20 +255,29 @@ def mailbox_delete_unused(*, mailbox: Mailbox) -> bool:
     return True
 
 
-def credentials_rotate() -> dict[str, int]:
-    """Re-encrypt every stored secret under the newest key of OUTREACH_ENCRYPTION_KEYS.
+def credentials_rotate(*, mailboxes=None, provider_accounts=None) -> dict[str, int]:
+    """Re-encrypt stored secrets under the newest key of OUTREACH_ENCRYPTION_KEYS.
 
-    Returns {"mailboxes": n, "provider_accounts": n}. Raises CredentialDecryptionError (and
-    changes nothing) if any secret cannot be decrypted with the configured keys.
+    ``mailboxes`` / ``provider_accounts``: querysets to rotate (None = every row; an admin action
+    passes its selection). Returns {"mailboxes": n, "provider_accounts": n}. Raises
+    CredentialDecryptionError (and changes nothing) if any secret cannot be decrypted.
     """
     counts = {"mailboxes": 0, "provider_accounts": 0}
+    mailbox_ids = None if mailboxes is None else list(mailboxes.values_list("pk", flat=True))
+    account_ids = None if provider_accounts is None else list(provider_accounts.values_list("pk", flat=True))
     with transaction.atomic():
-        for mailbox in Mailbox.objects.select_for_update().only("pk", "smtp_password_encrypted", "imap_password_encrypted"):
+        box_rows = Mailbox.objects.select_for_update().only("pk", "smtp_password_encrypted", "imap_password_encrypted")
+        if mailbox_ids is not None:
+            box_rows = box_rows.filter(pk__in=mailbox_ids)
+        for mailbox in box_rows:
             mailbox.smtp_password_encrypted = rotate(mailbox.smtp_password_encrypted, what=f"SMTP password of mailbox {mailbox.pk}")
             mailbox.imap_password_encrypted = rotate(mailbox.imap_password_encrypted, what=f"IMAP password of mailbox {mailbox.pk}")
             mailbox.save(update_fields=["smtp_password_encrypted", "imap_password_encrypted"])
             counts["mailboxes"] += 1
-        for account in ProviderAccount.objects.select_for_update().only("pk", "api_key_encrypted"):
+        account_rows = ProviderAccount.objects.select_for_update().only("pk", "api_key_encrypted")
+        if account_ids is not None:
+            account_rows = account_rows.filter(pk__in=account_ids)
+        for account in account_rows:
             account.api_key_encrypted = rotate(account.api_key_encrypted, what=f"API key of provider account {account.pk}")
             account.save(update_fields=["api_key_encrypted"])
             counts["provider_accounts"] += 1

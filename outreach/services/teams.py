@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from ..models import Membership, Team
@@ -45,3 +45,57 @@ def team_for_user(user) -> Team | None:
     """The user's team, or None for a user without one (e.g. a bare superuser)."""
     membership = getattr(user, "membership", None) if user.is_authenticated else None
     return membership.team if membership else None
+
+
+#: Roles that manage the team: mailboxes, provider accounts and members.
+ADMIN_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def user_is_team_admin(user) -> bool:
+    """Whether ``user`` is an owner or admin of their team (False without a team)."""
+    membership = getattr(user, "membership", None) if user.is_authenticated else None
+    return bool(membership) and membership.role in ADMIN_ROLES
+
+
+def _require_team_admin(actor, team: Team) -> None:
+    if actor is None or actor.is_superuser:
+        return
+    if team_for_user(actor) != team or not user_is_team_admin(actor):
+        raise PermissionDenied("Only the team's owners and admins can manage its members.")
+
+
+def membership_role_check(*, membership: Membership, role: str) -> None:
+    """Raise ValidationError if ``membership`` may not get ``role``: an unknown role, or the team's
+    last owner stepping down (a team always keeps an owner)."""
+    if role not in Membership.Role.values:
+        raise ValidationError(f"Unknown role {role!r}: choose one of {', '.join(Membership.Role.values)}.")
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and _last_owner(membership):
+        raise ValidationError(f"{membership.user} is the team's only owner: make someone else owner first.")
+
+
+def _last_owner(membership: Membership) -> bool:
+    return not Membership.objects.filter(team_id=membership.team_id, role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str, actor=None) -> Membership:
+    """Give ``membership`` the ``role`` ("owner", "admin", "member"). ``actor`` (None for scripts)
+    must be a superuser or an owner/admin of the same team (PermissionDenied otherwise).
+    Raises ValidationError as :func:`membership_role_check`. Returns the Membership."""
+    _require_team_admin(actor, membership.team)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership_role_check(membership=membership, role=role)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor=None) -> None:
+    """Remove a member from the team (the user stays, without a team, so sees nothing). ``actor``
+    as in :func:`membership_set_role`. Raises ValidationError for the team's last owner."""
+    _require_team_admin(actor, membership.team)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if membership.role == Membership.Role.OWNER and _last_owner(membership):
+        raise ValidationError(f"{membership.user} is the team's only owner and cannot be removed.")
+    membership.delete()
