@@ -101,6 +101,7 @@ class LargeListAdmin(admin.ModelAdmin):
 
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+    list_per_page = 50
     ordering = ("-pk",)
     contact_search_prefix: str | None = None
     search_help_text = "Matches email, first and last name, and company."

@@ -266,11 +266,12 @@ def planner_estimate(qs: QuerySet) -> int | None:
 
 def total_of(qs: QuerySet, *, threshold: int = COUNT_THRESHOLD) -> Total:
     """The exact count up to ``threshold``; beyond it the planner's estimate on PostgreSQL (an
-    exact count elsewhere). At most two cheap queries: EXPLAIN, then a count capped at
-    ``threshold + 1`` rows (skipped when the estimate is far above the threshold)."""
+    exact count elsewhere). At most two cheap queries: EXPLAIN, then — only when the estimate is
+    within the threshold — a count capped at ``threshold + 1`` rows (so an underestimate costs
+    at most ``threshold`` rows of counting)."""
     qs = qs.order_by()
     estimate = planner_estimate(qs)
-    if estimate is not None and estimate > 10 * threshold:
+    if estimate is not None and estimate > threshold:
         return Total(estimate, exact=False)
     capped = qs.values("pk")[: threshold + 1].count()
     if capped <= threshold:

@@ -107,13 +107,13 @@ def test_total_is_exact_below_the_threshold_and_estimated_above(team):
     Contact.objects.bulk_create([Contact(team=team, email=f"t{i}@example.com") for i in range(40)])
     Contact.objects.bulk_create([Contact(team=other, email=f"o{i}@example.com") for i in range(10)])
     qs = Contact.objects.for_team(team)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE outreach_contact")  # the estimate is only as good as the statistics
     assert (total_of(qs, threshold=100).value, total_of(qs, threshold=100).exact) == (40, True)
     above = total_of(qs, threshold=10)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE outreach_contact")
-        above = total_of(qs, threshold=10)
-        assert not above.exact and above.value >= 11 and str(above).startswith("about ")
+        assert not above.exact and 20 <= above.value <= 80 and str(above).startswith("about ")
     else:
         assert (above.value, above.exact) == (40, True)
 
