@@ -66,21 +66,19 @@ class TeamScopedMixin:
             return qs
         return scope_to_team(qs, request_team(request))
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+    def _scope_choices(self, db_field, request, kwargs: dict) -> dict:
         if not request.user.is_superuser:
             base = kwargs.get("queryset")
             if base is None:
                 base = db_field.remote_field.model._default_manager.get_queryset()
             kwargs["queryset"] = scope_to_team(base, request_team(request))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return kwargs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(db_field, request, **self._scope_choices(db_field, request, kwargs))
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if not request.user.is_superuser:
-            base = kwargs.get("queryset")
-            if base is None:
-                base = db_field.remote_field.model._default_manager.get_queryset()
-            kwargs["queryset"] = scope_to_team(base, request_team(request))
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
+        return super().formfield_for_manytomany(db_field, request, **self._scope_choices(db_field, request, kwargs))
 
 
 class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):

@@ -14,8 +14,8 @@ from django.db.models import Count, Expression, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
 from .dbindexes import contact_search_text
+from .models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
-from .models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
 
 PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
 
@@ -352,3 +352,24 @@ def contact_timeline(*, contact: Contact, older: str = "", per_page: int = TIMEL
         else:
             entries.append(TimelineEntry(at=event.created_at, event=event))
     return TimelinePage(entries=entries, older=page.next_cursor)
+
+
+# --- Members -------------------------------------------------------------------------------
+
+MEMBER_SEARCH = ("user__username", "user__email", "user__first_name", "user__last_name")
+MEMBER_ORDERING = {"user": ("user__username",), "email": ("user__email",), "role": ("role", "user__username"),
+                   "joined": ("user__date_joined",)}
+
+
+def member_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's memberships with their users. Filter: ``role``."""
+    qs = Membership.objects.filter(team=team).select_related("user")
+    qs = apply_search(qs, query.q, MEMBER_SEARCH)
+    if query.filters.get("role") in Membership.Role.values:
+        qs = qs.filter(role=query.filters["role"])
+    return apply_ordering(qs, query.order, MEMBER_ORDERING, "user")
+
+
+def members_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
+    """The team's memberships among ``ids``."""
+    return Membership.objects.filter(team=team, pk__in=list(ids)).select_related("user")

@@ -7,6 +7,10 @@ from django.views.generic import RedirectView
 
 from . import views
 
+#: The only URLs answered without signing in (each view is marked ``login_not_required``);
+#: tests check that every other URL redirects to the login page.
+PUBLIC_URL_NAMES = frozenset({"login", "invitation_accept"})
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", login_not_required(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
@@ -44,6 +48,10 @@ urlpatterns = [
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
     path("messages/<int:pk>/card/", views.message_timeline_card, name="message_timeline_card"),
+    # Team members; an invitation is accepted without an account (public: the signed link is the credential)
+    path("team/members/", views.member_list, name="member_list"),
+    path("team/members/invite/", views.member_invite, name="member_invite"),
+    path("invite/<str:token>/", views.invitation_accept_view, name="invitation_accept"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
 ]

@@ -26,7 +26,9 @@ def make_user(team: Team | None = None, *, username: str | None = None, role: st
 
 
 def make_team_user(team_name: str | None = None, **user_kwargs):
-    """A new team and one member. Returns (team, user)."""
+    """A new team and its first user, an owner unless ``role`` says otherwise (as
+    ``team_create_with_owner`` makes it). Returns (team, user)."""
+    user_kwargs.setdefault("role", Membership.Role.OWNER)
     team = make_team(team_name)
     return team, make_user(team, **user_kwargs)
 

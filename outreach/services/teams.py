@@ -1,7 +1,9 @@
 """Teams and their users."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -99,3 +101,85 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
     if membership.role == Membership.Role.OWNER and _last_owner(membership):
         raise ValidationError(f"{membership.user} is the team's only owner and cannot be removed.")
     membership.delete()
+
+
+# --- Invitations: a signed, expiring link (django.core.signing), no table ----------------------
+
+INVITATION_SALT = "outreach.team-invitation"
+
+
+def invitation_create(*, team: Team, email: str, role: str = Membership.Role.MEMBER, actor=None) -> str:
+    """A signed invitation token for ``email`` to join ``team`` with ``role``.
+
+    ``actor`` must be a superuser or an owner/admin of ``team`` (PermissionDenied). The token
+    carries team id, address and role, signed with SECRET_KEY (``django.core.signing``, salt
+    INVITATION_SALT); it expires after settings.OUTREACH_INVITATION_MAX_AGE seconds and is good
+    once (accepting creates the user, after which the address is taken). Raises ValidationError
+    for a malformed address, an unknown role, or an address already in use.
+    """
+    from ..validation import normalize_email
+
+    _require_team_admin(actor, team)
+    email = normalize_email(email)
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    if get_user_model().objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} already has an account here."})
+    return signing.dumps({"team": team.pk, "email": email, "role": role}, salt=INVITATION_SALT, compress=True)
+
+
+def invitation_read(token: str) -> dict:
+    """The invitation in ``token``: {"team": Team, "email": str, "role": str}.
+
+    Raises ValidationError with a plain message when it is expired, tampered with or its team is gone.
+    """
+    try:
+        data = signing.loads(token, salt=INVITATION_SALT, max_age=settings.OUTREACH_INVITATION_MAX_AGE)
+    except signing.SignatureExpired:
+        raise ValidationError("This invitation has expired: ask your team's owner for a new one.") from None
+    except signing.BadSignature:
+        raise ValidationError("This invitation link is not valid (it may be incomplete).") from None
+    team = Team.objects.filter(pk=data.get("team")).first()
+    if team is None:
+        raise ValidationError("The team of this invitation no longer exists.")
+    return {"team": team, "email": data["email"], "role": data["role"]}
+
+
+def invitation_accept(*, token: str, username: str, password: str):
+    """Create the invited user (in the invitation's team and role) from ``token``. Returns the user.
+
+    Raises ValidationError: the invitation's problems (:func:`invitation_read`), an address
+    that already has an account (the link was used), a taken username, or a password that the
+    AUTH_PASSWORD_VALIDATORS refuse ({"password": [...]}).
+    """
+    from django.contrib.auth.password_validation import validate_password
+
+    invitation = invitation_read(token)
+    User = get_user_model()
+    username = (username or "").strip()
+    if not username:
+        raise ValidationError({"username": "Choose a username."})
+    with transaction.atomic():
+        if User.objects.filter(email__iexact=invitation["email"]).exists():
+            raise ValidationError("This invitation was already used: sign in instead.")
+        if User.objects.filter(username=username).exists():
+            raise ValidationError({"username": f"The username {username!r} is taken."})
+        user = User(username=username, email=invitation["email"])
+        try:
+            validate_password(password, user)
+        except ValidationError as err:
+            raise ValidationError({"password": err.messages}) from None
+        user.set_password(password)
+        user.save()
+        Membership.objects.create(user=user, team=invitation["team"], role=invitation["role"])
+    return user
+
+
+def invitation_send(*, url: str, team: Team, email: str) -> None:
+    """E-mail the invitation link ``url`` (absolute) to ``email`` through Django's mail settings (EMAIL_URL)."""
+    from django.core.mail import send_mail
+
+    hours = settings.OUTREACH_INVITATION_MAX_AGE // 3600
+    send_mail(f"You are invited to {team.name} on Outreach",
+              f"You have been invited to join {team.name} on Outreach.\n\nAccept within {hours} hours:\n{url}\n",
+              None, [email])

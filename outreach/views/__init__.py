@@ -6,6 +6,7 @@ from .leads import lead_create, lead_edit, lead_export, lead_list
 from .mailboxes import mailbox_connect, mailbox_delete, mailbox_edit, mailbox_list, mailbox_test
 from .provider_accounts import (mailbox_connect_provider, provider_account_create, provider_account_delete,
                                 provider_account_edit, provider_account_list)
+from .members import invitation_accept_view, member_invite, member_list
 from .sent_messages import message_detail, message_list, message_status, message_timeline_card
 
 __all__ = [
@@ -13,5 +14,5 @@ __all__ = [
     "contact_timeline", "lead_create", "lead_edit", "lead_list", "mailbox_connect", "mailbox_delete",
     "mailbox_edit", "mailbox_list", "mailbox_test", "message_detail", "message_list", "message_status", "message_timeline_card",
     "mailbox_connect_provider", "provider_account_create", "provider_account_delete", "provider_account_edit",
-    "provider_account_list",
+    "provider_account_list", "member_list", "member_invite", "invitation_accept_view",
 ]

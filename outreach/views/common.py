@@ -1,6 +1,7 @@
 """Helpers every view uses: the request's team, team-scoped lookups, service errors onto forms."""
 from __future__ import annotations
 
+from functools import wraps
 from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,7 +11,7 @@ from django.http import HttpRequest, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404
 
 from ..models import Team
-from ..services.teams import team_for_user
+from ..services.teams import team_for_user, user_is_team_admin
 
 M = TypeVar("M", bound=Model)
 
@@ -28,6 +29,32 @@ def get_team(request: HttpRequest) -> Team:
     if request._outreach_team is None:
         raise PermissionDenied(NO_TEAM_MESSAGE)
     return request._outreach_team
+
+
+TEAM_ADMIN_MESSAGE = ("Only your team's owners and admins can do this (connect, edit or delete mailboxes and "
+                      "provider accounts, manage members). Ask one of them.")
+
+
+def require_team_admin(request: HttpRequest) -> Team:
+    """The request's team if the user is one of its owners/admins (or a superuser); else
+    PermissionDenied (403 page with :data:`TEAM_ADMIN_MESSAGE`)."""
+    team = get_team(request)
+    if not (request.user.is_superuser or user_is_team_admin(request.user)):
+        raise PermissionDenied(TEAM_ADMIN_MESSAGE)
+    return team
+
+
+def team_admin_required(view):
+    """View decorator: only team owners/admins (:func:`require_team_admin`). Marks the view
+    ``team_admin_only = True`` so tests can list every such URL."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        require_team_admin(request)
+        return view(request, *args, **kwargs)
+
+    wrapped.team_admin_only = True
+    return wrapped
 
 
 def team_object_or_404(model: type[M], request: HttpRequest, pk, *, queryset=None) -> M:

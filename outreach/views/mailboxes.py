@@ -15,8 +15,9 @@ from ..forms import MailboxForm
 from ..models import Mailbox
 from ..services.mailboxes import mailbox_connect as mailbox_connect_service
 from ..services.provider_accounts import mailbox_register_at_lemlist
+from ..services.teams import user_is_team_admin
 from ..services.mailboxes import mailbox_delete_unused, mailbox_test_connection, mailbox_update, mailboxes_set_active
-from .common import add_service_errors, get_team, team_object_or_404
+from .common import add_service_errors, get_team, require_team_admin, team_admin_required, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
 
 
@@ -41,6 +42,15 @@ class MailboxListView(AdminListView):
         BulkAction("activate", "Activate", "bulk_activate"),
     )
 
+    def post(self, request):
+        require_team_admin(request)  # bulk (de)activation: owners/admins only
+        return super().post(request)
+
+    def dispatch(self, request, *args, **kwargs):
+        if not (request.user.is_authenticated and (request.user.is_superuser or user_is_team_admin(request.user))):
+            self.actions = ()  # members see the list without bulk actions
+        return super().dispatch(request, *args, **kwargs)
+
     def select(self, team, query):
         return selectors.mailbox_list(team=team, query=query)
 
@@ -62,6 +72,7 @@ class MailboxListView(AdminListView):
 mailbox_list = MailboxListView.as_view()
 
 
+@team_admin_required  # owners/admins only (views.common)
 @sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_connect(request: HttpRequest) -> HttpResponse:
@@ -87,6 +98,7 @@ def mailbox_connect(request: HttpRequest) -> HttpResponse:
     return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
 
 
+@team_admin_required  # owners/admins only (views.common)
 @sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -106,6 +118,7 @@ def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox, "title": f"Edit {mailbox}"})
 
 
+@team_admin_required  # owners/admins only (views.common)
 @sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
 @require_POST
 def mailbox_test(request: HttpRequest) -> HttpResponse:
@@ -129,6 +142,7 @@ def mailbox_test(request: HttpRequest) -> HttpResponse:
     return render(request, "mailboxes/_test_result.html", {"ok": ok, "lines": lines})
 
 
+@team_admin_required  # owners/admins only (views.common)
 @require_http_methods(["GET", "POST"])
 def mailbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the confirmation page (``mailboxes/delete.html``), or a refusal offering deactivation

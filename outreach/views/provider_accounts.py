@@ -21,7 +21,7 @@ from ..services.mailboxes import mailbox_connect_provider as mailbox_connect_pro
 from ..services.provider_accounts import provider_account_create as provider_account_create_service
 from ..services.provider_accounts import provider_account_delete as provider_account_delete_service
 from ..services.provider_accounts import provider_account_update
-from .common import add_service_errors, get_team, team_object_or_404
+from .common import add_service_errors, get_team, require_team_admin, team_admin_required, team_object_or_404
 from .listing import AdminListView, Column, ListFilter
 
 
@@ -55,6 +55,7 @@ class ProviderAccountListView(AdminListView):
 provider_account_list = ProviderAccountListView.as_view()
 
 
+@team_admin_required  # owners/admins only (views.common)
 @sensitive_post_parameters("api_key")  # error reports show it as ********
 @require_http_methods(["GET", "POST"])
 def provider_account_create(request: HttpRequest) -> HttpResponse:
@@ -75,6 +76,7 @@ def provider_account_create(request: HttpRequest) -> HttpResponse:
     return render(request, "provider_accounts/form.html", {"form": form, "title": "Add a provider account"})
 
 
+@team_admin_required  # owners/admins only (views.common)
 @sensitive_post_parameters("api_key")  # error reports show it as ********
 @require_http_methods(["GET", "POST"])
 def provider_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -97,6 +99,7 @@ def provider_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
+@team_admin_required  # owners/admins only (views.common)
 @require_http_methods(["GET", "POST"])
 def provider_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the confirmation page (``provider_accounts/delete.html``), or the refusal listing the
@@ -115,6 +118,7 @@ def provider_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "provider_accounts/delete.html", {"account": account, "mailboxes": mailboxes})
 
 
+@team_admin_required  # owners/admins only (views.common)
 @require_http_methods(["GET", "POST"])
 def mailbox_connect_provider(request: HttpRequest) -> HttpResponse:
     """GET: "Add provider mailbox" (``mailboxes/provider_form.html``); ``?account=ID`` preselects

@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
 from .. import selectors
-from ..html_text import sanitize_html
+from ..html_text import sanitize_html, sanitize_html_blocking_remote_images
 from ..models import SentMessage
 from .common import method_not_allowed, team_object_or_404
 from .listing import AdminListView, Column, ListFilter
@@ -43,16 +43,27 @@ def _message(request: HttpRequest, pk: int) -> SentMessage:
 
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The message page (``messages/detail.html``): headers, ids, status panel, sanitised HTML body,
-    text body, attachments (name/size) and its timeline events."""
+    text body, attachments (name/size) and its timeline events. Remote images in the body are
+    blocked (no tracking pixel is fetched) until the user asks with ``?images=1``."""
     message = _message(request, pk)
     if refused := method_not_allowed(request):
         return refused
-    return render(request, "sent_messages/detail.html", {
+    show_images = request.GET.get("images") == "1"
+    if show_images:
+        safe_html, blocked = sanitize_html(message.html_body), 0
+    else:
+        safe_html, blocked = sanitize_html_blocking_remote_images(message.html_body)
+    response = render(request, "sent_messages/detail.html", {
         "message": message,
-        "safe_html": mark_safe(sanitize_html(message.html_body)),  # nh3 allow-list output
+        "safe_html": mark_safe(safe_html),  # nh3 allow-list output
+        "blocked_images": blocked,
+        "showing_images": show_images,
         "attachments": message.attachments.only("id", "filename", "content_type", "size"),
         "events": selectors.sent_message_events(sent_message=message),
     })
+    if show_images:  # the user asked: this one response may load the body's remote images
+        response._csp_update = {"img-src": ["https:", "http:"]}
+    return response
 
 
 def message_timeline_card(request: HttpRequest, pk: int) -> HttpResponse:
