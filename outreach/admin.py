@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
-from .admin_scoping import TeamScopedAdmin, TeamScopedInline, request_team
+from .admin_scoping import TeamScopedAdmin, TeamScopedInline
 from .dbindexes import contact_search_text
 from .pagination import EstimatedCountPaginator
 from .message_templates.services import template_check

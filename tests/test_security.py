@@ -105,6 +105,19 @@ def test_no_auth_over_plaintext_to_a_public_host(capture, settings, monkeypatch)
     assert capture.auths == [("ann@acme.com", "pw")]
 
 
+def test_saving_plaintext_login_to_a_public_host_is_refused_on_the_field(settings, monkeypatch):
+    from outreach.services.mailboxes import mailbox_check_hosts
+
+    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
+    data = {"smtp_host": "127.0.0.1", "smtp_port": 587, "smtp_login": "ann", "smtp_security": "none"}
+    assert mailbox_check_hosts(data) == {}  # a private host: allowed
+    monkeypatch.setattr(smtp_module, "is_private_address", lambda ip: False)
+    assert "unencrypted" in mailbox_check_hosts(data)["smtp_security"]
+    assert mailbox_check_hosts({**data, "smtp_security": "starttls"}) == {}
+    settings.OUTREACH_ALLOW_PLAINTEXT_AUTH = True
+    assert mailbox_check_hosts(data) == {}
+
+
 # --- Recipient injection through display names ----------------------------------------------------
 
 HOSTILE_NAMES = [

@@ -11,7 +11,7 @@ from django.utils import timezone
 from providers.errors import ProviderError
 from providers.netguard import check_mail_host
 from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
-from providers.smtp import ServerSettings, test_connection
+from providers.smtp import ServerSettings, check_plaintext_login, test_connection
 
 from ..crypto import rotate
 from ..models import Mailbox, ProviderAccount, Team
@@ -78,16 +78,21 @@ def server_settings_from_data(data: dict[str, Any], *, existing: Mailbox | None 
 
 
 def mailbox_check_hosts(data: dict[str, Any]) -> dict[str, str]:
-    """Check SMTP/IMAP host and port against the SSRF rules. Returns {field: message} for problems."""
+    """Check SMTP/IMAP host and port against the SSRF rules, and refuse a login over an
+    unencrypted connection (security "none") to a public host (``check_plaintext_login``).
+    Returns {field: message} for problems."""
     problems: dict[str, str] = {}
     for kind in ("smtp", "imap"):
         host, port = data.get(f"{kind}_host"), data.get(f"{kind}_port")
         if not host or not port:
             continue
         try:
-            check_mail_host(host, int(port), kind=kind)
+            resolved = check_mail_host(host, int(port), kind=kind)
+            check_plaintext_login(ServerSettings(host, int(port), data.get(f"{kind}_login") or "", "",
+                                                 data.get(f"{kind}_security") or ""), resolved, label=kind.upper())
         except ProviderError as err:
-            problems[err.provider_code if err.provider_code in (f"{kind}_host", f"{kind}_port") else f"{kind}_host"] = err.message
+            fields = (f"{kind}_host", f"{kind}_port", f"{kind}_security")
+            problems[err.provider_code if err.provider_code in fields else f"{kind}_host"] = err.message
     return problems
 
 
