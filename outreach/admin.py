@@ -9,6 +9,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
 from .admin_scoping import TeamScopedAdmin, TeamScopedInline
+from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
 from .dbindexes import contact_search_text
 from .pagination import EstimatedCountPaginator
 from .message_templates.services import template_check
@@ -152,6 +153,7 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     list_select_related = ("team",)
     inlines = [LeadInline]
     readonly_fields = ("created_at", "updated_at")
+    actions = [enrol_contacts_action]
 
     def save_model(self, request, obj, form, change):
         """Through contact_create / contact_update, with their timeline rows."""
@@ -447,3 +449,10 @@ class MessageTemplateAdmin(TeamScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# Campaigns have their own module (read-mostly; state changes and enrolment through services).
+from .models import Campaign, Enrolment  # noqa: E402
+
+admin.site.register(Campaign, CampaignAdmin)
+admin.site.register(Enrolment, EnrolmentAdmin)

@@ -83,6 +83,8 @@ class Contact(TeamOwned):
     linkedin_url = models.URLField("LinkedIn URL", max_length=500, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Where the contact came from (an import's name, 'manual').")
+    time_zone = models.CharField("time zone", max_length=64, blank=True, default="", db_default="",
+                                 help_text="IANA name (e.g. America/New_York); campaign send windows are read in it.")
     # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
     lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
     leadlex_contact_id = models.CharField("leadlex contact_id", max_length=100, blank=True)
@@ -326,6 +328,9 @@ class TimelineEvent(TeamOwned):
         MESSAGE_SENT = "message_sent", "Message sent"
         MESSAGE_FAILED = "message_failed", "Message failed"
         SUPPRESSED = "suppressed", "Address suppressed"
+        CAMPAIGN_ENROLLED = "campaign_enrolled", "Enrolled in a campaign"
+        CAMPAIGN_STOPPED = "campaign_stopped", "Campaign stopped"
+        CAMPAIGN_COMPLETED = "campaign_completed", "Campaign completed"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events", db_index=False)
     sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
@@ -434,3 +439,7 @@ class MessageTemplate(TeamOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Campaign tables live with their feature (outreach/campaigns/); importing them here registers them.
+from .campaigns.models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant  # noqa: E402,F401

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Expression, Q, QuerySet
@@ -67,6 +67,18 @@ def apply_ordering(qs: QuerySet, key: str, allowed: dict[str, Sequence[str]], de
     desc = key.startswith("-")
     fields = [f"-{f}" if desc else f for f in (*allowed[name], "pk")]
     return qs.order_by(*fields), key
+
+
+def id_batches(qs: QuerySet, size: int = 5_000) -> Iterator[list[int]]:
+    """The primary keys of ``qs`` in ascending batches of ``size``, read by keyset (no OFFSET), so a
+    bulk write over a million rows neither holds them in memory nor rescans them."""
+    last = 0
+    while True:
+        batch = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
 
 
 @dataclass

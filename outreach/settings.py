@@ -252,3 +252,12 @@ OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = env.bool("OUTREACH_ALLOW_PRIVATE_PROVIDER
 # --- CSV imports -----------------------------------------------------------------------
 # Largest accepted upload, bytes.
 OUTREACH_IMPORT_MAX_BYTES = env.int("OUTREACH_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
+
+# --- Campaigns -------------------------------------------------------------------------
+# Campaign messages one mailbox may have waiting in the outbox at a time: the scheduler creates the
+# next ones as these go, so an edited step applies to every message not yet created.
+OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = env.int("OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX", default=5)
+# How far back (seconds) each scheduler run looks for replies, bounces and unsubscribes to stop on.
+OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS = env.int("OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS", default=86400)
+# Seconds between two scheduler runs (Celery beat).
+OUTREACH_CAMPAIGN_TICK_SECONDS = env.float("OUTREACH_CAMPAIGN_TICK_SECONDS", default=10.0)

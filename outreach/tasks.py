@@ -18,3 +18,4 @@ def send_message(self, sent_message_id: int) -> str:
 
 # The import's tasks live with the feature; imported here so the worker registers them.
 from .imports.tasks import import_contacts_run  # noqa: E402,F401
+from .campaigns.tasks import campaigns_advance_task  # noqa: E402,F401

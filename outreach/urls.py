@@ -54,4 +54,5 @@ urlpatterns = [
     path("invite/<str:token>/", views.invitation_accept_view, name="invitation_accept"),
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
+    path("campaigns/", include("outreach.campaigns.urls")),
 ]

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from outreach.admin_scoping import scope_to_team
-from outreach.models import ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
+from outreach.models import Campaign, Enrolment, ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
 from tests.factories import (
     make_contact,
     make_lead,
@@ -42,6 +42,9 @@ def _world(team: Team, tag: str) -> dict:
     job.file.save(f"{tag}.csv", ContentFile(b"email\na@example.com\n"), save=False)
     job.save()
     MessageTemplate.objects.create(team=team, name=f"{tag}-template", subject="Hi", html_body="<p>Hi</p>", created_by=owner)
+    campaign = Campaign.objects.create(team=team, name=f"{tag}-campaign", created_by=owner)
+    campaign.mailboxes.add(mailbox)
+    Enrolment.objects.create(team=team, campaign=campaign, contact=contact, mailbox=mailbox, detail=f"{tag}-enrolment")
     return {"owner": owner, "lead": lead, "mailbox": mailbox}
 
 

@@ -26,13 +26,13 @@ class JsonCommand(BaseCommand):
         try:
             result = self.run(**options)
         except ValidationError as err:
-            raise CommandError(_validation_text(err)) from None
+            raise CommandError(validation_text(err)) from None
         except CredentialDecryptionError as err:
             raise CommandError(str(err)) from None
         self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
 
 
-def _validation_text(err: ValidationError) -> str:
+def validation_text(err: ValidationError) -> str:
     if hasattr(err, "error_dict"):
         return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in err.message_dict.items())
     return " ".join(err.messages)

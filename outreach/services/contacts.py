@@ -2,15 +2,14 @@
 set-based writes (one UPDATE/INSERT per batch, timeline rows with ``bulk_create``)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..models import Contact, Lead, Team, TimelineEvent
-from ..selectors import Selection, contacts_selected, leads_selected
+from ..selectors import Selection, contacts_selected, id_batches, leads_selected
 from ..validation import normalize_email
 from .timeline import timeline_event_record
 
@@ -70,17 +69,6 @@ def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Con
     return contact
 
 
-def _id_batches(qs: QuerySet, size: int = BULK_BATCH) -> Iterator[list[int]]:
-    """The primary keys of ``qs`` in ascending batches of ``size``, read by keyset (no OFFSET)."""
-    last = 0
-    while True:
-        batch = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
-        if not batch:
-            return
-        yield batch
-        last = batch[-1]
-
-
 def contacts_delete(*, team: Team, selection: Selection | None = None, ids: Iterable[int] = ()) -> int:
     """Delete the team's contacts in ``selection`` (or with these ``ids``; other teams' rows are
     never touched), with their leads, sent messages and timelines. Returns how many contacts.
@@ -89,7 +77,7 @@ def contacts_delete(*, team: Team, selection: Selection | None = None, ids: Iter
     """
     selection = selection or Selection.of_ids(ids)
     deleted = 0
-    for batch in _id_batches(contacts_selected(team=team, selection=selection)):
+    for batch in id_batches(contacts_selected(team=team, selection=selection)):
         with transaction.atomic():
             _, per_model = Contact.objects.for_team(team).filter(pk__in=batch).delete()
         deleted += per_model.get(Contact._meta.label, 0)
@@ -107,7 +95,7 @@ def contacts_make_leads(*, team: Team, selection: Selection, owner=None, actor=N
         raise ValidationError({"status": f"Unknown lead status “{status}”."})
     label = Lead.Status(status).label
     made = seen = 0
-    for batch in _id_batches(contacts_selected(team=team, selection=selection)):
+    for batch in id_batches(contacts_selected(team=team, selection=selection)):
         seen += len(batch)
         made += _leads_insert(team=team, contact_ids=batch, status=status, owner=owner, actor=actor,
                               summary=f"Became a lead ({label}).")
@@ -173,7 +161,7 @@ def leads_set_status(*, team: Team, status: str, actor=None, selection: Selectio
     selection = selection or Selection.of_ids(ids)
     new_label = Lead.Status(status).label
     changed = 0
-    for batch in _id_batches(leads_selected(team=team, selection=selection)):
+    for batch in id_batches(leads_selected(team=team, selection=selection)):
         with transaction.atomic():
             rows = list(Lead.objects.for_team(team).filter(pk__in=batch).exclude(status=status)
                         .select_for_update().values_list("pk", "contact_id", "status"))

@@ -10,6 +10,8 @@ from django.views.decorators.http import require_http_methods
 
 from .. import exports, selectors
 from ..forms import ComposeForm, ContactForm
+from ..campaigns.selectors import campaigns_open
+from ..campaigns.services import campaign_enrol
 from ..message_templates.selectors import message_templates
 from ..message_templates.services import message_template_render_for
 from ..models import Contact, Lead, MessageTemplate
@@ -43,6 +45,8 @@ class ContactListView(AdminListView):
     )
     actions = (
         BulkAction("make_leads", "Make leads", "bulk_make_leads"),
+        BulkAction("enrol", "Enrol in campaign…", "bulk_enrol", confirm_verb="Enrol",
+                   choose=lambda team: [(str(c.pk), c.name) for c in campaigns_open(team=team)]),
         BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete",
                    warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone."),
     )
@@ -56,6 +60,11 @@ class ContactListView(AdminListView):
     def bulk_delete(self, selection, value) -> str:
         count = contacts_delete(team=self.team, selection=selection)
         return f"Deleted {count} contact{'s' if count != 1 else ''}."
+
+    def bulk_enrol(self, selection, value) -> str:
+        campaign = campaigns_open(team=self.team).get(pk=int(value))
+        result = campaign_enrol(campaign=campaign, selection=selection, actor=self.request.user)
+        return f"{campaign.name}: {result.summary()}"
 
     def bulk_make_leads(self, selection, value) -> str:
         made, skipped = contacts_make_leads(team=self.team, selection=selection, owner=self.request.user,

@@ -66,8 +66,10 @@ class BulkAction:
 
     ``handler`` names a view method ``(selection: Selection, value: str) -> str`` that calls a
     service and returns the success message. ``confirm`` actions show the confirmation page first.
-    ``choices`` adds a value select (e.g. the status to set); ``warning`` is shown on the
-    confirmation page.
+    ``choices`` adds a value select (e.g. the status to set); ``choose`` is the same for
+    choices that cost a query (e.g. the team's campaigns): ``choose(team)`` is only called on the
+    confirmation page, where the value is picked, so the list page's query count does not grow.
+    ``warning`` is shown on the confirmation page.
     """
 
     name: str
@@ -77,6 +79,7 @@ class BulkAction:
     choices: Sequence[tuple[str, str]] = ()
     confirm_verb: str = ""
     warning: str = ""
+    choose: Callable[[Team], Sequence[tuple[str, str]]] | None = None
 
 
 class AdminListView(View):
@@ -231,10 +234,15 @@ class AdminListView(View):
             messages.warning(request, "Select at least one row first.")
             return back
         value = request.POST.get("value", "")
-        if action.choices and value not in {v for v, _ in action.choices}:
+        choices = list(action.choose(self.team)) if action.choose else action.choices
+        if action.choose and not choices:
+            messages.warning(request, f"There is nothing to choose for “{action.label}” yet.")
+            return back
+        if choices and value not in {v for v, _ in choices} and not (action.choose and not value):
             messages.error(request, f"Choose a value for “{action.label}”.")
             return back
-        if action.confirm and request.POST.get("confirmed") != "yes":
+        confirmed = request.POST.get("confirmed") == "yes"
+        if (action.confirm and not confirmed) or (action.choose and not (confirmed and value)):
             rows = self.rows(selection)
             preview = list(rows[:CONFIRM_PREVIEW_ROWS])
             if not preview:
@@ -244,6 +252,7 @@ class AdminListView(View):
             return render(request, "list_confirm.html", {
                 "title": self.title, "action": action, "value": value, "objects": preview, "count": count,
                 "more": count - len(preview), "all": selection.query is not None, "ids": selection.ids,
+                "choose": choices if action.choose else (),
                 "noun": self.noun, "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
             })
         message = getattr(self, action.handler)(selection, value)
