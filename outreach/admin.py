@@ -456,3 +456,6 @@ from .models import Campaign, Enrolment  # noqa: E402
 
 admin.site.register(Campaign, CampaignAdmin)
 admin.site.register(Enrolment, EnrolmentAdmin)
+
+# Inbound mail has its own module (read-only inbound messages).
+from .inbound import admin as _inbound_admin  # noqa: E402,F401

@@ -22,6 +22,8 @@ class Team(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    unsubscribe_footer = models.BooleanField(
+        default=False, help_text="End every message with an unsubscribe link (besides the List-Unsubscribe header).")
 
     class Meta:
         ordering = ["name"]
@@ -155,17 +157,29 @@ class Suppression(TeamOwned):
         UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
         MANUAL = "manual", "Manual"
 
-    email = models.EmailField(max_length=254)
+    email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     detail = models.TextField(blank=True)
+    # What caused it (either may be empty): the message that bounced or was unsubscribed from,
+    # and the inbound mail (DSN, unsubscribe request) that said so.
+    sent_message = models.ForeignKey("SentMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["team", "created_at", "id"], name="suppression_team_created")]
-        constraints = [models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team")]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "email"], name="suppression_unique_per_team"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="suppression_email_lowercase"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} ({self.reason})"
+
+    def clean(self) -> None:
+        """Lower-case the address (admin and model forms), so the unique and lower-case
+        constraints hold and a mixed-case entry still suppresses."""
+        self.email = (self.email or "").strip().lower()
 
 
 class ProviderAccount(TeamOwned):
@@ -281,6 +295,14 @@ class SentMessage(TeamOwned):
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
 
+    # Threading (RFC 5322 §3.6.4) for a reply composed from the timeline; set by outreach.inbound.
+    in_reply_to = models.CharField("In-Reply-To", max_length=255, blank=True)
+    references = models.TextField(blank=True, help_text="Message-IDs for the References header, space-separated.")
+    # Outcome read back from the mailbox by outreach.inbound (a DSN, a reply).
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_reason = models.TextField(blank=True, help_text="Status code and diagnostic of the bounce.")
+    replied_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # The messages list: default and "sent" sorts, the status filter/sort, the attempts sort.
@@ -331,9 +353,15 @@ class TimelineEvent(TeamOwned):
         CAMPAIGN_ENROLLED = "campaign_enrolled", "Enrolled in a campaign"
         CAMPAIGN_STOPPED = "campaign_stopped", "Campaign stopped"
         CAMPAIGN_COMPLETED = "campaign_completed", "Campaign completed"
+        REPLY_RECEIVED = "reply_received", "Reply received"
+        MESSAGE_BOUNCED = "message_bounced", "Message bounced"
+        AUTO_REPLY = "auto_reply", "Auto-reply received"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        INBOUND_MAIL = "inbound_mail", "Email received"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events", db_index=False)
     sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
+    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=30, choices=Kind.choices)
     summary = models.CharField(max_length=500)
@@ -443,3 +471,5 @@ class MessageTemplate(TeamOwned):
 
 # Campaign tables live with their feature (outreach/campaigns/); importing them here registers them.
 from .campaigns.models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant  # noqa: E402,F401
+# Inbound mail (outreach/inbound/): its models live with the feature and belong to this app.
+from .inbound.models import InboundMessage, MailboxSyncState, UnsubscribeKey  # noqa: E402,F401

@@ -229,6 +229,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # flufl.bounce logs every detector it runs at INFO.
+    "loggers": {"flufl.bounce": {"level": "WARNING"}},
 }
 
 # --- Sending ---------------------------------------------------------------------------
@@ -261,3 +263,29 @@ OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = env.int("OUTREACH_CAMPAIGN_OUTBOX_PER_MAI
 OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS = env.int("OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS", default=86400)
 # Seconds between two scheduler runs (Celery beat).
 OUTREACH_CAMPAIGN_TICK_SECONDS = env.float("OUTREACH_CAMPAIGN_TICK_SECONDS", default=10.0)
+
+# --- Inbound mail (outreach/inbound/) ----------------------------------------------------
+# The public address of this site, for links in outgoing mail (one-click unsubscribe, RFC 8058).
+# Required in production (a system check fails without it); https in production.
+OUTREACH_PUBLIC_BASE_URL = env("OUTREACH_PUBLIC_BASE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
+# The first sync of a mailbox (and a re-read after UIDVALIDITY changed) reads this many days back.
+OUTREACH_INBOUND_LOOKBACK_DAYS = env.int("OUTREACH_INBOUND_LOOKBACK_DAYS", default=14)
+# Bounds of one sync run of one mailbox: messages, seconds, and bytes read of each message.
+OUTREACH_INBOUND_MAX_MESSAGES_PER_RUN = env.int("OUTREACH_INBOUND_MAX_MESSAGES_PER_RUN", default=5000)
+OUTREACH_INBOUND_MAX_SECONDS_PER_RUN = env.float("OUTREACH_INBOUND_MAX_SECONDS_PER_RUN", default=120.0)
+OUTREACH_INBOUND_MAX_MESSAGE_BYTES = env.int("OUTREACH_INBOUND_MAX_MESSAGE_BYTES", default=1024 * 1024)
+OUTREACH_INBOUND_BATCH_SIZE = env.int("OUTREACH_INBOUND_BATCH_SIZE", default=100)
+# A failing mailbox waits base × 2^(failures-1) seconds, at most max, before the next try.
+OUTREACH_INBOUND_RETRY_BASE_SECONDS = env.float("OUTREACH_INBOUND_RETRY_BASE_SECONDS", default=60.0)
+OUTREACH_INBOUND_RETRY_MAX_SECONDS = env.float("OUTREACH_INBOUND_RETRY_MAX_SECONDS", default=3600.0)
+# How often Celery beat starts the sync of every mailbox, seconds.
+OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS = env.float("OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS", default=60.0)
+
+# Periodic tasks (Celery beat). A plain dict: each feature adds its entries.
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+CELERY_BEAT_SCHEDULE["inbound-sync-mailboxes"] = {
+    "task": "outreach.inbound.sync_mailboxes",
+    "schedule": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS,
+    "options": {"expires": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS},
+}
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "outreach.inbound.tasks"]

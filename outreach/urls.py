@@ -6,10 +6,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import views
+from .inbound.views import unsubscribe
 
 #: The only URLs answered without signing in (each view is marked ``login_not_required``);
 #: tests check that every other URL redirects to the login page.
-PUBLIC_URL_NAMES = frozenset({"login", "invitation_accept"})
+PUBLIC_URL_NAMES = frozenset({"login", "invitation_accept", "unsubscribe"})
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -55,4 +56,7 @@ urlpatterns = [
     path("imports/", include("outreach.imports.urls")),
     path("templates/", include("outreach.message_templates.urls")),
     path("campaigns/", include("outreach.campaigns.urls")),
+    # One-click unsubscribe (RFC 8058): public, so it stands here beside the other public URLs.
+    path("u/<str:token>/", unsubscribe, name="unsubscribe"),
+    path("", include("outreach.inbound.urls")),  # /inbox/…, /messages/ID/reply/, /suppressions/…
 ]

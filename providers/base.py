@@ -109,6 +109,9 @@ class Capabilities:
     custom_headers: bool = False
     tracking: bool = False
     idempotent: bool = False  # the provider deduplicates on our idempotency key
+    # The message's own RFC 5322 headers can be set (In-Reply-To, References, List-Unsubscribe,
+    # List-Unsubscribe-Post). Only SMTP: no HTTP provider document allows these names.
+    mail_headers: bool = False
 
     def problems(self, *, provider_label: str, has_cc: bool, has_bcc: bool, recipients: int,
                  attachments_bytes: int, has_attachments: bool, has_reply_to: bool,

@@ -295,7 +295,7 @@ class SmtpProvider(Provider):
     capabilities = Capabilities(
         cc=True, bcc=True, multiple_recipients=True, attachments=True,
         max_attachments_bytes=20 * 1024 * 1024, html=True, text=True, reply_to=True,
-        threads=False, custom_headers=True, tracking=False, idempotent=False,
+        threads=False, custom_headers=True, tracking=False, idempotent=False, mail_headers=True,
     )
 
     def __init__(self, *, smtp: ServerSettings, imap: ServerSettings | None = None, sent_folder: str = "Sent"):

@@ -568,6 +568,13 @@ service imap-login {{
         finally:
             client.logout()
 
+    def reset_uidvalidity(self) -> None:
+        """Make dovecot renumber INBOX: drop its UID list and indexes, so the next session sees a new
+        UIDVALIDITY and new UIDs for the same messages (what a server restore or migration does)."""
+        inbox = self.directory / "mail" / self.username.split("@")[0]
+        for path in [inbox / "dovecot-uidlist", *inbox.glob("dovecot.index*")]:
+            path.unlink(missing_ok=True)
+
     def clear(self) -> None:
         """Delete every message in every mailbox of the test user."""
         client = self.connect()

@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from outreach.admin_scoping import scope_to_team
+from outreach.inbound.models import InboundMessage
 from outreach.models import Campaign, Enrolment, ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
 from tests.factories import (
     make_contact,
@@ -45,6 +46,8 @@ def _world(team: Team, tag: str) -> dict:
     campaign = Campaign.objects.create(team=team, name=f"{tag}-campaign", created_by=owner)
     campaign.mailboxes.add(mailbox)
     Enrolment.objects.create(team=team, campaign=campaign, contact=contact, mailbox=mailbox, detail=f"{tag}-enrolment")
+    InboundMessage.objects.create(team=team, mailbox=mailbox, uidvalidity=1, uid=1, message_key=f"<{tag}-in@example.com>",
+                                  kind=InboundMessage.Kind.UNMATCHED, subject=f"{tag}-inbound", from_email=f"{tag}-from@example.com")
     return {"owner": owner, "lead": lead, "mailbox": mailbox}
 
 

@@ -25,9 +25,21 @@ def test_check_deploy_is_clean_with_production_values(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING",
                     DEBUG="false", SECRET_KEY="p" + Fernet.generate_key().decode() * 2,
                     OUTREACH_ENCRYPTION_KEYS=Fernet.generate_key().decode(), ALLOWED_HOSTS="outreach.example.com",
+                    OUTREACH_PUBLIC_BASE_URL="https://outreach.example.com",
                     DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("url, error", [("", "outreach.E101"), ("http://outreach.example.com", "outreach.E102")])
+def test_production_needs_an_https_public_base_url(tmp_path, url, error):
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    DEBUG="false", SECRET_KEY="p" + Fernet.generate_key().decode() * 2,
+                    OUTREACH_ENCRYPTION_KEYS=Fernet.generate_key().decode(), ALLOWED_HOSTS="outreach.example.com",
+                    OUTREACH_PUBLIC_BASE_URL=url,
+                    DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"))
+    assert result.returncode != 0
+    assert error in result.stdout + result.stderr
 
 
 def test_production_without_secret_key_is_flagged(tmp_path):

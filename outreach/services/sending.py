@@ -30,6 +30,7 @@ from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..validation import normalize_email, validate_header_value
 from .timeline import timeline_event_record
+from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +72,17 @@ def suppressed_addresses(*, team: Team, addresses: Iterable[str]) -> list[str]:
 def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact, subject: str, html: str = "",
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
-                        to: list[str] | None = None, idempotency_key: uuid.UUID | None = None) -> SentMessage:
+                        to: list[str] | None = None, idempotency_key: uuid.UUID | None = None,
+                        in_reply_to: str = "", references: str = "") -> SentMessage:
     """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status queued).
 
     ``idempotency_key`` (e.g. the compose form's submission key): when the team already has a
     message with that key, that message is returned and nothing new is queued, so a form
     submitted twice sends once. The key then travels to providers that support one.
+
+    ``in_reply_to`` / ``references`` (a reply composed from the timeline, built by
+    ``outreach.inbound.services.reply_draft``) become the RFC 5322 threading headers where the
+    provider carries headers; ``thread_id`` is the provider's own thread.
 
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
@@ -94,7 +100,8 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"mailbox": f"Mailbox {mailbox} is disabled."})
     cc, bcc = list(cc or []), list(bcc or [])
     to = [normalize_email(a) for a in (to or [contact.email])]
-    for name, value in (("subject", subject), ("reply_to", reply_to), ("thread_id", thread_id)):
+    for name, value in (("subject", subject), ("reply_to", reply_to), ("thread_id", thread_id),
+                        ("in_reply_to", in_reply_to), ("references", references)):
         try:
             validate_header_value(value)
         except ValidationError as err:
@@ -127,7 +134,8 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     try:
         message = _queue(team=team, actor=actor, mailbox=mailbox, contact=contact, to=to, cc=cc, bcc=bcc,
                          reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
-                         message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4())
+                         message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
+                         threading={"in_reply_to": in_reply_to, "references": references})
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -140,14 +148,14 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
 
 
 def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
-           message_id, idempotency_key) -> SentMessage:
+           message_id, idempotency_key, threading=None) -> SentMessage:
     """Store the SentMessage, its attachments and the queued event; enqueue the task on commit."""
     with transaction.atomic():
         message = SentMessage.objects.create(
             team=team, mailbox=mailbox, contact=contact, created_by=actor, to=to, cc=cc, bcc=bcc,
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
             message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
-            queued_at=timezone.now(),
+            queued_at=timezone.now(), **(threading or {}),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
@@ -176,9 +184,10 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         cc=tuple(Address(a) for a in message.cc),
         bcc=tuple(Address(a) for a in message.bcc),
         reply_to=Address(message.reply_to) if message.reply_to else None,
-        subject=message.subject, html=message.html_body, text=message.text_body,
+        subject=message.subject, **with_unsubscribe_footer(sent_message=message),
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
+        headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)
         vendor_ids={
             "lemlist_contact_id": contact.lemlist_contact_id, "leadlex_contact_id": contact.leadlex_contact_id,
             "lemlist_lead_id": lead.lemlist_lead_id if lead else "", "leadlex_deal_id": lead.leadlex_deal_id if lead else "",

@@ -7,12 +7,13 @@ from ..models import Contact, SentMessage, TimelineEvent
 
 
 def timeline_event_record(*, contact: Contact, kind: str, summary: str, sent_message: SentMessage | None = None,
-                          actor=None, data: dict[str, Any] | None = None) -> TimelineEvent:
+                          actor=None, data: dict[str, Any] | None = None, inbound_message=None) -> TimelineEvent:
     """Append one event to ``contact``'s timeline; ``summary`` is trimmed to 500 characters.
 
+    ``inbound_message``: the InboundMessage (reply, bounce…) the event is about, if any.
     Returns the saved TimelineEvent (same team as the contact).
     """
     return TimelineEvent.objects.create(
         team_id=contact.team_id, contact=contact, kind=kind, summary=summary[:500],
-        sent_message=sent_message, actor=actor, data=data or {},
+        sent_message=sent_message, actor=actor, data=data or {}, inbound_message=inbound_message,
     )

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from providers.registry import provider_choices
 
+from ..inbound.selectors import sync_state
 from .. import selectors
 from ..forms import MailboxForm
 from ..models import Mailbox
@@ -115,7 +116,8 @@ def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Mailbox {mailbox.sender_email} saved.")
             return redirect("mailbox_list")
-    return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox, "title": f"Edit {mailbox}"})
+    return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox, "title": f"Edit {mailbox}",
+                                                   "sync_state": sync_state(mailbox=mailbox)})
 
 
 @team_admin_required  # owners/admins only (views.common)

@@ -1,0 +1,104 @@
+"""Unsubscribe tokens and the headers every outgoing message carries.
+
+``List-Unsubscribe: <https://SITE/u/TOKEN/>, <mailto:SENDER?subject=unsubscribe%20TOKEN>`` (RFC
+2369) and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058), plus ``In-Reply-To``
+/ ``References`` (RFC 5322 §3.6.4) for a reply — only through providers whose document lets us set
+message headers (``Capabilities.mail_headers``: SMTP). The token is ``django.core.signing`` over a
+random key (:class:`UnsubscribeKey`): it identifies team + address through that row and reveals
+nothing; a forged or altered token fails the signature check before any lookup.
+"""
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+from django.utils.html import escape
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from providers.registry import get_provider_class
+
+from ..models import SentMessage, Team
+from .models import UnsubscribeKey
+
+SALT = "outreach.inbound.unsubscribe"
+
+
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=SALT)
+
+
+def unsubscribe_token(key: UnsubscribeKey) -> str:
+    """The signed token for ``key`` (``<key>:<signature>``, URL-safe)."""
+    return _signer().sign(key.key)
+
+
+def unsubscribe_key_for_token(token: str, *, team: Team | None = None) -> UnsubscribeKey | None:
+    """The UnsubscribeKey of a valid ``token`` (of ``team`` when given), or None when the token is
+    forged, altered or unknown."""
+    try:
+        key = _signer().unsign((token or "").strip()[:200])
+    except signing.BadSignature:
+        return None
+    qs = UnsubscribeKey.objects.select_related("sent_message__contact", "team")
+    if team is not None:
+        qs = qs.filter(team=team)
+    return qs.filter(key=key).first()
+
+
+def unsubscribe_key_for_message(*, sent_message: SentMessage) -> UnsubscribeKey:
+    """The key of ``sent_message`` (created on first use), for its first To address."""
+    existing = UnsubscribeKey.objects.filter(sent_message=sent_message).first()
+    if existing is not None:
+        return existing
+    email = (sent_message.to or [sent_message.contact.email])[0]
+    key, _ = UnsubscribeKey.objects.get_or_create(
+        sent_message=sent_message, defaults={"team_id": sent_message.team_id, "email": email, "key": secrets.token_urlsafe(18)})
+    return key
+
+
+def public_url(path: str) -> str:
+    """``path`` on the public site (settings.OUTREACH_PUBLIC_BASE_URL)."""
+    return settings.OUTREACH_PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def unsubscribe_urls(*, sent_message: SentMessage) -> tuple[str, str]:
+    """(one-click https URL, mailto: URL) of ``sent_message``."""
+    token = unsubscribe_token(unsubscribe_key_for_message(sent_message=sent_message))
+    web = public_url(reverse("unsubscribe", args=[token]))
+    mailto = f"mailto:{sent_message.mailbox.sender_email}?subject={quote('unsubscribe ' + token)}"
+    return web, mailto
+
+
+def outgoing_headers(*, sent_message: SentMessage) -> dict[str, str]:
+    """Extra RFC 5322 headers for ``sent_message``: threading and List-Unsubscribe(-Post), or {} when
+    its provider cannot carry message headers. Values are ours (validated ids, our URLs): nothing
+    from an inbound mail is copied into them unchecked."""
+    if not get_provider_class(sent_message.provider).capabilities.mail_headers:
+        return {}
+    headers: dict[str, str] = {}
+    if sent_message.in_reply_to:
+        headers["In-Reply-To"] = sent_message.in_reply_to
+    if sent_message.references:
+        headers["References"] = sent_message.references
+    if settings.OUTREACH_PUBLIC_BASE_URL:
+        web, mailto = unsubscribe_urls(sent_message=sent_message)
+        headers["List-Unsubscribe"] = f"<{web}>, <{mailto}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def with_unsubscribe_footer(*, sent_message: SentMessage) -> dict[str, str]:
+    """{"html", "text"} of ``sent_message``, ending with an unsubscribe link when its team chose the
+    footer (``Team.unsubscribe_footer``) — a link in the body works through every provider."""
+    html, text = sent_message.html_body, sent_message.text_body
+    if not sent_message.team.unsubscribe_footer or not settings.OUTREACH_PUBLIC_BASE_URL:
+        return {"html": html, "text": text}
+    web, _ = unsubscribe_urls(sent_message=sent_message)
+    if html:
+        html = f'{html}\n<p><small><a href="{escape(web)}">Unsubscribe</a> from these emails.</small></p>'
+    if text:
+        text = f"{text.rstrip()}\n\n--\nUnsubscribe from these emails: {web}\n"
+    return {"html": html, "text": text}
