@@ -90,6 +90,11 @@ class Contact(TeamOwned):
     # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
     lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
     leadlex_contact_id = models.CharField("leadlex contact_id", max_length=100, blank=True)
+    # The import that created the contact and its spreadsheet row: the timeline shows "Imported
+    # from …" from these instead of one stored event per imported contact (see outreach.imports.selectors).
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
+                                   db_index=False, related_name="+", editable=False)
+    import_row = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -113,6 +118,13 @@ class Contact(TeamOwned):
     @property
     def full_name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def linkedin_href(self) -> str:
+        """``linkedin_url`` when it is an http(s) link, else "": templates link only to this."""
+        from .validation import http_url_or_empty
+
+        return http_url_or_empty(self.linkedin_url)
 
 
 class Lead(TeamOwned):
@@ -409,6 +421,8 @@ class ImportJob(TeamOwned):
     encoding = models.CharField(max_length=30, blank=True)
     delimiter = models.CharField(max_length=2, blank=True)
     headers = models.JSONField(default=list, blank=True, help_text="Column names (duplicates suffixed).")
+    header_row = models.PositiveIntegerField(default=1, help_text="The header's row number as a spreadsheet shows it; rows above it are skipped.")
+    header_line = models.PositiveIntegerField(default=1, help_text="The physical line where the header starts.")
     mapping = models.JSONField(default=list, blank=True, help_text="One target per column: a field name, '__custom__' or '' (ignored).")
     policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.SKIP)
     as_leads = models.BooleanField(default=False)
@@ -424,6 +438,7 @@ class ImportJob(TeamOwned):
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
+    blanked_count = models.PositiveIntegerField(default=0, help_text="Imported rows with a cell left out because it was invalid (listed in the error report).")
     suppressed_count = models.PositiveIntegerField(default=0, help_text="Imported rows whose address is on the team's suppression list.")
     leads_created_count = models.PositiveIntegerField(default=0)
     error_message = models.TextField(blank=True)

@@ -363,6 +363,12 @@ def contact_timeline(*, contact: Contact, older: str = "", per_page: int = TIMEL
             entries.append(TimelineEntry(at=message.created_at, message=message, events=events.get(message.pk, [])))
         else:
             entries.append(TimelineEntry(at=event.created_at, event=event))
+    if not page.next_cursor:  # the oldest page ends with the import the contact came from, if any
+        from .imports.selectors import contact_imported_event
+
+        imported = contact_imported_event(contact=contact)
+        if imported is not None:
+            entries.append(TimelineEntry(at=imported.created_at, event=imported))
     return TimelinePage(entries=entries, older=page.next_cursor)
 
 

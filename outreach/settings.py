@@ -254,6 +254,15 @@ OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = env.bool("OUTREACH_ALLOW_PRIVATE_PROVIDER
 # --- CSV imports -----------------------------------------------------------------------
 # Largest accepted upload, bytes.
 OUTREACH_IMPORT_MAX_BYTES = env.int("OUTREACH_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
+# An upload still waiting for its column mapping after this many hours is expired and its file removed.
+OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS = env.int("OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS", default=24)
+# Uploaded files and error reports of finished imports are removed after this many days (the job's counts stay).
+OUTREACH_IMPORT_RETENTION_DAYS = env.int("OUTREACH_IMPORT_RETENTION_DAYS", default=30)
+
+# --- Periodic tasks (Celery beat); every feature adds its entries here -------------------
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "imports-expire": {"task": "outreach.imports_expire", "schedule": 3600.0},
+}
 
 # --- Campaigns -------------------------------------------------------------------------
 # Campaign messages one mailbox may have waiting in the outbox at a time: the scheduler creates the

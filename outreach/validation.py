@@ -1,6 +1,9 @@
 """Input checks shared by forms, services and commands: header values and email addresses."""
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ValidationError
 from email_validator import EmailNotValidError, validate_email
 
@@ -44,3 +47,37 @@ def parse_address_list(value: str) -> list[str]:
     if errors:
         raise ValidationError(errors)
     return list(dict.fromkeys(addresses))
+
+
+# A lower-case http(s) URL with a plain ASCII host name: a shape Django's URLValidator accepts
+# as it is (labels without a leading or trailing hyphen, a letters-only TLD, any non-space path).
+_PLAIN_HTTPS_URL = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?:[/?#]\S*)?\Z")
+_url_field = None
+
+
+def normalize_http_url(value: str) -> str:
+    """Validate a web link like the contact form's URL field does (``https://`` assumed when the
+    scheme is missing) and accept only ``http``/``https``. Returns the URL (blank stays blank).
+
+    Raises ValidationError naming the problem (``javascript:…``, ``ftp://…``, malformed)."""
+    global _url_field
+    value = (value or "").strip()
+    if not value or (len(value) <= 500 and _PLAIN_HTTPS_URL.match(value)):  # the common shape, fast
+        return value
+    if _url_field is None:
+        from django import forms
+
+        _url_field = forms.URLField(assume_scheme="https", max_length=500)
+    url = _url_field.clean(value)
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ValidationError("Enter a web link starting with http:// or https://.", code="invalid_url")
+    return url
+
+
+def http_url_or_empty(value: str) -> str:
+    """``value`` when it is an http(s) link that is safe as an ``href``, else "" (for templates:
+    anything else is shown as text, never as a link)."""
+    try:
+        return normalize_http_url(value) if value else ""
+    except ValidationError:
+        return ""

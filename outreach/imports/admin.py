@@ -60,9 +60,10 @@ class ImportJobAddForm(forms.ModelForm):
 
 @admin.display(description="Error report")
 def _error_report_link(job: ImportJob) -> str:
-    if not job.rejected_count:
+    if not (job.rejected_count or job.blanked_count):
         return "—"
-    return format_html('<a href="{}">Download ({} rows)</a>', reverse("import_errors", args=[job.pk]), job.rejected_count)
+    return format_html('<a href="{}">Download ({} rows)</a>', reverse("import_errors", args=[job.pk]),
+                       job.rejected_count + job.blanked_count)
 
 
 class ImportJobAdmin(TeamScopedAdmin):
@@ -75,9 +76,9 @@ class ImportJobAdmin(TeamScopedAdmin):
     list_select_related = ("team", "created_by")
     actions = ["cancel_imports"]
     readonly_fields = ("team", "name", "created_by", "original_filename", "size_bytes", "encoding", "delimiter",
-                       "headers", "mapping", "policy", "as_leads", "lead_status", "lead_owner", "status",
+                       "header_row", "header_line", "headers", "mapping", "policy", "as_leads", "lead_status", "lead_owner", "status",
                        "cancel_requested", "total_rows", "rows_done", "created_count", "updated_count",
-                       "unchanged_count", "rejected_count", "suppressed_count", "leads_created_count",
+                       "unchanged_count", "rejected_count", "blanked_count", "suppressed_count", "leads_created_count",
                        "error_message", _error_report_link, "started_at", "finished_at", "created_at")
     exclude = ("file", "error_report", "task_id")
 

@@ -6,6 +6,7 @@ A mapping is a list with one target per column: a key of :data:`TARGETS`, :data:
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 
@@ -40,57 +41,110 @@ _EXACT = {
     "dealId": "lead.leadlex_deal_id",
 }
 
-# Headers reduced to lower-case letters and digits.
-_NORMALIZED = {
-    "email": "email", "emailaddress": "email", "mail": "email", "workemail": "email", "businessemail": "email",
-    "contactemail": "email", "primaryemail": "email", "emailaddress1": "email", "professionalemail": "email",
-    "firstname": "first_name", "first": "first_name", "givenname": "first_name", "fname": "first_name",
-    "prenom": "first_name", "forename": "first_name",
-    "lastname": "last_name", "last": "last_name", "surname": "last_name", "familyname": "last_name",
-    "lname": "last_name", "nom": "last_name",
-    "company": "company", "companyname": "company", "organization": "company", "organisation": "company",
-    "account": "company", "accountname": "company", "employer": "company", "organizationname": "company",
-    "title": "title", "jobtitle": "title", "position": "title", "role": "title", "jobrole": "title",
-    "phone": "phone", "phonenumber": "phone", "mobile": "phone", "mobilephone": "phone", "telephone": "phone",
-    "tel": "phone", "workphone": "phone", "directphone": "phone", "phone1": "phone", "mobilenumber": "phone",
-    "linkedin": "linkedin_url", "linkedinurl": "linkedin_url", "linkedinprofile": "linkedin_url",
-    "linkedinprofileurl": "linkedin_url", "personlinkedinurl": "linkedin_url", "linkedinlink": "linkedin_url",
-    "lemlistcontactid": "lemlist_contact_id", "lemlistleadid": "lead.lemlist_lead_id",
-    "leadlexcontactid": "leadlex_contact_id", "leadlexdealid": "lead.leadlex_deal_id",
-    "contactid": "lemlist_contact_id", "leadid": "lead.lemlist_lead_id", "dealid": "lead.leadlex_deal_id",
+# The synonyms table: (target, specificity, spellings). Spellings are compared after
+# :func:`normalize_header` (lower case, accents and everything but letters and digits removed).
+# When several columns name the same field, the most specific wins ("Job Title" 3 over
+# "Title" 1; "Email" 3 over "Work Email" 2); on a tie the first column wins. Columns that lose,
+# and secondary addresses and phones ("Secondary Email", "E-mail 2 - Value", "Home Phone"),
+# become custom fields. Covers the exports of HubSpot, Salesforce (leads, contacts, reports),
+# Pipedrive, Apollo, Google Contacts, Outlook, LinkedIn, lemlist, Mailchimp, Zoho CRM, Close,
+# Copper, Brevo and plain spreadsheets, in English, French, German and Spanish.
+SYNONYMS: list[tuple[str, int, str]] = [
+    ("email", 3, "email, emailaddress, mail, emailadresse, emailaddresse, adresseemail, adressemail, "
+                 "adresseelectronique, courriel, adressecourriel, correo, correoelectronico, "
+                 "direcciondecorreoelectronico, direcciondecorreo, email1, emailaddress1, email1value, "
+                 "primaryemail, contactemail, contactprimaryemail, primarycontactemail, personemail, "
+                 "personemailwork, emailwork, professionalemail, businessemail, emailprofessionnel"),
+    ("email", 2, "workemail, emailbusiness, businessemailaddress, workemailaddress, email1address"),
+    ("first_name", 3, "firstname, first, givenname, fname, forename, prenom, vorname, nombre, nombredepila, "
+                      "personfirstname, contactfirstname, leadfirstname"),
+    ("last_name", 3, "lastname, last, surname, familyname, lname, nom, nomdefamille, nachname, familienname, "
+                     "apellido, apellidos, personlastname, contactlastname, leadlastname"),
+    ("company", 3, "company, companyname, companyaccount, accountname, organization, organisation, "
+                   "organizationname, organization1name, organisationname, personorganization, "
+                   "organizationnamename, employer, currentcompany, societe, entreprise, nomdelentreprise, "
+                   "firma, firmenname, unternehmen, empresa, compania, nombredelaempresa, leadcompany"),
+    ("company", 2, "account, associatedcompany, organizationname1, companyname1, organizacion"),
+    ("title", 3, "jobtitle, jobrole, jobposition, organizationtitle, organization1title, persontitle, "
+                 "personjobtitle, posttitle, intituledeposte, intituleduposte, titreduposte, poste, fonction, "
+                 "berufsbezeichnung, jobtitel, positionjobtitel, cargo, puesto, titulodelpuesto"),
+    ("title", 2, "position, role, occupation, designation, stellung"),
+    ("title", 1, "title, titre, titel, titulo"),
+    ("phone", 3, "phone, phonenumber, telephone, tel, workphone, businessphone, directphone, firstphone, "
+                 "workdirectphone, primaryphone, phone1, phone1value, personphonework, personphone, "
+                 "telefon, telefonnummer, telefono, numerodetelephone, numerodetelefono, contactprimaryphone, "
+                 "primarycontactphone"),
+    ("phone", 2, "mobile, mobilephone, mobilenumber, mobilephonenumber, cellphone, cell, portable, "
+                 "telephoneportable, handy, mobiltelefon, movil, telefonomovil, celular, sms, corporatephone"),
+    ("linkedin_url", 3, "linkedin, linkedinurl, linkedinprofile, linkedinprofileurl, personlinkedinurl, "
+                        "linkedinlink, profilelinkedin, linkedinprofil"),
+    ("lemlist_contact_id", 3, "lemlistcontactid"),
+    ("lead.lemlist_lead_id", 3, "lemlistleadid"),
+    ("leadlex_contact_id", 3, "leadlexcontactid"),
+    ("lead.leadlex_deal_id", 3, "leadlexdealid"),
+]
+
+# Headers that mean something else in one export (its signature header -> overrides, applied
+# before everything else). LinkedIn's Connections.csv calls the profile link just "URL"; Close's
+# "contact_id"/"lead_id" are Close's own ids, not leadlex's or lemlist's.
+_CONTEXT: dict[str, dict[str, tuple[str, int]]] = {
+    "connectedon": {"url": ("linkedin_url", 3)},
+    "leaddisplayname": {"contactid": (IGNORE, 0), "leadid": (IGNORE, 0)},
 }
 
 
-def _normalize(header: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", header.lower())
+def _build_table() -> dict[str, tuple[str, int]]:
+    table: dict[str, tuple[str, int]] = {}
+    for target, score, spellings in SYNONYMS:
+        for spelling in spellings.split(","):
+            key = spelling.strip()
+            assert key == normalize_header(key) and key not in table, key
+            table[key] = (target, score)
+    return table
+
+
+def normalize_header(header: str) -> str:
+    """``header`` reduced to lower-case ASCII letters and digits ("Prénom" -> "prenom",
+    "Person - Email - Work" -> "personemailwork")."""
+    text = unicodedata.normalize("NFKD", header.lower())
+    return re.sub(r"[^a-z0-9]", "", "".join(ch for ch in text if not unicodedata.combining(ch)).replace("ß", "ss"))
+
+
+_TABLE = _build_table()
+
+
+def _guess(header: str, context: dict[str, tuple[str, int]] | None = None) -> tuple[str, int]:
+    key = normalize_header(header)
+    if context and key in context:
+        return context[key]
+    header = header.strip()
+    if header in _EXACT:
+        return _EXACT[header], 4
+    return _TABLE.get(key, (IGNORE, 0))
 
 
 def guess_target(header: str) -> str:
     """The target for one header name, or IGNORE when it is not recognised."""
-    header = header.strip()
-    if header in _EXACT:
-        return _EXACT[header]
-    key = _normalize(header)
-    if key in _NORMALIZED:
-        return _NORMALIZED[key]
-    # Suffixed duplicates ("Email_2") and prefixed exports ("Contact Email") are not guessed:
-    # the first plain match wins and the user can change it in the mapping step.
-    return IGNORE
+    return _guess(header)[0]
 
 
 def guess_mapping(headers: list[str], *, unmapped_to_custom: bool = True) -> list[str]:
-    """One target per header: recognised fields (each at most once, first column wins); the
-    rest CUSTOM when ``unmapped_to_custom`` else IGNORE."""
-    used: set[str] = set()
-    mapping = []
-    for header in headers:
-        target = guess_target(header)
-        if target and target not in used:
-            used.add(target)
-            mapping.append(target)
-        else:
-            mapping.append(CUSTOM if unmapped_to_custom else IGNORE)
-    return mapping
+    """One target per header: each recognised field at most once — the most specific column
+    wins, the first on a tie (see :data:`SYNONYMS`); the rest CUSTOM when
+    ``unmapped_to_custom`` else IGNORE."""
+    context: dict[str, tuple[str, int]] = {}
+    keys = {normalize_header(h) for h in headers}
+    for signature, overrides in _CONTEXT.items():
+        if signature in keys:
+            context.update(overrides)
+    guesses = [_guess(header, context) for header in headers]
+    best: dict[str, int] = {}  # target -> column index
+    for index, (target, score) in enumerate(guesses):
+        if target and (target not in best or score > guesses[best[target]][1]):
+            best[target] = index
+    winners = {index: target for target, index in best.items()}
+    fallback = CUSTOM if unmapped_to_custom else IGNORE
+    return [winners.get(index, fallback) for index in range(len(headers))]
 
 
 def validate_mapping(headers: list[str], mapping: list[str]) -> list[str]:

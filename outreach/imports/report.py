@@ -1,10 +1,19 @@
-"""The error report: one CSV line per rejected row, safe to open in a spreadsheet."""
+"""The error report: one CSV line per rejected row (or row imported without an invalid cell),
+safe to open in a spreadsheet, kept through Django's storage API."""
 from __future__ import annotations
 
+import codecs
 import csv
-import os
+import io
+import tempfile
+
+from django.core.files import File
+from django.core.files.storage import Storage
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+COLUMNS = ["spreadsheet row", "line", "outcome", "problem"]
+REJECTED = "rejected"
+BLANKED = "imported without the cell"
 
 
 def escape_cell(value: str) -> str:
@@ -15,22 +24,60 @@ def escape_cell(value: str) -> str:
 
 
 class ErrorReport:
-    """Appends rejected rows to a UTF-8 (with BOM, for Excel) CSV at ``path``; the header line is
-    ``row, line, reason`` followed by the file's own column names. Created on the first write."""
+    """The report of one import: UTF-8 with BOM (for Excel), the header line is
+    ``spreadsheet row, line, outcome, problem`` followed by the file's own column names.
 
-    def __init__(self, path: str, headers: list[str]):
-        self.path = path
+    Lines are collected in a local temporary file and stored under ``name`` in ``storage`` by
+    :meth:`save` (a storage cannot append); a resumed run starts from the stored report."""
+
+    def __init__(self, storage: Storage, name: str, headers: list[str]):
+        self.storage = storage
+        self.name = name
         self.headers = headers
+        self._tmp = None
+        self._dirty = False
 
-    def append(self, entries: list[tuple[int, int, str, list[str] | None]]) -> None:
-        """Write (row, line, reason, cells-or-None) entries; cells are escaped like every other cell."""
+    def _file(self):
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryFile("w+b")
+            if self.storage.exists(self.name):
+                with self.storage.open(self.name, "rb") as stored:
+                    while chunk := stored.read(1024 * 1024):
+                        self._tmp.write(chunk)
+            else:
+                self._tmp.write(codecs.BOM_UTF8)
+                self._write([COLUMNS + list(self.headers)])
+        return self._tmp
+
+    def _write(self, rows) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([[escape_cell(c) for c in row] for row in rows])
+        self._tmp.write(buffer.getvalue().encode("utf-8"))
+
+    def append(self, entries: list[tuple[int, int, str, str, list[str] | None]]) -> None:
+        """Write (spreadsheet row, line, outcome, problem, cells-or-None) entries; every cell is
+        formula-escaped."""
         if not entries:
             return
-        new = not os.path.exists(self.path)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with open(self.path, "a", encoding="utf-8-sig" if new else "utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow([escape_cell(c) for c in ["row", "line", "reason", *self.headers]])
-            for row, line, reason, cells in entries:
-                writer.writerow([row, line, escape_cell(reason), *(escape_cell(c) for c in (cells or []))])
+        self._file()
+        self._write([[str(sheet_row), str(line), outcome, problem, *(cells or [])]
+                     for sheet_row, line, outcome, problem, cells in entries])
+        self._dirty = True
+
+    def save(self) -> None:
+        """Store the report (replacing the stored one) if lines were added since the last save."""
+        if not self._dirty:
+            return
+        self._tmp.flush()
+        self._tmp.seek(0)
+        if self.storage.exists(self.name):
+            self.storage.delete(self.name)
+        saved = self.storage.save(self.name, File(self._tmp, name=self.name))
+        assert saved == self.name, (saved, self.name)
+        self._tmp.seek(0, io.SEEK_END)
+        self._dirty = False
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.close()
+            self._tmp = None

@@ -1,6 +1,6 @@
 """CSV imports of contacts and leads: upload, map, run (in a Celery task), cancel.
 
-Flow: :func:`import_job_create` stores the upload under MEDIA_ROOT and detects its format →
+Flow: :func:`import_job_create` stores the upload through the storage API and detects its format →
 the user checks the guessed column mapping (:func:`import_job_preview`) → :func:`import_job_start`
 saves the mapping and queues the task → :func:`import_job_run` streams the file in batches, one
 transaction per batch. :func:`contacts_import` does all of it in-process (management command,
@@ -8,22 +8,22 @@ benchmark).
 
 Every data row ends as exactly one of created / updated / unchanged / rejected; for a finished
 job ``created + updated + unchanged + rejected == total_rows``. Rejected rows are written to the
-job's error report (row number, line, reason, the original cells; formula-escaped). Addresses on
+job's error report (spreadsheet row, line, outcome, problem, the original cells; formula-escaped). Addresses on
 the team's suppression list are imported but marked: counted in ``suppressed_count`` and flagged
 on their timeline event (``data["suppressed"] = True`` and a note in the summary); the
 suppression itself keeps them from being emailed.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import IO, Any
+from datetime import timedelta
+from typing import IO, Any, Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,18 +33,23 @@ from django.db.models import F
 from django.utils import timezone
 
 from .emails import EmailChecker
-from .mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
+from .mapping import CUSTOM, IGNORE, TARGETS, guess_mapping, validate_mapping
 from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
                                iter_records)
-from .report import ErrorReport
+from .report import BLANKED, REJECTED, ErrorReport
 from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
+from ..validation import normalize_http_url
 
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5000
 CANCEL_CHECK_SECONDS = 0.5
-QUEUED_BATCHES = 4  # parsed batches waiting for the writer: bounds memory
+REPORT_SAVE_SECONDS = 10.0  # the error report is stored this often while rows are rejected, and at the end
+CONCURRENT_RETRIES = 6
+QUEUED_BATCHES = 2  # parsed batches waiting for the writer: bounds memory
+# A batch also ends at about this much COPY text (characters), so wide exports keep memory flat.
+BATCH_TEXT_CHARS = 2_000_000
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
 
@@ -56,14 +61,45 @@ class ImportCancelled(Exception):
 # --- upload and mapping ------------------------------------------------------------------------
 
 
+def _opener(field) -> Callable[[], IO[bytes]]:
+    """A callable opening ``field``'s file afresh through its storage (each reader its own handle)."""
+    storage, name = field.storage, field.name
+    return lambda: storage.open(name, "rb")
+
+
+def import_mapping_remembered(*, team: Team, headers: list[str], exclude_id: int | None = None) -> ImportJob | None:
+    """The team's most recent started import of a file with exactly these ``headers`` (its
+    ``mapping`` is the one the team chose last for them), or None."""
+    qs = (ImportJob.objects.for_team(team).filter(headers=headers).exclude(status=ImportJob.Status.UPLOADED)
+          .exclude(mapping=[]).order_by("-created_at", "-id"))
+    if exclude_id is not None:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.first()
+
+
+def _apply_format(job: ImportJob, fmt: FileFormat) -> None:
+    """Take ``fmt`` into ``job``: encoding, delimiter, header and the mapping (the team's last
+    mapping for the same header set when it is still valid, else the guess)."""
+    job.encoding, job.delimiter, job.headers = fmt.encoding, fmt.delimiter, fmt.headers
+    job.header_row, job.header_line = fmt.header_row, fmt.header_line
+    job.mapping = guess_mapping(fmt.headers)
+    previous = import_mapping_remembered(team=job.team, headers=fmt.headers, exclude_id=job.pk)
+    if previous is not None:
+        try:
+            job.mapping = validate_mapping(fmt.headers, list(previous.mapping))
+        except ValidationError:
+            pass
+
+
 def import_job_create(*, team: Team, file: IO[bytes] | File, name: str = "", user=None,
                       filename: str = "") -> ImportJob:
-    """Store an uploaded CSV under MEDIA_ROOT and detect encoding, delimiter and header.
+    """Store an uploaded CSV through Django's storage API and detect encoding, delimiter and header.
 
     ``file`` is an UploadedFile / File or a binary file object; ``name`` defaults to the file
-    name. Returns the ImportJob (status ``uploaded``, ``mapping`` guessed from the headers).
-    Raises ValidationError — before anything is kept — for a file over the size limit
-    (OUTREACH_IMPORT_MAX_BYTES, default 256 MB), an empty or binary file, or one without a header.
+    name. Returns the ImportJob (status ``uploaded``, ``mapping`` the team's last mapping for the
+    same header set, else guessed from the headers). Raises ValidationError — before anything is
+    kept — for a file over the size limit (OUTREACH_IMPORT_MAX_BYTES, default 256 MB), an empty
+    or binary file, or one without a header.
     """
     filename = os.path.basename(filename or getattr(file, "name", "") or "import.csv")
     size = getattr(file, "size", None)
@@ -72,19 +108,42 @@ def import_job_create(*, team: Team, file: IO[bytes] | File, name: str = "", use
     job = ImportJob(team=team, created_by=user if getattr(user, "pk", None) else None,
                     name=(name or filename).strip()[:200], original_filename=filename[:255])
     job.file.save(filename, file if isinstance(file, File) else File(file, name=filename), save=False)
-    path = job.file.path
     try:
-        job.size_bytes = os.path.getsize(path)
+        job.size_bytes = job.file.size
         if job.size_bytes > MAX_UPLOAD_BYTES:
             raise ImportFileError(f"The file is {job.size_bytes / 1e6:.0f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
-        fmt = detect_format(path)
+        fmt = detect_format(_opener(job.file))
     except ImportFileError as err:
         job.file.delete(save=False)
         raise ValidationError(str(err), code="unreadable_file") from None
-    job.encoding, job.delimiter, job.headers = fmt.encoding, fmt.delimiter, fmt.headers
-    job.mapping = guess_mapping(fmt.headers)
+    _apply_format(job, fmt)
     job.save()
     return job
+
+
+def import_job_set_header_row(*, job: ImportJob, header_row: int) -> ImportJob:
+    """Take record ``header_row`` (1-based, as a spreadsheet numbers rows) as the header of a job
+    still waiting for its mapping; re-reads the column names and re-guesses the mapping.
+
+    Returns the job. Raises ValidationError for a started job, or a row that is blank or past
+    the end of the file."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().select_related("team").get(pk=job.pk)
+        if job.status != ImportJob.Status.UPLOADED:
+            raise ValidationError("This import has already been started.")
+        if header_row < 1:
+            raise ValidationError("The header row is a row number from 1.")
+        try:
+            fmt = detect_format(_opener(job.file), header_row=header_row)
+        except ImportFileError as err:
+            raise ValidationError(str(err), code="bad_header_row") from None
+        _apply_format(job, fmt)
+        job.save()
+    return job
+
+
+def _job_format(job: ImportJob) -> FileFormat:
+    return FileFormat(job.encoding, job.delimiter, job.headers, job.header_row, job.header_line)
 
 
 def import_job_preview(*, job: ImportJob, limit: int = 5) -> list[list[str]]:
@@ -92,12 +151,39 @@ def import_job_preview(*, job: ImportJob, limit: int = 5) -> list[list[str]]:
     Unreadable lines are shown as a row with the error in the first cell."""
     width = len(job.headers)
     rows = []
-    for record in iter_records(job.file.path, FileFormat(job.encoding, job.delimiter, job.headers)):
+    for record in iter_records(_opener(job.file), _job_format(job)):
         cells = record.cells if record.cells is not None else [f"({record.error})"]
         rows.append((cells + [""] * width)[:width])
         if len(rows) >= limit:
             break
     return rows
+
+
+def import_job_columns(*, job: ImportJob, scan_rows: int = 200, samples: int = 3) -> list[dict[str, Any]]:
+    """What the mapping step shows per column, in column order: {"index", "header", "target"
+    (the current mapping), "samples" (up to ``samples`` distinct non-empty values from the first
+    ``scan_rows`` rows), "looks_like_email" (most non-empty values look like addresses),
+    "email_unmapped" (looks like email but not mapped to Email)}."""
+    width = len(job.headers)
+    values: list[list[str]] = [[] for _ in range(width)]
+    filled = [0] * width
+    at = [0] * width
+    for n, record in enumerate(iter_records(_opener(job.file), _job_format(job))):
+        if n >= scan_rows:
+            break
+        for index, cell in enumerate((record.cells or [])[:width]):
+            if cell:
+                filled[index] += 1
+                at[index] += "@" in cell and " " not in cell
+                if len(values[index]) < samples and cell not in values[index]:
+                    values[index].append(cell)
+    columns = []
+    for index, header in enumerate(job.headers):
+        target = job.mapping[index] if index < len(job.mapping) else IGNORE
+        looks = filled[index] > 0 and at[index] * 2 > filled[index]
+        columns.append({"index": index, "header": header, "target": target, "samples": values[index],
+                        "looks_like_email": looks, "email_unmapped": looks and target != "email"})
+    return columns
 
 
 def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool, lead_status: str,
@@ -214,12 +300,13 @@ def _finish(job: ImportJob, status: str, message: str = "") -> None:
 class _Run:
     def __init__(self, job: ImportJob):
         self.job = job
-        self.fmt = FileFormat(job.encoding, job.delimiter, job.headers)
+        self.fmt = _job_format(job)
+        self.source = _opener(job.file)
         mapping = validate_mapping(job.headers, job.mapping)
         self.width = len(job.headers)
         self.email_index = mapping.index("email")
-        self.contact_cols = [(i, t) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
-        self.lead_cols = [(i, t) for i, t in enumerate(mapping) if t.startswith("lead.")]
+        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
+        self.lead_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t.startswith("lead.")]
         self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
         self.check_email = EmailChecker()
         lead_options = {"status": job.lead_status, "owner_id": job.lead_owner_id} if job.as_leads else None
@@ -229,76 +316,108 @@ class _Run:
             job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
             ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
         self.cancel_checked = 0.0
+        self.report_saved = time.monotonic()
         self.written = 0  # contacts created by this run, for BatchWriter.refresh_statistics
-        self.report = ErrorReport(str(Path(settings.MEDIA_ROOT) / job.error_report.name), job.headers)
+        self.report = ErrorReport(job.error_report.storage, job.error_report.name, job.headers)
 
     def parse(self, record) -> tuple[Row | None, str]:
-        """(Row, "") for a valid record, (None, reason) for a rejected one."""
+        """(Row, "") for a valid record, (Row, problem) for a row imported without an invalid
+        cell (the cell is left out, like a form would refuse it), (None, problem) for a
+        rejected one. Problems are plain sentences for the error report."""
         cells = record.cells
         if cells is None:
             return None, record.error
         if len(cells) > self.width and any(cells[self.width:]):
-            return None, f"unreadable line: {len(cells)} values but the header has {self.width} columns"
-        raw_email = cells[self.email_index] if self.email_index < len(cells) else ""
+            return None, f"The row has {len(cells)} values but the header has {self.width} columns."
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        raw_email = cells[self.email_index]
         if not raw_email:
-            return None, "missing email address"
+            return None, "The email address is missing."
         try:
             email = self.check_email(raw_email)
         except ValidationError as err:
-            return None, "invalid email address: " + " ".join(err.messages)
+            return None, " ".join(err.messages)
         values, lead, custom = {}, {}, {}
-        for index, target in self.contact_cols:
-            value = cells[index] if index < len(cells) else ""
+        left_out = []
+        for index, target, limit in self.contact_cols:
+            value = cells[index]
             if value:
-                if len(value) > MAX_LENGTH[target]:
-                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters"
+                if len(value) > limit:
+                    return None, f"{TARGETS[target]} is longer than {limit} characters."
+                if target == "linkedin_url":
+                    try:
+                        value = normalize_http_url(value)
+                    except ValidationError as err:
+                        left_out.append(f"{TARGETS[target]} left out: {' '.join(err.messages)}")
+                        continue
                 values[target] = value
-        for index, target in self.lead_cols:
-            value = cells[index] if index < len(cells) else ""
+        for index, target, limit in self.lead_cols:
+            value = cells[index]
             if value:
-                if len(value) > MAX_LENGTH[target]:
-                    return None, f"{TARGETS[target]} is longer than {MAX_LENGTH[target]} characters"
+                if len(value) > limit:
+                    return None, f"{TARGETS[target]} is longer than {limit} characters."
                 lead[target[5:]] = value
         for index, key in self.custom_cols:
-            value = cells[index] if index < len(cells) else ""
+            value = cells[index]
             if value:
                 custom[key] = value
-        return self.writer.preformat(Row(record.row, record.line, email, values, custom, lead)), ""
+        row = self.writer.preformat(Row(record.sheet_row, record.line, email, values, custom, lead))
+        return row, " ".join(left_out)
 
     def batches(self, skip: int):
-        """Yield (valid rows, rejected entries) batches of up to BATCH_ROWS records after row ``skip``."""
+        """Yield (valid rows, report entries, rejected count, blanked count) batches of up to
+        BATCH_ROWS records (fewer for wide rows: about BATCH_TEXT_CHARS of COPY text) after data
+        row ``skip``."""
         rows: list[Row] = []
-        rejected: list[tuple[int, int, str, list[str] | None]] = []
-        for record in iter_records(self.job.file.path, self.fmt):
+        entries: list[tuple[int, int, str, str, list[str] | None]] = []
+        rejected = blanked = size = 0
+        for record in iter_records(self.source, self.fmt):
             if record.row <= skip:
                 continue
-            row, reason = self.parse(record)
+            row, problem = self.parse(record)
             if row is None:
-                rejected.append((record.row, record.line, reason, record.cells))
+                rejected += 1
+                entries.append((record.sheet_row, record.line, REJECTED, problem, record.cells))
             else:
                 rows.append(row)
-            if len(rows) + len(rejected) >= BATCH_ROWS:
-                yield rows, rejected
-                rows, rejected = [], []
+                size += len(row.contact_tail)
+                if problem:
+                    blanked += 1
+                    entries.append((record.sheet_row, record.line, BLANKED, problem, record.cells))
+            size += 100  # the row's objects
+            if len(rows) + rejected >= BATCH_ROWS or size >= BATCH_TEXT_CHARS:
+                yield rows, entries, rejected, blanked
+                rows, entries, rejected, blanked, size = [], [], 0, 0, 0
         if rows or rejected:
-            yield rows, rejected
+            yield rows, entries, rejected, blanked
 
     def run(self) -> None:
+        """Run the import; the error report is stored however the run ends."""
+        try:
+            self._run()
+        finally:
+            try:
+                self.report.save()
+            finally:
+                self.report.close()
+
+    def _run(self) -> None:
         """Count (in a thread), read and parse (in a thread) and write (here, batch by batch).
 
         The threads never touch the database; while this thread waits for PostgreSQL they use
         the CPU. At most QUEUED_BATCHES parsed batches wait in the queue, so memory stays flat."""
         job = self.job
-        encoding = confirm_encoding(job.file.path, self.fmt.encoding)
+        encoding = confirm_encoding(self.source, self.fmt.encoding)
         if encoding != self.fmt.encoding:
-            self.fmt = FileFormat(encoding, self.fmt.delimiter, self.fmt.headers)
+            self.fmt = dataclasses.replace(self.fmt, encoding=encoding)
             ImportJob.objects.filter(pk=job.pk).update(encoding=encoding)
         self.total: int | None = job.total_rows
         self.total_saved = job.total_rows is not None
         counter = None
         if job.total_rows is None:
             def count() -> None:
-                self.total = count_rows(job.file.path, self.fmt)
+                self.total = count_rows(self.source, self.fmt)
             counter = threading.Thread(target=count, name=f"import-{job.pk}-count", daemon=True)
             counter.start()
         end = object()
@@ -322,10 +441,6 @@ class _Run:
 
         self.writer.prepare()
         producer = threading.Thread(target=produce, name=f"import-{job.pk}-read", daemon=True)
-        # The reading thread is CPU-bound: hand the GIL back quickly when a query returns,
-        # or each database round trip waits up to the default 5 ms switch interval.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
         producer.start()
         try:
             while True:
@@ -343,20 +458,19 @@ class _Run:
                 except queue.Empty:
                     pass
             producer.join()
-            sys.setswitchinterval(switch_interval)
         if not self.total_saved:
             if counter is not None:
                 counter.join()
-            total = count_rows(job.file.path, self.fmt) if self.total is None else self.total
+            total = count_rows(self.source, self.fmt) if self.total is None else self.total
             ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
 
-    def commit(self, rows: list[Row], rejected: list) -> None:
+    def commit(self, rows: list[Row], entries: list, rejected: int, blanked: int) -> None:
         now = time.monotonic()
         if now - self.cancel_checked > CANCEL_CHECK_SECONDS:
             self.cancel_checked = now
             if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
                 raise ImportCancelled()
-        for attempt in range(3):
+        for attempt in range(CONCURRENT_RETRIES):
             try:
                 with transaction.atomic():
                     result = self.writer.write(rows, timezone.now()) if rows else None
@@ -365,11 +479,12 @@ class _Run:
                         extra["total_rows"] = self.total
                     ImportJob.objects.filter(pk=self.job.pk).update(
                         **extra,
-                        rows_done=F("rows_done") + len(rows) + len(rejected),
+                        rows_done=F("rows_done") + len(rows) + rejected,
                         created_count=F("created_count") + (result.created if result else 0),
                         updated_count=F("updated_count") + (result.updated if result else 0),
                         unchanged_count=F("unchanged_count") + (result.unchanged if result else 0),
-                        rejected_count=F("rejected_count") + len(rejected),
+                        rejected_count=F("rejected_count") + rejected,
+                        blanked_count=F("blanked_count") + blanked,
                         suppressed_count=F("suppressed_count") + (result.suppressed if result else 0),
                         leads_created_count=F("leads_created_count") + (result.leads_created if result else 0),
                         updated_at=timezone.now(),
@@ -380,11 +495,60 @@ class _Run:
                     self.written += result.created
                     self.writer.refresh_statistics(self.written)
                 break
-            except ConcurrentInsert:
-                if attempt == 2:
+            except ConcurrentInsert:  # another import committed some of these addresses: re-plan
+                if attempt == CONCURRENT_RETRIES - 1:
                     raise
-                time.sleep(0.05)
-        self.report.append(rejected)
+                time.sleep(0.05 * (attempt + 1))
+        self.report.append(entries)
+        if entries and now - self.report_saved > REPORT_SAVE_SECONDS:
+            self.report.save()
+            self.report_saved = now
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+
+def import_jobs_expire(*, now=None) -> dict[str, int]:
+    """Expire abandoned uploads and remove old files (the periodic task's body).
+
+    A job still ``uploaded`` (waiting for its mapping) for OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS is
+    cancelled with a note and its upload deleted; a finished job older than
+    OUTREACH_IMPORT_RETENTION_DAYS loses its upload and error report (its counts stay). Files are
+    removed through the storage API. Returns {"expired": n, "files_removed": n}."""
+    now = now or timezone.now()
+    expired = files = 0
+    cutoff = now - timedelta(hours=settings.OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS)
+    for job_id in (ImportJob.objects.filter(status=ImportJob.Status.UPLOADED, created_at__lt=cutoff)
+                   .values_list("pk", flat=True)):
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update().filter(pk=job_id, status=ImportJob.Status.UPLOADED).first()
+            if job is None:
+                continue
+            job.status, job.finished_at, job.cancel_requested = ImportJob.Status.CANCELLED, now, True
+            job.error_message = ("Expired: the column mapping was not confirmed within "
+                                 f"{settings.OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS} hours; upload the file again.")
+            files += _remove_files(job)
+            job.save(update_fields=["status", "finished_at", "cancel_requested", "error_message", "file",
+                                    "error_report", "updated_at"])
+            expired += 1
+    cutoff = now - timedelta(days=settings.OUTREACH_IMPORT_RETENTION_DAYS)
+    old = (ImportJob.objects.filter(status__in=[ImportJob.Status.DONE, ImportJob.Status.FAILED, ImportJob.Status.CANCELLED],
+                                    finished_at__lt=cutoff).exclude(file="", error_report=""))
+    for job in old.iterator():
+        files += _remove_files(job)
+        ImportJob.objects.filter(pk=job.pk).update(file=job.file.name or "", error_report=job.error_report.name or "")
+    return {"expired": expired, "files_removed": files}
+
+
+def _remove_files(job: ImportJob) -> int:
+    removed = 0
+    for field in (job.file, job.error_report):
+        if field.name:
+            if field.storage.exists(field.name):
+                field.storage.delete(field.name)
+                removed += 1
+            field.name = ""
+    return removed
 
 
 # --- all in one (command, admin, benchmark) ----------------------------------------------------------

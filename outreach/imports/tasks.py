@@ -13,3 +13,12 @@ def import_contacts_run(import_job_id: int) -> str:
     from .services import import_job_run
 
     return import_job_run(import_job_id=import_job_id).status
+
+
+@shared_task(name="outreach.imports_expire")
+def imports_expire() -> dict:
+    """Periodic (settings.CELERY_BEAT_SCHEDULE): expire abandoned uploads and remove old import
+    files. Returns {"expired": n, "files_removed": n}."""
+    from .services import import_jobs_expire
+
+    return import_jobs_expire()

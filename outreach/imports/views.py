@@ -14,17 +14,43 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .forms import ImportMappingForm, ImportUploadForm
 from ..models import ImportJob
-from .services import (import_job_cancel, import_job_create, import_job_preview, import_job_progress,
-                               import_job_start)
 from ..views.common import add_service_errors, get_team, team_object_or_404
+from ..views.listing import AdminListView, BulkAction, Column, ListFilter
+from .selectors import import_job_list, import_jobs_by_ids
+from .services import (import_job_cancel, import_job_columns, import_job_create, import_job_preview,
+                       import_job_progress, import_job_set_header_row, import_job_start,
+                       import_mapping_remembered)
 
 
-@require_GET
-def import_list(request: HttpRequest) -> HttpResponse:
-    """The team's last 100 imports, newest first."""
-    team = get_team(request)
-    jobs = ImportJob.objects.for_team(team).select_related("created_by")[:100]
-    return render(request, "imports/list.html", {"jobs": jobs})
+class ImportListView(AdminListView):
+    """The team's imports (``imports/list.html``) on the shared list page; bulk: cancel."""
+
+    template_name = "imports/list.html"
+    title = "Imports"
+    noun = "import"
+    noun_plural = "imports"
+    search_placeholder = "Search name, file"
+    columns = (
+        Column("Name", "name"), Column("Status", "status"), Column("Rows", "rows", "num"),
+        Column("Created", "created_count", "num"), Column("Updated", css="num"), Column("Unchanged", css="num"),
+        Column("Rejected", "rejected", "num"), Column("By"), Column("When", "created"),
+    )
+    filters = (ListFilter("status", "Status", lambda team: ImportJob.Status.choices, all_label="Any status"),)
+    actions = (BulkAction("cancel", "Cancel", "bulk_cancel", confirm=True, confirm_verb="Cancel",
+                          warning="Imports not started yet are discarded; running ones stop after their current batch."),)
+
+    def select(self, team, query):
+        return import_job_list(team=team, query=query)
+
+    def selected(self, team, ids):
+        return import_jobs_by_ids(team=team, ids=ids)
+
+    def bulk_cancel(self, ids, value) -> str:
+        jobs = [import_job_cancel(job=job) for job in import_jobs_by_ids(team=self.team, ids=ids)]
+        return f"Cancel requested for {len(jobs)} import{'s' if len(jobs) != 1 else ''}."
+
+
+import_list = ImportListView.as_view()
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,6 +78,15 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if job.status == ImportJob.Status.UPLOADED:
         form = ImportMappingForm(request.POST if request.method == "POST" and "start" in request.POST else None, job=job)
     if request.method == "POST":
+        if "header_row" in request.POST and job.status == ImportJob.Status.UPLOADED:
+            raw = request.POST.get("header_row", "")
+            try:
+                import_job_set_header_row(job=job, header_row=int(raw) if raw.isdigit() else 0)
+            except ValidationError as err:
+                messages.error(request, " ".join(err.messages))
+            else:
+                messages.info(request, f"Row {raw} is now the header; check the columns again.")
+            return redirect("import_detail", pk=job.pk)
         if "cancel" in request.POST:
             import_job_cancel(job=job)
             messages.info(request, "The import is being cancelled." if job.status == ImportJob.Status.RUNNING
@@ -69,6 +104,8 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {"job": job, "form": form, "progress": import_job_progress(job=job)}
     if form is not None:
         context["preview"] = import_job_preview(job=job)
+        context["columns"] = list(zip(form.column_fields(), import_job_columns(job=job)))
+        context["remembered"] = import_mapping_remembered(team=job.team, headers=job.headers, exclude_id=job.pk)
     return render(request, "imports/detail.html", context)
 
 
@@ -81,10 +118,11 @@ def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def import_errors(request: HttpRequest, pk: int) -> FileResponse:
-    """Download the error report CSV (rejected rows with row number and reason)."""
+    """Download the error report CSV (rejected rows and rows imported without an invalid cell,
+    with their spreadsheet row, line and problem)."""
     job = team_object_or_404(ImportJob, request, pk)
-    if not job.error_report or not os.path.exists(job.error_report.path):
-        raise Http404("This import has no rejected rows.")
+    if not job.error_report or not job.error_report.storage.exists(job.error_report.name):
+        raise Http404("This import has no error report.")
     stem = os.path.splitext(job.original_filename or "import")[0]
-    return FileResponse(open(job.error_report.path, "rb"), as_attachment=True, filename=f"{stem}-errors.csv",
-                        content_type="text/csv; charset=utf-8")
+    return FileResponse(job.error_report.storage.open(job.error_report.name, "rb"), as_attachment=True,
+                        filename=f"{stem}-errors.csv", content_type="text/csv; charset=utf-8")

@@ -2,6 +2,7 @@
 asserts count conservation on every run."""
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -64,3 +65,9 @@ def run_import(team):
         return job
 
     return run
+
+
+def read_report(job: ImportJob) -> list[list[str]]:
+    """The job's error report (through the storage API) as CSV rows, header first."""
+    with job.error_report.storage.open(job.error_report.name, "rb") as fh:
+        return list(csv.reader(io.StringIO(fh.read().decode("utf-8-sig"), newline="")))

@@ -112,8 +112,8 @@ def test_upload_map_watch_progress_and_download_error_report(page, live_server, 
     download = download_info.value
     assert download.suggested_filename == "Export from Excel-errors.csv"
     report = open(download.path(), encoding="utf-8-sig").read()
-    assert "row,line,reason,Email" in report
-    assert "invalid email address" in report and "not-an-email" in report
+    assert "spreadsheet row,line,outcome,problem,Email" in report
+    assert "is not a valid email address" in report and "not-an-email" in report
     assert "'=HYPERLINK" in report  # formula cell escaped
 
     job = ImportJob.objects.get(team=team)

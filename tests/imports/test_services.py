@@ -2,7 +2,6 @@
 leads, timeline, error report, progress/cancel, task dispatch, batch atomicity."""
 from __future__ import annotations
 
-import csv
 import io
 
 import pytest
@@ -14,6 +13,10 @@ from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
 from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
                                        import_job_run, import_job_start)
+from outreach.imports.selectors import contact_imported_event
+from outreach.selectors import contact_timeline
+
+from .conftest import read_report
 
 from .conftest import assert_conserved
 from .fixtures import csv_text
@@ -79,15 +82,15 @@ def test_rejected_rows_are_reported_with_row_number_and_reason(run_import):
     ]
     job = run_import(rows_csv(rows))
     assert (job.created_count, job.rejected_count) == (2, 5)
-    with open(job.error_report.path, encoding="utf-8-sig", newline="") as fh:
-        report = list(csv.reader(fh))
-    assert report[0] == ["row", "line", "reason", *H]
+    report = read_report(job)
+    assert report[0] == ["spreadsheet row", "line", "outcome", "problem", *H]
     by_row = {int(r[0]): r for r in report[1:]}
-    assert set(by_row) == {2, 3, 4, 5, 7}
-    assert by_row[2][1] == "3"  # physical line (header is line 1)
-    assert "invalid email address" in by_row[2][2]
-    assert by_row[3][2] == "missing email address"
-    assert "First name is longer than 150" in by_row[7][2]
+    assert set(by_row) == {3, 4, 5, 6, 8}  # as Excel numbers them: the header is row 1
+    assert by_row[3][1] == "3"  # physical line (header is line 1)
+    assert {r[2] for r in report[1:]} == {"rejected"}
+    assert by_row[3][3] == "not-an-email is not a valid email address: An email address must have an @-sign."
+    assert by_row[4][3] == "The email address is missing."
+    assert "First name is longer than 150" in by_row[8][3]
     assert Contact.objects.get(team=job.team, email="fine@example.org").first_name == '=HYPERLINK("http://evil")'
 
 
@@ -95,11 +98,9 @@ def test_error_report_escapes_formula_cells(run_import):
     rows = [["=cmd|' /C calc'!A0", "=1+1", "+1", "-1", "@SUM(1)", "\t=x"]]
     job = run_import(rows_csv(rows))
     assert job.rejected_count == 1
-    with open(job.error_report.path, encoding="utf-8-sig", newline="") as fh:
-        report = list(csv.reader(fh))
-    row = report[1]
-    assert row[3:] == ["'=cmd|' /C calc'!A0", "'=1+1", "'+1", "'-1", "'@SUM(1)", "'=x"]  # cells are stripped: the tab goes, the = is escaped
-    assert row[2].startswith("invalid email address")
+    row = read_report(job)[1]
+    assert row[4:] == ["'=cmd|' /C calc'!A0", "'=1+1", "'+1", "'-1", "'@SUM(1)", "'=x"]  # cells are stripped: the tab goes, the = is escaped
+    assert "is not a valid email address" in row[3]
     for cell in row:
         assert not cell or cell[0] not in "=+-@\t\r"
 
@@ -156,10 +157,14 @@ def test_timeline_shows_where_each_contact_came_from(run_import, team):
     job = run_import(rows_csv(FILE), policy="update", name="HubSpot export")
     contact = Contact.objects.get(team=team, email="new@example.com")
     assert contact.source == "HubSpot export"
-    kinds = list(contact.timeline_events.order_by("id").values_list("kind", "summary", "data__row"))
-    assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 2).", 2)
-    assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 3
-    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 3
+    entries, _ = contact_timeline(contact=contact)  # newest first, as the contact page shows it
+    kinds = [(e.event.kind, e.event.summary, e.event.data["row"]) for e in reversed(entries)]
+    assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 3).", 3)
+    assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 4  # spreadsheet rows
+    assert entries[-1].event.data["import_id"] == job.pk and entries[-1].event.pk is None  # derived, not stored
+    # Created contacts carry the import reference; only updates are stored events.
+    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 1
+    assert Contact.objects.filter(team=team, import_job=job).count() == 2
 
 
 def test_as_leads_with_owner_status_and_vendor_ids(run_import, team, member):
@@ -215,7 +220,8 @@ def test_a_failing_batch_is_rolled_back_and_earlier_batches_stay(team, monkeypat
     assert job.status == ImportJob.Status.FAILED and "database went away" in job.error_message
     assert job.rows_done == 5 and job.created_count == 5
     assert Contact.objects.filter(team=team).count() == 5  # nothing of the failed batch
-    assert TimelineEvent.objects.filter(team=team).count() == 5
+    assert Contact.objects.filter(team=team, import_job=job, import_row__lte=6).count() == 5
+    assert not TimelineEvent.objects.filter(team=team).exists()
 
 
 def test_start_dispatches_the_task_after_commit_and_the_task_runs_it(team, owner, django_capture_on_commit_callbacks, monkeypatch):
@@ -286,7 +292,8 @@ def test_real_commits_per_batch(monkeypatch):
     assert_conserved(job)
     assert (job.created_count, job.updated_count) == (180, 20)
     assert Contact.objects.filter(team=team).count() == 180
-    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 200
+    assert TimelineEvent.objects.filter(team=team, data__import_id=job.pk).count() == 20  # the updates
+    assert Contact.objects.filter(team=team, import_job=job).count() == 180  # "imported" is derived
 
 
 def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
@@ -296,5 +303,26 @@ def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
     assert (contact.first_name, contact.last_name, contact.company) == ("A\\B", "tab\there", "C:\\new\\table")
     assert contact.custom_fields == {"Notes": "multi\nline\\N"}
     assert contact.source == "Import \\ with\ttab"
-    assert contact.timeline_events.get().summary == "Imported from Import \\ with\ttab (row 1)."
+    assert contact_imported_event(contact=contact).summary == "Imported from Import \\ with\ttab (row 2)."
     assert job.created_count == 1
+
+
+@pytest.mark.parametrize("custom", [{"City": "Zürich", "Notes": 'say "hi"\\ now\n\ttab\x01'}, {"€": ""}, {"a": "b", "c": "d"}])
+def test_custom_fields_json_is_what_json_dumps_writes(custom):
+    import json
+
+    from outreach.imports.writing import _json_object
+
+    assert _json_object(custom) == json.dumps(custom, ensure_ascii=False)
+    assert json.loads(_json_object(custom)) == custom
+
+
+def test_wide_rows_make_smaller_batches_and_the_counts_still_add_up(run_import, team, monkeypatch):
+    monkeypatch.setattr(imports_service, "BATCH_TEXT_CHARS", 600)  # a few rows' COPY text
+    commits = []
+    real_commit = imports_service._Run.commit
+    monkeypatch.setattr(imports_service._Run, "commit",
+                        lambda self, rows, *rest: commits.append(len(rows)) or real_commit(self, rows, *rest))
+    rows = [[f"p{i}@example.com", "Wide" * 20, "", "", "", "x" * 50] for i in range(30)]
+    job = run_import(rows_csv(rows))
+    assert job.created_count == 30 and len(commits) > 5 and max(commits) < 10

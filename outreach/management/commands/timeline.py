@@ -20,5 +20,10 @@ class Command(JsonCommand):
             contact = Contact.objects.for_team(team).get(email=email)
         except Contact.DoesNotExist:
             raise CommandError(f"Team {team.name} has no contact {email}.") from None
-        events = contact.timeline_events.order_by("-created_at", "-id")[: o["limit"]]
+        from ...imports.selectors import contact_imported_event
+
+        events = list(contact.timeline_events.order_by("-created_at", "-id")[: o["limit"]])
+        imported = contact_imported_event(contact=contact)
+        if imported is not None and len(events) < o["limit"]:
+            events.append(imported)  # the oldest entry: the contact's creation
         return {"contact": contact.email, "events": [timeline_event_as_dict(e) for e in events]}
