@@ -21,6 +21,8 @@ from .services.mailboxes import (credentials_rotate, mailbox_check_hosts, mailbo
 from .services.provider_accounts import provider_account_create, provider_account_delete, provider_account_update
 from .selectors import apply_text_search
 from .services.teams import membership_remove, membership_role_check, membership_set_role
+from .services.sending_rules import RULE_FIELDS, validate_sending_rules
+from .validation import sender_problems
 
 
 @admin.register(Team)
@@ -249,6 +251,10 @@ class MailboxAdminForm(WriteOnlySecretsForm):
                 problems["provider_account"] = "Choose a provider account of this team and provider."
         else:
             problems = {}
+        # The same sender and sending-rule checks as the UI and add_mailbox (services).
+        problems.update(sender_problems(name=data.get("sender_name", ""), email=data.get("sender_email", "")))
+        if all(name in data for name in RULE_FIELDS):
+            problems.update(validate_sending_rules(**{name: data[name] for name in RULE_FIELDS}))
         for name, message in problems.items():
             if name not in self.errors:
                 self.add_error(name if name in self.fields else None, message)

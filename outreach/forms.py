@@ -14,6 +14,7 @@ from .models import Contact, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, provider_accounts, team_users
 from .services.mailboxes import mailbox_check_hosts, mailbox_credential_problems, mailbox_sender_id_problems, sender_id_missing_text
 from .services.provider_accounts import provider_account_label
+from .services.sending_rules import RULE_FIELDS, parse_send_days, validate_sending_rules
 from .validation import normalize_email, parse_address_list, validate_header_value
 
 
@@ -153,6 +154,10 @@ class ComposeForm(forms.Form):
     bcc = AddressListField(label="Bcc", required=False, help_text="Comma-separated addresses.")
     reply_to = HeaderField(label="Reply-To", max_length=254, required=False)
     attachments = MultipleFileField(required=False)
+    scheduled_at = forms.DateTimeField(
+        label="Send later", required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional; leave empty to send now. In the server's time zone; the mailbox's send window still applies.")
     # One key per rendered form: submitting the same form twice (double click, browser resend)
     # queues one message, not two. It becomes the SentMessage's idempotency key.
     submission_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
@@ -213,6 +218,25 @@ class MailboxForm(forms.Form):
     lemlist_user_id = forms.CharField(label="lemlist userId", max_length=100, required=False,
                                       help_text="Optional: the lemlist team member to assign it to.")
 
+    # Sending rules (outreach.services.sending_rules); the initial values are the cold-mailbox defaults.
+    daily_cap = forms.IntegerField(label="Daily cap", min_value=0, initial=50, required=False,
+                                   help_text="Messages per day in the mailbox's time zone; 0 = no cap.")
+    min_interval_seconds = forms.IntegerField(label="Minimum interval (s)", min_value=0, initial=90, required=False,
+                                              help_text="Seconds between two sends; 0 = none.")
+    interval_jitter_seconds = forms.IntegerField(label="Random extra (s)", min_value=0, initial=60, required=False,
+                                                 help_text="Up to this many random seconds added to each interval.")
+    send_days = forms.TypedMultipleChoiceField(
+        label="Send on", choices=[(i, d) for i, d in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))],
+        coerce=int, initial=[0, 1, 2, 3, 4], required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None checked = every day.")
+    send_window_start = forms.TimeField(label="Window opens", initial="08:00", required=False,
+                                        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    send_window_end = forms.TimeField(label="Window closes", initial="18:00", required=False,
+                                      widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                                      help_text="The same time as the opening = all day.")
+    time_zone = forms.CharField(label="Time zone", max_length=64, initial="UTC", required=False,
+                                help_text="IANA name, e.g. Europe/Paris; the window and the day are counted there.")
+
     def __init__(self, *args, mailbox: Mailbox | None = None, team: Team | None = None, **kwargs):
         self.mailbox = mailbox
         if mailbox is not None and "initial" not in kwargs:
@@ -242,8 +266,15 @@ class MailboxForm(forms.Form):
     @staticmethod
     def initial_for(mailbox: Mailbox) -> dict:
         """Initial values from ``mailbox`` — passwords are never included."""
-        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP, *MAILBOX_SENDER_ID_FIELDS)
-        return {n: getattr(mailbox, n) for n in names if not n.endswith("_password")}
+        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP, *MAILBOX_SENDER_ID_FIELDS, *RULE_FIELDS)
+        initial = {n: getattr(mailbox, n) for n in names if not n.endswith("_password")}
+        initial["send_days"] = sorted(parse_send_days(mailbox.send_days))
+        return initial
+
+    @property
+    def rule_fields(self) -> list:
+        """The bound sending-rule fields, in order (the template's "Sending rules" fieldset)."""
+        return [self[name] for name in RULE_FIELDS]
 
     @property
     def sender_id_fields(self) -> list:
@@ -258,6 +289,12 @@ class MailboxForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        rules = {k: getattr(self.mailbox or Mailbox(), k) for k in RULE_FIELDS}
+        rules.update({k: data[k] for k in RULE_FIELDS if data.get(k) not in (None, "") and k not in self.errors})
+        rules["send_days"] = ",".join(str(d) for d in data.get("send_days") or [])
+        for name, message in validate_sending_rules(**rules).items():
+            if name not in self.errors:
+                self.add_error(name, message)
         if not self.is_smtp:
             if self.mailbox is not None:
                 present = {k: v for k, v in data.items() if k not in self.errors}

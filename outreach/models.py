@@ -5,6 +5,7 @@ Every row below a Team carries ``team`` and every queryset the UI uses goes thro
 """
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.conf import settings
@@ -256,6 +257,17 @@ class Mailbox(TeamOwned):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True, blank=True)
 
+    # Sending rules, enforced when the dispatcher claims due messages (defaults suit a cold mailbox).
+    daily_cap = models.PositiveIntegerField("daily cap", default=50, help_text="Messages per day in the mailbox's time zone (0 = no cap).")
+    min_interval_seconds = models.PositiveIntegerField("minimum interval (s)", default=90, help_text="Seconds between two sends (0 = none).")
+    interval_jitter_seconds = models.PositiveIntegerField("interval jitter (s)", default=60, help_text="Up to this many random seconds added to each interval.")
+    send_days = models.CharField("send days", max_length=20, default="0,1,2,3,4", blank=True,
+                                 help_text="Days of the week sending is allowed, 0 = Monday … 6 = Sunday, comma-separated (blank = every day).")
+    send_window_start = models.TimeField("window opens", default=datetime.time(8, 0), help_text="Local time of day sending starts.")
+    send_window_end = models.TimeField("window closes", default=datetime.time(18, 0), help_text="Local time of day sending stops (equal to the start = all day).")
+    time_zone = models.CharField("time zone", max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Paris.")
+    next_send_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Earliest next send (minimum interval + jitter).")
+
     class Meta:
         ordering = ["sender_email"]
         verbose_name_plural = "mailboxes"
@@ -270,13 +282,29 @@ class Mailbox(TeamOwned):
 
 
 class SentMessage(TeamOwned):
-    """One outgoing email and its delivery state: ``queued`` → ``sending`` → ``sent`` | ``failed``."""
+    """One outgoing email and its delivery state; the table is the outbox (the database is the queue).
+
+    ``scheduled`` / ``queued`` (waiting until ``due_at``) → ``sending`` (claimed: ``claimed_by`` holds
+    it until ``lease_until``) → ``sent`` | ``failed`` | ``unknown`` (it passed the hand-over point and
+    then the answer was lost: it may have been delivered; the user marks it sent or sends it again)
+    | ``cancelled``. ``handed_over_at`` is written durably just before the point of no return of the
+    current attempt (SMTP DATA, the HTTP request); ``prepared_request`` is the provider request built
+    once and reused verbatim by every retry.
+    """
 
     class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "May have been delivered"
+        CANCELLED = "cancelled", "Cancelled"
+
+    #: Waiting in the outbox (the dispatcher claims these once ``due_at`` has passed).
+    WAITING = (Status.SCHEDULED, Status.QUEUED)
+    #: Final states (``unknown`` waits for a user decision, but nothing more happens on its own).
+    SETTLED = (Status.SENT, Status.FAILED, Status.UNKNOWN, Status.CANCELLED)
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.PROTECT, related_name="sent_messages")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="sent_messages")
@@ -293,14 +321,27 @@ class SentMessage(TeamOwned):
     thread_id = models.CharField(max_length=255, blank=True, help_text="Provider thread to reply in, if any.")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Provider attempts (time waiting in a limiter does not count).")
     provider = models.CharField(max_length=30)
     provider_message_id = models.CharField(max_length=255, blank=True)
     provider_thread_id = models.CharField(max_length=255, blank=True)
     provider_status = models.CharField(max_length=30, blank=True)
     provider_response = models.JSONField(default=dict, blank=True)
+    recipient_results = models.JSONField(default=dict, blank=True,
+                                         help_text="Per recipient: {address: {status, code, reply}} (anymail's shape).")
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
+
+    # The outbox: when it may go, who holds it, and how far the current attempt got.
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Send later: the time the user chose.")
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Earliest time of the next attempt.")
+    hold_reason = models.CharField(max_length=300, blank=True, help_text="Why a due message is held back (sending rules).")
+    claimed_by = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True,
+                                          help_text="Set just before the point of no return of the current attempt.")
+    prepared_request = models.BinaryField(null=True, blank=True, editable=False,
+                                          help_text="The provider request, built once and reused verbatim on retries.")
 
     queued_at = models.DateTimeField(null=True, blank=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
@@ -324,6 +365,9 @@ class SentMessage(TeamOwned):
             models.Index(fields=["team", "sent_at", "id"], name="sentmessage_team_sent"),
             models.Index(fields=["team", "status", "created_at", "id"], name="sentmessage_team_status"),
             models.Index(fields=["team", "attempts", "id"], name="sentmessage_team_attempts"),
+            models.Index(fields=["status", "due_at"], name="sentmessage_outbox"),
+            models.Index(fields=["status", "lease_until"], name="sentmessage_leases"),
+            models.Index(fields=["mailbox", "sent_at"], name="sentmessage_mailbox_sent"),
         ]
 
     def __str__(self) -> str:
@@ -331,7 +375,15 @@ class SentMessage(TeamOwned):
 
     @property
     def is_settled(self) -> bool:
-        return self.status in (self.Status.SENT, self.Status.FAILED)
+        return self.status in self.SETTLED
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in self.WAITING
+
+    @property
+    def can_send_again(self) -> bool:
+        return self.status in (self.Status.FAILED, self.Status.UNKNOWN, self.Status.CANCELLED)
 
 
 class Attachment(models.Model):
@@ -361,6 +413,9 @@ class TimelineEvent(TeamOwned):
         MESSAGE_RETRY = "message_retry", "Attempt failed, will retry"
         MESSAGE_SENT = "message_sent", "Message sent"
         MESSAGE_FAILED = "message_failed", "Message failed"
+        MESSAGE_UNKNOWN = "message_unknown", "Message may have been delivered"
+        MESSAGE_CANCELLED = "message_cancelled", "Message cancelled"
+        MESSAGE_MARKED_SENT = "message_marked_sent", "Message marked as sent"
         SUPPRESSED = "suppressed", "Address suppressed"
         CAMPAIGN_ENROLLED = "campaign_enrolled", "Enrolled in a campaign"
         CAMPAIGN_STOPPED = "campaign_stopped", "Campaign stopped"

@@ -87,7 +87,11 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A worker and the web server share the file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # WAL lets the web server read while the worker writes; synchronous=NORMAL is WAL's safe setting
+    # (a power cut may lose the last commits, never corrupt the file).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20, "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +198,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
+# Periodic tasks (a plain dict: other features add their entries). The outbox dispatcher claims due
+# messages; `runapp` runs beat inside its worker (-B), production runs `celery -A outreach beat`.
+CELERY_BEAT_SCHEDULE = {
+    "outbox-dispatch": {
+        "task": "outreach.dispatch_due_messages",
+        "schedule": env.float("OUTREACH_DISPATCH_INTERVAL_SECONDS", default=2.0),
+        "options": {"expires": 30},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
+# Publishing a task gives up quickly when the broker is down (the outbox keeps the message).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Redis for shared state (rate limiters); defaults to the broker when the broker is Redis.
 REDIS_URL = env("REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
@@ -237,14 +254,26 @@ LOGGING = {
 OUTREACH_SEND_MAX_ATTEMPTS = env.int("OUTREACH_SEND_MAX_ATTEMPTS", default=5)
 OUTREACH_RETRY_BASE_SECONDS = env.float("OUTREACH_RETRY_BASE_SECONDS", default=30.0)
 OUTREACH_RETRY_MAX_SECONDS = env.float("OUTREACH_RETRY_MAX_SECONDS", default=3600.0)
-# A message left in 'sending' this long belongs to a worker that died mid-send.
-OUTREACH_SENDING_STALE_SECONDS = env.int("OUTREACH_SENDING_STALE_SECONDS", default=900)
+# The outbox dispatcher: due rows claimed per run, and messages per worker task (one SMTP session).
+OUTREACH_DISPATCH_BATCH_SIZE = env.int("OUTREACH_DISPATCH_BATCH_SIZE", default=500)
+OUTREACH_DISPATCH_CHUNK = env.int("OUTREACH_DISPATCH_CHUNK", default=50)
+# Seconds a claimed message may wait for a worker to take it, and a worker's lease while it sends
+# (renewed before each message of its batch). An expired lease is recovered by the dispatcher.
+OUTREACH_DISPATCH_LEASE_SECONDS = env.float("OUTREACH_DISPATCH_LEASE_SECONDS", default=120.0)
+OUTREACH_SEND_LEASE_SECONDS = env.float("OUTREACH_SEND_LEASE_SECONDS", default=180.0)
+# Seconds before a message held back by our own infrastructure (Redis, database, broker) is tried again.
+OUTREACH_INFRA_RETRY_SECONDS = env.float("OUTREACH_INFRA_RETRY_SECONDS", default=10.0)
+# SMTP session reuse per worker: messages per connection, and seconds idle before it is closed.
+OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION = env.int("OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION", default=100)
+OUTREACH_SMTP_IDLE_SECONDS = env.float("OUTREACH_SMTP_IDLE_SECONDS", default=30.0)
 
 # --- HTTP providers (lemlist, leadlex, OpenMail, Unipile) ------------------------------
 # Seconds to establish a connection, and to wait for each read of the answer.
 OUTREACH_HTTP_CONNECT_TIMEOUT = env.float("OUTREACH_HTTP_CONNECT_TIMEOUT", default=5.0)
 OUTREACH_HTTP_READ_TIMEOUT = env.float("OUTREACH_HTTP_READ_TIMEOUT", default=30.0)
-# The shared limiter paces each API key this much slower than its documented limit (0.1 = 10 %).
+# The shared limiter paces each API key this much slower than its documented limit (0.1 = 10 %; 0.03
+# reaches 97 % of lemlist's limit in one process, but drew 429s across processes on a loaded machine);
+# responses with X-RateLimit-Remaining: 0 also hold every sender of the key until X-RateLimit-Reset.
 OUTREACH_RATE_LIMIT_MARGIN = env.float("OUTREACH_RATE_LIMIT_MARGIN", default=0.1)
 # Longer than this (seconds) in the limiter's queue and the message is re-queued instead of waiting.
 OUTREACH_RATE_LIMIT_MAX_WAIT = env.float("OUTREACH_RATE_LIMIT_MAX_WAIT", default=30.0)

@@ -49,6 +49,7 @@ urlpatterns = [
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
     path("messages/<int:pk>/card/", views.message_timeline_card, name="message_timeline_card"),
+    path("messages/<int:pk>/action/", views.message_action, name="message_action"),
     # Team members; an invitation is accepted without an account (public: the signed link is the credential)
     path("team/members/", views.member_list, name="member_list"),
     path("team/members/invite/", views.member_invite, name="member_invite"),

@@ -81,3 +81,20 @@ def http_url_or_empty(value: str) -> str:
         return normalize_http_url(value) if value else ""
     except ValidationError:
         return ""
+
+
+def sender_problems(*, name: str, email: str) -> dict[str, str]:
+    """{field: message} for a mailbox sender that cannot become a From header: CR/LF/NUL in the name or
+    address, or an address without the local@domain shape. Empty when fine. (Forms, ``add_mailbox``,
+    the admin and the send pipeline all use it.)"""
+    problems: dict[str, str] = {}
+    for field, value in (("sender_name", name or ""), ("sender_email", email or "")):
+        try:
+            validate_header_value(value)
+        except ValidationError as err:
+            problems[field] = " ".join(err.messages)
+    if "sender_email" not in problems:
+        local, at, domain = (email or "").rpartition("@")
+        if not at or not local or not domain or any(ch.isspace() for ch in email):
+            problems["sender_email"] = f"{email!r} is not an email address."
+    return problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from .addresses import format_address
 from .errors import UnsupportedFeature
@@ -164,9 +164,26 @@ class Provider(abc.ABC):
 
         Raises ConfigurationError naming the missing setting (e.g. a sender id)."""
 
+    # Two-phase send: ``prepare`` builds the request once (the caller stores it), ``deliver`` makes it,
+    # calling ``on_handover()`` just before the point of no return (SMTP DATA, the HTTP request) so the
+    # caller can record that durably; an exception from ``on_handover`` aborts before anything is sent.
+
     @abc.abstractmethod
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """Send ``message``; return a SendResult or raise a providers.errors.ProviderError subclass."""
+    def prepare(self, message: OutgoingMessage) -> bytes:
+        """Check and build the provider request for ``message``; return it as bytes to store and reuse
+        verbatim on every retry (MIME for SMTP, a JSON request for HTTP APIs).
+
+        Raises UnsupportedFeature / ConfigurationError / InvalidRequest before any network call."""
+
+    @abc.abstractmethod
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+        """Send the ``prepared`` request (from :meth:`prepare`) for ``message`` (envelope and ids are read
+        from it). Calls ``on_handover()`` once, just before the point of no return; errors raised before it
+        mean nothing was handed over. Returns a SendResult or raises a providers.errors.ProviderError."""
+
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> SendResult:
+        """Prepare and deliver in one go (account checks, benchmarks); the send pipeline stores the prepared request."""
+        return self.deliver(self.prepare(message), message, on_handover=on_handover or (lambda: None))
 
     def check_supported(self, message: OutgoingMessage) -> None:
         """Raise UnsupportedFeature for the first feature of ``message`` this provider cannot carry."""

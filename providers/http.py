@@ -20,6 +20,8 @@ private or loopback address unless settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS
 """
 from __future__ import annotations
 
+import base64
+import datetime
 import email.utils
 import json
 import logging
@@ -27,7 +29,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -77,6 +79,32 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when is None:
         return None
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def parse_rate_limit_reset(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until an X-RateLimit-Reset value: epoch seconds, delta seconds (small numbers), an HTTP date,
+    or lemlist's JavaScript date string ("Tue Feb 16 2021 09:02:42 GMT+0100 (Central European Standard Time)").
+    Returns a float >= 0, or None when absent or unparsable."""
+    if not value:
+        return None
+    value = value.strip()
+    now = time.time() if now is None else now
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(number - now, 0.0) if number > 1e9 else max(number, 0.0)
+    text = value.split(" (", 1)[0]  # drop the zone's name in parentheses
+    for fmt in ("%a %b %d %Y %H:%M:%S GMT%z", "%a, %d %b %Y %H:%M:%S %Z"):
+        try:
+            when = datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return max(when.timestamp() - now, 0.0)
+    return parse_retry_after(value, now=now)
 
 
 @dataclass
@@ -222,12 +250,17 @@ class HttpProvider(Provider):
 
     # --- the send skeleton --------------------------------------------------------------------
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """Send ``message``: checks, build, call, parse. Returns a SendResult; raises ProviderError subclasses."""
+    def prepare(self, message: OutgoingMessage) -> bytes:
+        """Checks and build: the request as JSON bytes (:func:`encode_request`), stored by the pipeline and
+        sent verbatim on every retry, so an edit to the contact between attempts cannot change it."""
         self.check_supported(message)
         self.check_vendor_ids(message)
-        request = self.build_request(message)
-        response = self.call(request, idempotency_key=message.idempotency_key)
+        return encode_request(self.build_request(message))
+
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+        """Call the stored request (``on_handover()`` just before it goes out) and parse the answer.
+        Returns a SendResult; raises ProviderError subclasses (see :meth:`call`)."""
+        response = self.call(decode_request(prepared), idempotency_key=message.idempotency_key, on_handover=on_handover)
         return self.parse_result(response, message)
 
     def check_supported(self, message: OutgoingMessage) -> None:
@@ -263,7 +296,8 @@ class HttpProvider(Provider):
     def session(self) -> requests.Session:
         return _session_for((self.name, self.base_url, self.limiter_key))
 
-    def call(self, request: HttpRequest, *, idempotency_key: str = "", map_error=None) -> requests.Response:
+    def call(self, request: HttpRequest, *, idempotency_key: str = "", map_error=None,
+             on_handover: Callable[[], None] | None = None) -> requests.Response:
         """Make ``request`` under the rate limiter, with timeouts. Returns the 2xx Response.
 
         Sends ``Idempotency-Key: idempotency_key`` when the provider supports it. Raises
@@ -271,13 +305,17 @@ class HttpProvider(Provider):
         limiter), ProviderTimeout / ProviderUnavailable (transient; a read timeout counts as
         transient only when the provider deduplicates on our key, otherwise OutcomeUnknown,
         since the message may have been sent), or the error of ``map_error(response, retry_after)``
-        (default :meth:`map_error`).
+        (default :meth:`map_error`). ``on_handover()`` runs after the limiter granted the slot, just
+        before the request goes out. Without an idempotency key only answers that mean "not processed"
+        stay retriable (429, 503, refused connection); 500/502/504 become OutcomeUnknown.
         """
         headers = {"Accept": "application/json", **self.auth_headers(), **request.headers}
         if self.idempotency_header and idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         limiter = get_limiter()
         limiter.acquire(key=self.limiter_key, limit=self.rate_limit, provider=self.name)
+        if on_handover is not None:
+            on_handover()
         url = self.base_url + request.path
         timeout = (settings.OUTREACH_HTTP_CONNECT_TIMEOUT, settings.OUTREACH_HTTP_READ_TIMEOUT)
         try:
@@ -297,6 +335,7 @@ class HttpProvider(Provider):
         except requests.RequestException as err:
             raise ProviderUnavailable(f"{self.label} request failed ({type(err).__name__}).",
                                       provider=self.name, provider_code="request_failed") from err
+        self._follow_server_window(limiter, response)
         if response.status_code < 300:
             return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -306,7 +345,25 @@ class HttpProvider(Provider):
         if 300 <= response.status_code < 400:
             raise ProviderError(f"{self.label} answered with a redirect (HTTP {response.status_code}); check the base URL.",
                                 provider=self.name, status=response.status_code, provider_code="redirect")
-        raise (map_error or self.map_error)(response, retry_after)
+        error = (map_error or self.map_error)(response, retry_after)
+        if error.transient and response.status_code in (500, 502, 504) and not self.capabilities.idempotent:
+            raise OutcomeUnknown(f"{error.message} The request may have been processed, so it is not retried "
+                                 f"automatically ({self.label} offers no idempotency key).", provider=self.name,
+                                 status=response.status_code, provider_code=error.provider_code or str(response.status_code),
+                                 provider_message=error.provider_message, body=error.body)
+        raise error
+
+    def _follow_server_window(self, limiter, response: requests.Response) -> None:
+        """Stay in step with the server's own window where the document gives X-RateLimit-Remaining /
+        X-RateLimit-Reset (lemlist seed 000, leadlex seed 001): when the server says nothing remains,
+        nobody sharing the key sends before its reset. The Reset date has whole seconds and is rounded
+        down, so the wait is never longer than the server's."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        if remaining is None or remaining.strip() != "0":
+            return
+        wait = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
+        if wait:
+            limiter.block(self.limiter_key, min(wait, self.rate_limit.period))
 
     def _lost_response(self, what: str, code: str) -> ProviderError:
         if self.capabilities.idempotent:
@@ -320,6 +377,27 @@ def _never_reached(err: requests.ConnectionError) -> bool:
     """True when the request provably never reached the server (DNS, refused, connect timeout)."""
     reason = getattr(err.args[0], "reason", None) if err.args else None
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError))
+
+
+def encode_request(request: HttpRequest) -> bytes:
+    """``request`` as JSON bytes (file contents base64-encoded); :func:`decode_request` reverses it exactly."""
+    files = None
+    if request.files is not None:
+        files = [[name, [fname, base64.b64encode(content).decode("ascii"), ctype]] for name, (fname, content, ctype) in request.files]
+    return json.dumps({"path": request.path, "method": request.method, "json": request.json,
+                       "data": request.data, "files": files, "headers": request.headers},
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_request(raw: bytes) -> HttpRequest:
+    """The HttpRequest stored by :func:`encode_request`."""
+    value = json.loads(bytes(raw).decode("utf-8"))
+    files = None
+    if value.get("files") is not None:
+        files = [(name, (fname, base64.b64decode(content), ctype)) for name, (fname, content, ctype) in value["files"]]
+    data = [tuple(pair) for pair in value["data"]] if value.get("data") is not None else None
+    return HttpRequest(path=value["path"], method=value["method"], json=value.get("json"), data=data, files=files,
+                       headers=dict(value.get("headers") or {}))
 
 
 def compact_json(value: Any) -> str:

@@ -67,10 +67,10 @@ class OpenMailProvider(HttpProvider):
             raise ConfigurationError("Cannot send through OpenMail without an idempotency key.", provider=self.name,
                                      provider_code="idempotency_key")
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """As HttpProvider.send; a 422 RecipientSuppressed names the message's single recipient."""
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
+        """As HttpProvider.deliver; a 422 RecipientSuppressed names the message's single recipient."""
         try:
-            return super().send(message)
+            return super().deliver(prepared, message, on_handover=on_handover)
         except RecipientSuppressed as err:
             err.recipient = err.recipient or message.to[0].email
             err.message = err.message.replace("this recipient", err.recipient, 1)

@@ -7,17 +7,19 @@ at send time, while TLS verifies the certificate against the host name.
 """
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import logging
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, localtime
-from typing import Any
+from typing import Any, Callable
 
 from django.conf import settings
 
@@ -316,51 +318,111 @@ class SmtpProvider(Provider):
                                   mailbox.imap_password, mailbox.imap_security)
         return cls(smtp=smtp, imap=imap, sent_folder=mailbox.imap_sent_folder)
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """Send over SMTP; returns SendResult(provider_message_id=Message-ID, raw={"smtp": {...}, "imap": {...}}).
-
-        Errors before DATA is accepted are retriable or permanent by kind; a connection lost
-        while the message is being handed over raises OutcomeUnknown (never retried).
-        """
+    def prepare(self, message: OutgoingMessage) -> bytes:
+        """The RFC 5322 bytes of ``message`` (build_mime), stored by the pipeline so a retry sends the same
+        bytes (same Date, same Message-ID). Raises UnsupportedFeature, or ValueError for a header with CR/LF."""
         self.check_supported(message)
-        mime = build_mime(message)
-        recipients = [a.email for a in (*message.to, *message.cc, *message.bcc)]
-        client = open_smtp(self.smtp)
-        handed_over = False
+        return build_mime(message).as_bytes()
+
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+        """Send ``prepared`` over this worker's SMTP session for the mailbox (reused across messages:
+        RSET between them, at most settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION per connection,
+        closed after OUTREACH_SMTP_IDLE_SECONDS idle; a dropped session or a 421 before DATA reconnects
+        once, which cannot duplicate since nothing was handed over yet).
+
+        ``on_handover()`` is called after the recipients were accepted, just before DATA. A recipient
+        refused with 5xx among several does not stop the others: every recipient's result is returned in
+        ``raw["recipients"]`` ({address: {"status": "sent"|"rejected", "code", "reply"}}); all refused
+        raises RecipientRefused. After DATA started, a lost connection or timeout raises OutcomeUnknown;
+        an explicit 4xx answer raises ProviderUnavailable (not accepted: retriable), 5xx InvalidRequest.
+        Returns SendResult(provider_message_id=Message-ID, raw={"smtp", "recipients", "imap"}).
+        """
+        recipients = list(dict.fromkeys(a.email for a in (*message.to, *message.cc, *message.bcc)))
+        for attempt in (1, 2):
+            session = _smtp_sessions.take(self.smtp)
+            try:
+                results = self._envelope(session, message.sender.email, recipients)
+                break
+            except _Reconnect as err:
+                _smtp_sessions.discard(session)
+                if attempt == 2 or not (session.reused or err.always_retry):
+                    raise err.error from None
+            except ProviderError:
+                _smtp_sessions.reset(session)
+                raise
+        client = session.client
         try:
-            try:
-                client.mail(message.sender.email)
-                for rcpt in recipients:
-                    code, reply = client.rcpt(rcpt)
-                    if code not in (250, 251):
-                        raise self._refused(code, reply, rcpt)
-                handed_over = True
-                code, reply = client.data(mime.as_bytes())
-                if code != 250:  # smtplib returns, not raises, the reply to the message itself
-                    raise smtplib.SMTPDataError(code, reply)
-            except smtplib.SMTPDataError as err:
-                raise self._data_error(err.smtp_code, err.smtp_error) from None
-            except smtplib.SMTPSenderRefused as err:
-                raise RecipientRefused(
-                    f"The SMTP server refused the sender {message.sender.email} ({err.smtp_code} {_reply_text(err.smtp_error)}).",
-                    provider=self.name, field="sender_email", status=err.smtp_code,
-                    provider_code=str(err.smtp_code), provider_message=_reply_text(err.smtp_error)) from None
-            except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
-                if handed_over:
-                    raise OutcomeUnknown(
-                        "The SMTP connection was lost while the message was being handed over; it may have been "
-                        "delivered, so it is not retried automatically.",
-                        provider=self.name, provider_code="lost_during_data") from err
-                raise _network_error(err, label="SMTP", server=self.smtp) from err
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                client.close()
-        raw: dict[str, Any] = {"smtp": {"code": code, "reply": _reply_text(reply)}}
+            on_handover()
+        except BaseException:
+            _smtp_sessions.reset(session)
+            raise
+        try:
+            code, reply = client.data(prepared)
+            if code != 250:  # smtplib returns, not raises, the reply to the message itself
+                raise smtplib.SMTPDataError(code, reply)
+        except smtplib.SMTPDataError as err:
+            if err.smtp_code == 421:
+                _smtp_sessions.discard(session)
+            else:
+                _smtp_sessions.reset(session)
+            raise self._data_error(err.smtp_code, err.smtp_error) from None
+        except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
+            _smtp_sessions.discard(session)
+            raise OutcomeUnknown(
+                "The SMTP connection was lost while the message was being handed over; it may have been "
+                "delivered, so it is not retried automatically.",
+                provider=self.name, provider_code="lost_during_data") from err
+        _smtp_sessions.release(session)
+        raw: dict[str, Any] = {"smtp": {"code": code, "reply": _reply_text(reply)}, "recipients": results}
         if self.imap is not None:
-            raw["imap"] = self._append_to_sent(mime)
+            raw["imap"] = self._append_to_sent(prepared)
         return SendResult(provider_message_id=message.message_id, provider_status="sent", raw=raw)
+
+    def _envelope(self, session: "_SmtpSession", sender: str, recipients: list[str]) -> dict[str, dict]:
+        """RSET (reused session), MAIL FROM and RCPT TO each recipient. Returns per-recipient results.
+
+        Raises _Reconnect (dropped session / 421), RecipientRefused (sender or every recipient refused),
+        ProviderUnavailable (a temporary 4xx for the sender or any recipient: nothing is sent)."""
+        client = session.client
+        try:
+            if session.reused:
+                code, reply = client.rset()
+                if code != 250:
+                    raise _Reconnect(self._temporary(code, reply, "RSET"))
+            code, reply = client.mail(sender)
+            if code == 421:
+                raise _Reconnect(self._temporary(code, reply, "MAIL FROM"), always_retry=True)
+            if code != 250:
+                text = _reply_text(reply)
+                if 400 <= code < 500:
+                    raise self._temporary(code, reply, f"the sender {sender}")
+                raise RecipientRefused(f"The SMTP server refused the sender {sender} ({code} {text}).",
+                                       provider=self.name, field="sender_email", status=code,
+                                       provider_code=str(code), provider_message=text)
+            results: dict[str, dict] = {}
+            first_refusal = None
+            for rcpt in recipients:
+                code, reply = client.rcpt(rcpt)
+                if code in (250, 251):
+                    results[rcpt] = {"status": "sent", "code": code, "reply": _reply_text(reply)}
+                    continue
+                if code == 421:
+                    raise _Reconnect(self._temporary(code, reply, f"RCPT TO {rcpt}"), always_retry=True)
+                error = self._refused(code, reply, rcpt)
+                if error.transient:
+                    raise error
+                results[rcpt] = {"status": "rejected", "code": code, "reply": _reply_text(reply)}
+                first_refusal = first_refusal or error
+            if first_refusal is not None and not any(v["status"] == "sent" for v in results.values()):
+                raise first_refusal
+            return results
+        except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
+            raise _Reconnect(_network_error(err, label="SMTP", server=self.smtp)) from err
+
+    def _temporary(self, code: int, reply: bytes, what: str) -> ProviderError:
+        text = _reply_text(reply)
+        return ProviderUnavailable(f"The SMTP server temporarily refused {what} ({code} {text}).",
+                                   provider=self.name, status=code, provider_code=str(code), provider_message=text)
 
     def _refused(self, code: int, reply: bytes, rcpt: str) -> ProviderError:
         text = _reply_text(reply)
@@ -378,29 +440,157 @@ class SmtpProvider(Provider):
         return InvalidRequest(f"The SMTP server rejected the message ({code} {text}).",
                               provider=self.name, status=code, provider_code=str(code), provider_message=text)
 
-    def _append_to_sent(self, mime: EmailMessage) -> dict[str, Any]:
-        """Append the sent message to the IMAP Sent folder; failures are reported, not raised
-        (the message is already sent and must not be sent again)."""
-        try:
-            client = open_imap(self.imap)
-        except ProviderError as err:
-            logger.warning("IMAP append skipped: %s", err.message)
-            return {"appended": False, "error": err.message}
-        try:
-            status, data = client.append(_quote_mailbox(self.sent_folder), r"(\Seen)",
-                                         imaplib.Time2Internaldate(time.time()), mime.as_bytes())
-            ok = status == "OK"
-            result = {"appended": ok, "folder": self.sent_folder}
-            if not ok:
+    def _append_to_sent(self, raw: bytes) -> dict[str, Any]:
+        """Append the sent bytes to the IMAP Sent folder over this worker's IMAP session (reused across
+        messages, reconnected once when it went stale); failures are reported, not raised (the message
+        is already sent and must not be sent again)."""
+        folder = _quote_mailbox(self.sent_folder)
+        error = ""
+        for attempt in (1, 2):
+            try:
+                session = _imap_sessions.take(self.imap)
+            except ProviderError as err:
+                logger.warning("IMAP append skipped: %s", err.message)
+                return {"appended": False, "error": err.message}
+            try:
+                status, data = session.client.append(folder, r"(\Seen)", imaplib.Time2Internaldate(time.time()), raw)
+            except (imaplib.IMAP4.error, OSError, EOFError) as err:
+                _imap_sessions.discard(session)
+                error = f"IMAP APPEND to {self.sent_folder} failed: {err}"
+                if session.reused and attempt == 1:
+                    continue
+                return {"appended": False, "error": error}
+            _imap_sessions.release(session)
+            result = {"appended": status == "OK", "folder": self.sent_folder}
+            if status != "OK":
                 result["error"] = f"IMAP APPEND to {self.sent_folder} answered {status}: {_reply_text(data[0] if data else b'')}"
             return result
-        except (imaplib.IMAP4.error, OSError) as err:
-            return {"appended": False, "error": f"IMAP APPEND to {self.sent_folder} failed: {err}"}
-        finally:
-            try:
-                client.logout()
-            except (OSError, imaplib.IMAP4.error):
-                pass
+        return {"appended": False, "error": error}
+
+
+class _Reconnect(Exception):
+    """Internal: the SMTP session is unusable before hand-over; ``error`` is raised if reconnecting does not help."""
+
+    def __init__(self, error: ProviderError, *, always_retry: bool = False):
+        super().__init__(error.message)
+        self.error = error
+        self.always_retry = always_retry  # a 421 on a fresh session is worth one more connection too
+
+
+# --- per-worker session reuse -----------------------------------------------------------------
+
+@dataclass
+class _SmtpSession:
+    """One logged-in connection: ``client``; ``reused`` is True when it already carried a message."""
+
+    key: tuple
+    client: Any
+    opened_at: float
+    last_used: float
+    messages: int = 0
+    reused: bool = False
+
+
+class _SessionPool:
+    """Logged-in SMTP or IMAP sessions of this thread, one per server login, reused across messages.
+
+    A session is closed when idle longer than settings.OUTREACH_SMTP_IDLE_SECONDS or after
+    settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION messages. Thread-local: a worker process's
+    threads never share a connection.
+    """
+
+    def __init__(self, opener, closer, *, kind: str):
+        self._opener = opener
+        self._closer = closer
+        self._kind = kind
+        self._local = threading.local()
+
+    def _sessions(self) -> dict:
+        sessions = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        return sessions
+
+    @staticmethod
+    def _key(server: ServerSettings) -> tuple:
+        digest = hashlib.sha256(server.password.encode("utf-8")).hexdigest()
+        return (server.host, server.port, server.login, server.security, digest)
+
+    def take(self, server: ServerSettings) -> _SmtpSession:
+        """The thread's session for ``server`` (removed from the pool until release/reset/discard), or a new
+        one (open_smtp / open_imap errors propagate)."""
+        key = self._key(server)
+        now = time.monotonic()
+        session = self._sessions().pop(key, None)
+        if session is not None:
+            idle = now - session.last_used
+            if idle > settings.OUTREACH_SMTP_IDLE_SECONDS or session.messages >= settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION:
+                self._close(session)
+                session = None
+        if session is None:
+            session = _SmtpSession(key=key, client=self._opener(server), opened_at=now, last_used=now)
+        else:
+            try:  # the host rules are checked at every send, not only when the connection was opened
+                check_mail_host(server.host, server.port, kind=self._kind)
+            except BaseException:
+                self._close(session)
+                raise
+            session.reused = True
+        return session
+
+    def release(self, session: _SmtpSession) -> None:
+        """Return a session that carried one more message."""
+        session.messages += 1
+        self.reset(session, rset=False)
+
+    def reset(self, session: _SmtpSession, *, rset: bool = True) -> None:
+        """Return a healthy session that carried nothing (the next message starts with RSET anyway)."""
+        session.last_used = time.monotonic()
+        session.reused = True
+        old = self._sessions().pop(session.key, None)
+        if old is not None and old is not session:
+            self._close(old)
+        self._sessions()[session.key] = session
+
+    def discard(self, session: _SmtpSession) -> None:
+        """Close a broken session."""
+        self._close(session)
+
+    def close_all(self) -> None:
+        """Close every session of this thread (worker shutdown, tests)."""
+        sessions = self._sessions()
+        while sessions:
+            self._close(sessions.popitem()[1])
+
+    def _close(self, session: _SmtpSession) -> None:
+        try:
+            self._closer(session.client)
+        except Exception:  # closing a dead connection must not mask anything
+            pass
+
+
+def _smtp_close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        client.close()
+
+
+def _imap_close(client: imaplib.IMAP4) -> None:
+    try:
+        client.logout()
+    except (OSError, imaplib.IMAP4.error, EOFError):
+        pass
+
+
+_smtp_sessions = _SessionPool(lambda server: open_smtp(server), _smtp_close, kind="smtp")
+_imap_sessions = _SessionPool(lambda server: open_imap(server), _imap_close, kind="imap")
+
+
+def close_sessions() -> None:
+    """Close this thread's pooled SMTP and IMAP sessions."""
+    _smtp_sessions.close_all()
+    _imap_sessions.close_all()
 
 
 def _quote_mailbox(name: str) -> str:

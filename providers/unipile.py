@@ -179,10 +179,10 @@ class UnipileProvider(HttpProvider):
             return OutcomeUnknown(f"Unipile timed out{detail}; the message may have been sent, so it is not retried.", **common)
         return error_for_status(f"Unipile answered HTTP {status}{detail}.", retry_after=retry_after, **common)
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        """As HttpProvider.send; a blocked_recipient names the first recipient (one-recipient sends)."""
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
+        """As HttpProvider.deliver; a blocked_recipient names the first recipient (one-recipient sends)."""
         try:
-            return super().send(message)
+            return super().deliver(prepared, message, on_handover=on_handover)
         except RecipientSuppressed as err:
             if not err.recipient and len(message.to) == 1 and not message.cc and not message.bcc:
                 err.recipient = message.to[0].email

@@ -180,26 +180,28 @@ def mail_settings(settings, smtp_server, smtp_ssl_server, imap_server):
 class CeleryWorkerProcess:
     """A real ``celery -A outreach worker`` subprocess using the test database and the test broker."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, nodename: str):
+    def __init__(self, env: dict[str, str], log_path: Path, nodename: str, args: tuple[str, ...] = ("--pool=solo", "--concurrency=1")):
         self.env = env  #: the environment the worker runs with
         self.log_path = log_path  #: the worker's combined stdout/stderr
         self.nodename = nodename  #: the ``-n`` argument (``%h`` is expanded by Celery)
+        self.args = args  #: pool options (default: solo); e.g. ("--pool=prefork", "--concurrency=2")
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "CeleryWorkerProcess":
         """Start the worker and wait until it logs ``ready``; return ``self``."""
         cmd = [
             sys.executable, "-m", "celery", "-A", "outreach", "worker",
-            "--pool=solo", "--concurrency=1", "-l", "info",
+            *self.args, "-l", "info",
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-n", self.nodename,
         ]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0  # restarts append to the log
         self.process = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=open(self.log_path, "wb"),
+            stdout=open(self.log_path, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -207,7 +209,7 @@ class CeleryWorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited with {self.process.returncode}:\n{self.logs()}")
-            if " ready." in self.logs():
+            if " ready." in self.log_path.read_bytes()[offset:].decode(errors="replace"):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -260,15 +262,13 @@ def _test_database_url(database_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, smtp_server, smtp_ssl_server, imap_server, tmp_path_factory):
-    """Start a real Celery worker on the test database; return :class:`CeleryWorkerProcess`.
-
-    The worker gets this process's environment plus ``DATABASE_URL`` of pytest-django's test
-    database (so the requesting test must be ``django_db``-marked), the (per-xdist-worker) ``CELERY_BROKER_URL``/``REDIS_URL``, and the mail settings
-    for the test servers (``OUTREACH_SMTP_PORTS``, ``OUTREACH_IMAP_PORTS``,
-    ``OUTREACH_MAIL_CA_FILE``, ``OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS=true``). Needs PostgreSQL and a
-    Redis broker. Tests using it must be ``@pytest.mark.django_db(transaction=True)`` so that the
-    worker sees committed rows. It is stopped before the test database is dropped.
+def celery_worker_env(django_db_setup, smtp_server, smtp_ssl_server, imap_server) -> dict[str, str]:
+    """The environment for real Celery processes (workers, beat) on the test database: this process's
+    environment plus ``DATABASE_URL`` of pytest-django's test database, the (per-xdist-worker)
+    ``CELERY_BROKER_URL``/``REDIS_URL``, and the mail settings for the test servers
+    (``OUTREACH_SMTP_PORTS``, ``OUTREACH_IMAP_PORTS``, ``OUTREACH_MAIL_CA_FILE``,
+    ``OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS=true``). Needs PostgreSQL and a Redis broker (else skips or
+    fails, see :func:`tests.servers.unavailable`); the requesting test must be ``django_db``-marked.
     """
     from django.conf import settings
     from django.db import connections
@@ -302,9 +302,20 @@ def celery_worker_process(django_db_setup, smtp_server, smtp_ssl_server, imap_se
         OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS="true",
         PYTHONUNBUFFERED="1",
     )
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(celery_worker_env, tmp_path_factory):
+    """Start a real Celery worker (solo pool) on the test database; return :class:`CeleryWorkerProcess`.
+
+    Its environment is :func:`celery_worker_env`. Tests using it must be
+    ``@pytest.mark.django_db(transaction=True)`` so that the worker sees committed rows. It runs no
+    beat (tests drive the dispatcher themselves) and is stopped before the test database is dropped.
+    """
     worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    worker = CeleryWorkerProcess(env, log_path, nodename=f"outreach-test-{worker_id}@%h")
+    worker = CeleryWorkerProcess(celery_worker_env, log_path, nodename=f"outreach-test-{worker_id}@%h")
     try:
         worker.start()
     except RuntimeError as exc:

@@ -1,6 +1,7 @@
 """Small model factories for tests: plain functions with sensible defaults."""
 from __future__ import annotations
 
+import datetime
 import itertools
 
 from django.contrib.auth import get_user_model
@@ -44,12 +45,18 @@ def make_lead(contact: Contact, **fields) -> Lead:
     return Lead.objects.create(team=contact.team, contact=contact, **fields)
 
 
+#: Mailbox fields that switch the sending rules off (no cap, no interval, every day, all day): tests that
+#: send several messages quickly use them; the model's defaults are the cold-mailbox rules.
+NO_SENDING_RULES = dict(daily_cap=0, min_interval_seconds=0, interval_jitter_seconds=0, send_days="",
+                        send_window_start=datetime.time(0, 0), send_window_end=datetime.time(0, 0))
+
+
 def make_mailbox(team: Team, *, smtp_password: str = "smtp-secret", imap_password: str = "", **fields) -> Mailbox:
     """An active SMTP mailbox of ``team`` with an encrypted SMTP password (IMAP optional)."""
     n = next(_seq)
     values = dict(provider="smtp", sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com",
                   smtp_host="smtp.acme.com", smtp_port=587, smtp_login=f"sender{n}@acme.com",
-                  smtp_security=Mailbox.Security.STARTTLS)
+                  smtp_security=Mailbox.Security.STARTTLS, **NO_SENDING_RULES)
     values.update(fields)
     mailbox = Mailbox(team=team, **values)
     mailbox.smtp_password = smtp_password
@@ -80,7 +87,8 @@ PROVIDER_SENDER_IDS = {
 def make_provider_mailbox(account: ProviderAccount, **fields) -> Mailbox:
     """An active mailbox bound to ``account`` with the sender ids its provider requires."""
     n = next(_seq)
-    values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS[account.provider])
+    values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS[account.provider],
+                  **NO_SENDING_RULES)
     values.update(fields)
     return Mailbox.objects.create(team=account.team, provider=account.provider, provider_account=account, **values)
 

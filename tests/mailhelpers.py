@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from outreach.models import Contact, Mailbox, Team
 from outreach.services.teams import team_create_with_owner
+from tests.factories import NO_SENDING_RULES
 
 _counter = iter(range(1, 10**6))
 
@@ -20,7 +21,7 @@ def smtp_mailbox(team: Team, servers, *, security: str = "starttls", password: s
     smtp = servers.smtp_ssl if security == "ssl" else servers.smtp
     mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann Lée", sender_email="ann@example.test",
                       smtp_host="localhost", smtp_port=smtp_port or smtp.port, smtp_login=smtp.username,
-                      smtp_security=security)
+                      smtp_security=security, **NO_SENDING_RULES)
     mailbox.smtp_password = smtp.password if password is None else password
     if imap:
         mailbox.imap_host = "localhost"

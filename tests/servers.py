@@ -9,6 +9,7 @@ Whether a missing server binary is a skip or an error is decided by the environm
 """
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email
 import email.policy
@@ -222,7 +223,11 @@ class SMTPTestServer:
         self._messages: list[ReceivedMessage] = []
         self._lock = threading.Lock()
         self._data_failures: list[str] = []
+        self._mail_failures: list[str] = []
         self._controller = None
+        self.logins = 0  #: successful SMTP AUTH logins (one per connection that logged in)
+        self.data_delay = 0.0  #: seconds handle_DATA waits before accepting (a slow server)
+        self.rcpt_delay = 0.0  #: seconds handle_RCPT waits before answering
 
     # public API ----------------------------------------------------------------------
     @property
@@ -236,12 +241,24 @@ class SMTPTestServer:
         with self._lock:
             self._messages.clear()
             self._data_failures.clear()
+            self._mail_failures.clear()
             self.refused.clear()
+            self.logins = 0
+            self.data_delay = self.rcpt_delay = 0.0
 
     def fail_next_data(self, reply: str = "451 4.3.0 Temporary failure, try again later", count: int = 1) -> None:
         """Answer the next ``count`` DATA commands with ``reply`` (e.g. a 4xx or 5xx line) instead of accepting."""
         with self._lock:
             self._data_failures.extend([reply] * count)
+
+    def fail_next_mail(self, reply: str = "421 4.3.2 Service shutting down, closing connection", *, skip: int = 0) -> None:
+        """After ``skip`` more MAIL FROM commands, answer the next one with ``reply``; a 421 also closes the connection."""
+        with self._lock:
+            self._mail_failures.extend([""] * skip + [reply])
+
+    def message_ids(self) -> list[str]:
+        """The Message-ID header of every accepted message, in arrival order."""
+        return [m.message["Message-ID"] for m in self.messages]
 
     def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
         """Wait until at least ``count`` messages arrived; return them (raises ``TimeoutError`` otherwise)."""
@@ -263,13 +280,30 @@ class SMTPTestServer:
         return local.startswith("refuse") or address.lower() in {a.lower() for a in self.refused}
 
     # aiosmtpd handler hooks --------------------------------------------------------------
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self._lock:
+            reply = self._mail_failures.pop(0) if self._mail_failures else ""
+        if reply:
+            if reply.startswith("421"):
+                await server.push(reply)
+                server.transport.close()
+                return "421 closing"  # not seen: the connection is already closed
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         if self.is_refused(address):
             return "550 5.1.1 User unknown"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         with self._lock:
             if self._data_failures:
                 return self._data_failures.pop(0)
@@ -293,6 +327,9 @@ class SMTPTestServer:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         ok = auth_data.login == self.username.encode() and auth_data.password == self.password.encode()
+        if ok:
+            with self._lock:
+                self.logins += 1
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     # lifecycle -----------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def test_mailbox_passwords_are_write_only(staff_client, settings):
     form = {"team": team.pk, "provider": "smtp", "sender_name": "A", "sender_email": "a@example.com",
             "is_active": "on", "smtp_host": "127.0.0.1", "smtp_port": "587", "smtp_login": "",
             "smtp_password": "", "smtp_security": "starttls", "imap_security": "ssl", "imap_sent_folder": "Sent",
-            "imap_password": ""}
+            "imap_password": "", "daily_cap": "50", "min_interval_seconds": "90", "interval_jitter_seconds": "60",
+            "send_days": "0,1,2,3,4", "send_window_start": "08:00", "send_window_end": "18:00", "time_zone": "UTC"}
     response = client.post(f"/admin/outreach/mailbox/{mailbox.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     mailbox.refresh_from_db()

@@ -9,6 +9,7 @@ import pytest
 from outreach.models import Mailbox, SentMessage
 from tests.browser import launch_chromium, screenshot
 from tests.mailhelpers import make_contact, make_team
+from tests.factories import NO_SENDING_RULES
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -56,6 +57,8 @@ def test_login_connect_mailbox_send_and_see_it_sent(page, live_server, celery_wo
     page.click("button:has-text('Connect mailbox')")
     expect(page.locator("body")).to_contain_text("ann@example.com")
     mailbox = Mailbox.objects.get(team=team)
+    assert mailbox.daily_cap == 50  # a new mailbox starts with the cold-mailbox sending rules ...
+    Mailbox.objects.filter(pk=mailbox.pk).update(**NO_SENDING_RULES)  # ... lifted here to send at once
     assert mailbox.smtp_password == smtp.password
     assert smtp.password not in page.content()
     screenshot(page, "04-mailbox-list")

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from outreach.models import SentMessage, Suppression, TimelineEvent
+from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
 from outreach.services.sending import AttachmentData, retry_delay, sent_message_create, sent_message_send
 from tests.mailhelpers import make_contact, make_team, smtp_mailbox
 from tests.servers import free_port
@@ -126,7 +127,10 @@ def test_server_down_retries_then_fails(world, settings, django_capture_on_commi
     message, _ = queue(world, django_capture_on_commit_callbacks)
     first = sent_message_send(sent_message_id=message.pk)
     assert first.retry_in is not None and first.sent_message.status == "queued"
-    second = sent_message_send(sent_message_id=message.pk)
+    message.refresh_from_db()
+    assert message.due_at > timezone.now() and message.claimed_by == "" and message.lease_until is None
+    assert sent_message_send(sent_message_id=message.pk).sent_message.attempts == 1, "not due yet: nothing happens"
+    second = sent_message_send(sent_message_id=message.pk, now=timezone.now() + timedelta(hours=2))
     message.refresh_from_db()
     assert second.retry_in is None
     assert message.status == "failed" and message.attempts == 2 and message.error_code == "unavailable"
@@ -146,20 +150,41 @@ def test_recipient_refused_fails_with_smtp_reason(world, django_capture_on_commi
     assert servers.smtp.messages == []
 
 
-def test_worker_lost_mid_send_is_not_sent_again(world, settings, django_capture_on_commit_callbacks):
+def test_expired_lease_after_hand_over_is_unknown_not_sent_again(world, django_capture_on_commit_callbacks):
     message, _ = queue(world, django_capture_on_commit_callbacks)
-    SentMessage.objects.filter(pk=message.pk).update(
-        status="sending", attempts=1, sending_started_at=timezone.now() - timedelta(hours=1))
-    sent_message_send(sent_message_id=message.pk)
+    past = timezone.now() - timedelta(minutes=5)
+    SentMessage.objects.filter(pk=message.pk).update(status="sending", attempts=1, claimed_by="worker:dead",
+                                                     lease_until=past, handed_over_at=past)
+    result = sent_messages_dispatch(enqueue=lambda ids, token: None)
     message.refresh_from_db()
-    assert message.status == "failed" and message.error_code == "outcome_unknown"
+    assert result.recovered == [message.pk]
+    assert message.status == "unknown" and message.error_code == "worker_lost" and message.is_settled
+    assert kinds(message)[-1] == "message_unknown"
     assert world[4].smtp.messages == []
 
 
-def test_recent_sending_message_is_left_alone(world, django_capture_on_commit_callbacks):
+def test_expired_lease_before_hand_over_is_sent_again(world, django_capture_on_commit_callbacks):
     message, _ = queue(world, django_capture_on_commit_callbacks)
-    SentMessage.objects.filter(pk=message.pk).update(status="sending", attempts=1, sending_started_at=timezone.now())
+    SentMessage.objects.filter(pk=message.pk).update(status="sending", attempts=1, claimed_by="worker:dead",
+                                                     lease_until=timezone.now() - timedelta(seconds=1))
+    handed = []
+    result = sent_messages_dispatch(enqueue=lambda ids, token: handed.append((ids, token)))
+    assert result.recovered == [message.pk] and handed and handed[0][0] == [message.pk]
+    sent_messages_send_claimed(ids=handed[0][0], token=handed[0][1])
+    message.refresh_from_db()
+    assert message.status == "sent" and message.attempts == 2
+    assert len(world[4].smtp.messages) == 1
+    # The same broker message delivered again (duplicate, or late) takes nothing.
+    assert sent_messages_send_claimed(ids=handed[0][0], token=handed[0][1]) == []
+    assert len(world[4].smtp.messages) == 1
+
+
+def test_message_under_a_live_lease_is_left_alone(world, django_capture_on_commit_callbacks):
+    message, _ = queue(world, django_capture_on_commit_callbacks)
+    SentMessage.objects.filter(pk=message.pk).update(status="sending", attempts=1, claimed_by="worker:alive",
+                                                     lease_until=timezone.now() + timedelta(minutes=1))
     sent_message_send(sent_message_id=message.pk)
+    assert sent_messages_dispatch(enqueue=lambda ids, token: None).recovered == []
     message.refresh_from_db()
     assert message.status == "sending" and world[4].smtp.messages == []
 

@@ -100,6 +100,7 @@ ID_KINDS = {
     "contact_compose": "contact", "contact_timeline": "contact", "lead_create": "contact",
     "lead_edit": "lead", "mailbox_edit": "mailbox", "mailbox_delete": "mailbox",
     "message_detail": "message", "message_status": "message", "message_timeline_card": "message",
+    "message_action": "message",
     "provider_account_edit": "provider_account", "provider_account_delete": "provider_account",
 }
 

@@ -15,7 +15,8 @@ from providers.smtp import ServerSettings, check_plaintext_login, test_connectio
 
 from ..crypto import rotate
 from ..models import Mailbox, ProviderAccount, Team
-from ..validation import normalize_email, validate_header_value
+from ..validation import normalize_email, sender_problems, validate_header_value
+from .sending_rules import mailbox_rules_apply
 
 SMTP_FIELDS = ("sender_name", "sender_email", "smtp_host", "smtp_port", "smtp_login", "smtp_security",
                "imap_host", "imap_port", "imap_login", "imap_security", "imap_sent_folder")
@@ -176,6 +177,7 @@ def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict
     mailbox = Mailbox(team=team, provider=account.provider, provider_account=account,
                       sender_name=sender_name, sender_email=sender_email)
     _apply_sender_ids(mailbox, data)
+    mailbox_rules_apply(mailbox=mailbox, data=data)
     mailbox.save()
     return mailbox
 
@@ -242,6 +244,10 @@ def _apply(mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
             setattr(mailbox, secret, data[secret])
     if not mailbox.imap_host:
         mailbox.imap_password = ""
+    problems = sender_problems(name=mailbox.sender_name, email=mailbox.sender_email)  # add_mailbox skips the form
+    if problems:
+        raise ValidationError(problems)
+    mailbox_rules_apply(mailbox=mailbox, data=data)  # sending rules (cap, interval, window), when given
     mailbox.save()
     return mailbox
 

@@ -1,34 +1,34 @@
-"""The send pipeline: queue a SentMessage, send it through its mailbox's provider, record the outcome.
+"""The send pipeline's front: validate and queue a SentMessage in the outbox, and the user's actions on it
+(cancel, send again, mark as sent). Delivery itself (claims, leases, retries, recovery) is
+:mod:`outreach.services.outbox`; the sending rules are :mod:`outreach.services.sending_rules`.
 
-Path of one message: ``sent_message_create`` (queued + timeline, task enqueued on commit)
-→ Celery task ``outreach.send_message`` → ``sent_message_send``: claim queued→sending in a short
-transaction, call the provider outside any transaction, then record sent/failed (or back to
-queued for a retry) together with its TimelineEvent.
+``sent_message_create`` stores the message as ``queued`` (or ``scheduled`` for a later time) with
+``due_at``, and after commit publishes a wake-up task carrying only its id. Losing that task changes
+nothing: the dispatcher finds every due message in the table.
 """
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.errors import HeaderParseError
 from email.utils import make_msgid
 from typing import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from providers import errors as perr
 from providers.base import Address, OutgoingAttachment, OutgoingMessage
-from providers.registry import get_provider_class, provider_for_mailbox
+from providers.registry import get_provider_class
 
-from ..crypto import CredentialDecryptionError
 from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
-from ..validation import normalize_email, validate_header_value
+from ..validation import normalize_email, sender_problems, validate_header_value
+from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
 from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
 
@@ -42,14 +42,6 @@ class AttachmentData:
     filename: str
     content_type: str
     content: bytes
-
-
-@dataclass(frozen=True)
-class SendOutcome:
-    """What one run of the task did: ``retry_in`` seconds when it should run again, else None."""
-
-    sent_message: SentMessage
-    retry_in: float | None = None
 
 
 def capability_problems(*, mailbox: Mailbox, to: list[str], cc: list[str], bcc: list[str], reply_to: str,
@@ -73,8 +65,10 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
                         to: list[str] | None = None, idempotency_key: uuid.UUID | None = None,
-                        in_reply_to: str = "", references: str = "") -> SentMessage:
-    """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status queued).
+                        in_reply_to: str = "", references: str = "",
+                        scheduled_at: datetime | None = None, now: datetime | None = None) -> SentMessage:
+    """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status
+    ``queued``, or ``scheduled`` when ``scheduled_at``, an aware datetime, is later than ``now``).
 
     ``idempotency_key`` (e.g. the compose form's submission key): when the team already has a
     message with that key, that message is returned and nothing new is queued, so a form
@@ -86,10 +80,12 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
 
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
-    Raises ValidationError ({field: message}) for another team's objects, header injection,
-    invalid addresses, suppressed recipients, attachments over the size limit, or features
-    the mailbox's provider cannot carry.
+    Raises ValidationError ({field: message}) for another team's objects, header injection (subject,
+    reply-to, the mailbox's sender name and address, attachment file names), invalid addresses,
+    suppressed recipients, attachments over the size limit, a send time in the past or without a time
+    zone, or features the mailbox's provider cannot carry. Nothing is saved then.
     """
+    now = now or timezone.now()
     if mailbox.team_id != team.pk or contact.team_id != team.pk:
         raise ValidationError("Mailbox and contact must belong to your team.")
     if idempotency_key is not None:
@@ -118,6 +114,14 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"html_body": "Write a message body."})
     text = text or html_to_text(html)
     files = list(attachments)
+    validate_sender(mailbox)
+    for f in files:
+        validate_attachment_filename(f.filename)
+    if scheduled_at is not None:
+        if timezone.is_naive(scheduled_at):
+            raise ValidationError({"scheduled_at": "Give the send time with its time zone (e.g. 2026-12-02T09:00+01:00)."})
+        if scheduled_at < now - timedelta(minutes=1):
+            raise ValidationError({"scheduled_at": f"The send time {scheduled_at:%Y-%m-%d %H:%M %Z} is in the past."})
     total = sum(len(f.content) for f in files)
     if total > settings.OUTREACH_MAX_ATTACHMENTS_BYTES:
         raise ValidationError({"attachments": f"Attachments total {total / 1048576:.1f} MB; the limit is "
@@ -135,6 +139,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         message = _queue(team=team, actor=actor, mailbox=mailbox, contact=contact, to=to, cc=cc, bcc=bcc,
                          reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
                          message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
+                         scheduled_at=scheduled_at, now=now,
                          threading={"in_reply_to": in_reply_to, "references": references})
     except IntegrityError:
         if idempotency_key is None:
@@ -148,30 +153,72 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
 
 
 def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
-           message_id, idempotency_key, threading=None) -> SentMessage:
-    """Store the SentMessage, its attachments and the queued event; enqueue the task on commit."""
+           message_id, idempotency_key, scheduled_at, now, threading=None) -> SentMessage:
+    """Store the SentMessage, its attachments and the queued event; publish the wake-up task on commit."""
+    later = scheduled_at is not None and scheduled_at > now
     with transaction.atomic():
         message = SentMessage.objects.create(
             team=team, mailbox=mailbox, contact=contact, created_by=actor, to=to, cc=cc, bcc=bcc,
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
             message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
-            queued_at=timezone.now(), **(threading or {}),
+            queued_at=now, scheduled_at=scheduled_at if later else None, due_at=scheduled_at if later else now,
+            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(threading or {}),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
                        size=len(f.content), content=f.content) for f in files
         ])
+        when = f" for {timezone.localtime(scheduled_at):%Y-%m-%d %H:%M %Z}" if later else ""
         timeline_event_record(contact=contact, kind=TimelineEvent.Kind.MESSAGE_QUEUED, sent_message=message, actor=actor,
-                              summary=f"Queued “{subject}” from {mailbox.sender_email}"
+                              summary=f"Queued “{subject}” from {mailbox.sender_email}{when}"
                                       + (f" with {len(files)} attachment(s)" if files else "") + ".")
-        transaction.on_commit(lambda: _enqueue(message.pk))
+        if not later:
+            transaction.on_commit(lambda: wake_up(message.pk))
     return message
 
 
-def _enqueue(sent_message_id: int) -> None:
+def wake_up(sent_message_id: int) -> None:
+    """Publish the wake-up task for one due message (``outreach.send_message``, id only, no retries).
+
+    A broker outage is logged, not raised: the message is already in the outbox and the dispatcher
+    will pick it up, so the user who queued it never sees an error for it. (Celery's
+    ``delay_on_commit`` would raise here, inside the request.)
+    """
     from ..tasks import send_message
 
-    send_message.delay(sent_message_id)
+    try:
+        send_message.apply_async((sent_message_id,), retry=False)
+    except Exception as err:  # broker down: the outbox row is the truth
+        logger.warning("Wake-up for SentMessage %s not published (%s: %s); the dispatcher will send it.",
+                       sent_message_id, type(err).__name__, err)
+
+
+def validate_sender(mailbox: Mailbox) -> None:
+    """Raise ValidationError({"mailbox": …}) when the mailbox's sender name or address cannot be a From
+    header (CR/LF/NUL, not an address) — mailboxes made by scripts or the admin reach here too."""
+    problems = sender_problems(name=mailbox.sender_name, email=mailbox.sender_email)
+    if not problems:
+        try:
+            Address(mailbox.sender_email, mailbox.sender_name or "").formatted()
+        except (ValueError, IndexError, HeaderParseError) as err:
+            problems["sender"] = f"not a valid From header ({err})."
+    if problems:
+        raise ValidationError({"mailbox": f"Mailbox {mailbox.pk}'s sender cannot be used: {' '.join(problems.values())} "
+                                          "Fix the sender name and address on the mailbox."})
+
+
+def validate_attachment_filename(filename: str) -> None:
+    """Raise ValidationError({"attachments": …}) for an empty attachment name, one with CR/LF/NUL or other
+    control characters, a path, or more than 255 characters."""
+    name = filename or ""
+    if not name.strip():
+        raise ValidationError({"attachments": "An attachment has no file name."})
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ValidationError({"attachments": f"The attachment name {name!r} contains a line break or control character."})
+    if "/" in name or "\\" in name:
+        raise ValidationError({"attachments": f"The attachment name {name!r} must be a file name, not a path."})
+    if len(name) > 255:
+        raise ValidationError({"attachments": "An attachment name is longer than 255 characters."})
 
 
 def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
@@ -195,112 +242,64 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
     )
 
 
-def retry_delay(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: the provider's Retry-After if given, else
-    exponential backoff (base OUTREACH_RETRY_BASE_SECONDS × 2^(attempt-1), capped at
-    OUTREACH_RETRY_MAX_SECONDS) with full jitter in its upper half."""
-    if retry_after is not None:
-        return max(float(retry_after), 0.0)
-    base = settings.OUTREACH_RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0))
-    capped = min(base, settings.OUTREACH_RETRY_MAX_SECONDS)
-    return capped / 2 + random.uniform(0, capped / 2)
-
-
-def sent_message_send(*, sent_message_id: int) -> SendOutcome:
-    """Send one queued message exactly once. Returns a SendOutcome.
-
-    Only a message in ``queued`` is claimed (an atomic conditional update), so a task that runs
-    twice sends once. A message found ``sending`` longer than OUTREACH_SENDING_STALE_SECONDS
-    (its worker died mid-send) is failed as ``outcome_unknown`` rather than risk a duplicate,
-    unless its provider deduplicates on our idempotency key, in which case it is sent again.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = SentMessage.objects.filter(pk=sent_message_id, status=SentMessage.Status.QUEUED).update(
-            status=SentMessage.Status.SENDING, attempts=F("attempts") + 1, sending_started_at=now)
-        message = SentMessage.objects.select_related("mailbox", "contact", "team").get(pk=sent_message_id)
-        if not claimed:
-            return _not_claimed(message)
-        timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.MESSAGE_SENDING, sent_message=message,
-                              summary=f"Attempt {message.attempts} via {message.provider}.", data={"attempt": message.attempts})
-    blocked = suppressed_addresses(team=message.team, addresses=[*message.to, *message.cc, *message.bcc])
-    try:
-        if blocked:
-            raise perr.RecipientSuppressed(f"Not sent: {', '.join(blocked)} is on your suppression list.",
-                                           provider=message.provider, recipient=blocked[0])
-        provider = provider_for_mailbox(message.mailbox)
-        result = provider.send(sent_message_outgoing(message))
-    except perr.ProviderError as err:
-        return _record_failure(message, err)
-    except CredentialDecryptionError as err:
-        return _record_failure(message, perr.ConfigurationError(str(err), provider=message.provider, provider_code="credentials"))
-    except Exception as err:  # a bug must not leave the message in 'sending' forever
-        logger.exception("Unexpected error sending SentMessage %s", message.pk)
-        return _record_failure(message, perr.OutcomeUnknown(
-            f"Unexpected error while sending ({type(err).__name__}); not retried automatically.",
-            provider=message.provider, provider_code="internal_error"))
-    with transaction.atomic():
-        message.status = SentMessage.Status.SENT
-        message.sent_at = timezone.now()
-        message.provider_message_id = result.provider_message_id
-        message.provider_thread_id = result.provider_thread_id
-        message.provider_status = result.provider_status
-        message.provider_response = dict(result.raw)
-        message.error_code = message.error_message = ""
-        message.save()
-        note = ""
-        imap = result.raw.get("imap") if isinstance(result.raw, dict) else None
-        if imap:
-            note = f" Copy saved to {imap.get('folder')}." if imap.get("appended") else f" (Sent-folder copy failed: {imap.get('error')})"
-        timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.MESSAGE_SENT, sent_message=message,
-                              summary=f"Sent “{message.subject}” to {', '.join(message.to)} via {message.provider}.{note}",
-                              data={"provider_message_id": result.provider_message_id, "attempt": message.attempts})
-    return SendOutcome(message)
-
-
-def _not_claimed(message: SentMessage) -> SendOutcome:
-    stale = timezone.now() - timedelta(seconds=settings.OUTREACH_SENDING_STALE_SECONDS)
-    if message.status == SentMessage.Status.SENDING and message.sending_started_at and message.sending_started_at < stale:
-        if get_provider_class(message.provider).capabilities.idempotent:
-            SentMessage.objects.filter(pk=message.pk, status=SentMessage.Status.SENDING).update(status=SentMessage.Status.QUEUED)
-            return sent_message_send(sent_message_id=message.pk)
-        return _record_failure(message, perr.OutcomeUnknown(
-            "The worker stopped while this message was being sent; it may have been delivered, so it is not sent again.",
-            provider=message.provider, provider_code="worker_lost"))
-    return SendOutcome(message)
-
-
-def _record_failure(message: SentMessage, err: perr.ProviderError) -> SendOutcome:
-    """Put the message back in the queue (transient, attempts left) or fail it; timeline either way."""
-    retry = err.transient and message.attempts < settings.OUTREACH_SEND_MAX_ATTEMPTS
-    detail = {"code": err.code, "provider_code": err.provider_code, "provider_message": err.provider_message,
-              "status": err.status, "attempt": message.attempts}
-    with transaction.atomic():
-        message.error_code = err.code
-        message.error_message = err.message
-        if retry:
-            delay = retry_delay(message.attempts, getattr(err, "retry_after", None))
-            message.status = SentMessage.Status.QUEUED
-            message.save()
-            timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.MESSAGE_RETRY, sent_message=message,
-                                  summary=f"Attempt {message.attempts} failed: {err.message} Retrying in {delay:.0f} s.",
-                                  data={**detail, "retry_in": delay})
-        else:
-            delay = None
-            message.status = SentMessage.Status.FAILED
-            message.failed_at = timezone.now()
-            message.save()
-            timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.MESSAGE_FAILED, sent_message=message,
-                                  summary=f"Failed to send “{message.subject}”: {err.message}", data=detail)
-            if isinstance(err, perr.RecipientSuppressed) and err.recipient:
-                _suppress(message, err)
-    return SendOutcome(message, retry_in=delay)
-
-
-def _suppress(message: SentMessage, err: perr.RecipientSuppressed) -> None:
+def suppress_recipient(message: SentMessage, err: perr.RecipientSuppressed) -> None:
+    """Add the refused recipient to the team's suppression list (with a timeline event when new)."""
     _, created = Suppression.objects.get_or_create(
         team=message.team, email=err.recipient.lower(),
         defaults={"reason": Suppression.Reason.BOUNCE, "detail": f"{message.provider}: {err.provider_message or err.message}"})
     if created:
         timeline_event_record(contact=message.contact, kind=TimelineEvent.Kind.SUPPRESSED, sent_message=message,
                               summary=f"{err.recipient} added to the suppression list ({message.provider}).")
+
+
+# --- the user's actions on a message -------------------------------------------------------------
+
+S = SentMessage.Status
+
+
+def sent_messages_cancel(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Cancel the team's ``ids`` that are still waiting (``queued`` or ``scheduled``); a message a worker
+    has already claimed (``sending``) is not touched. Returns how many were cancelled."""
+    return _transition(team=team, ids=ids, actor=actor, now=now, from_statuses=SentMessage.WAITING,
+                       fields=dict(status=S.CANCELLED, claimed_by="", lease_until=None, hold_reason=""),
+                       kind=TimelineEvent.Kind.MESSAGE_CANCELLED, summary="Cancelled “{subject}” before it was sent.")
+
+
+def sent_messages_send_again(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Queue the team's ``failed``, ``unknown`` or ``cancelled`` ``ids`` again, due now, as a new send:
+    the provider request is rebuilt from the current mailbox and contact, under a new idempotency key
+    (the old key must not be reused for a different request), with the attempt count from zero.
+    Only this explicit action ever re-sends an ``unknown`` message. Returns how many were queued."""
+    now = now or timezone.now()
+    count = 0
+    for message in SentMessage.objects.for_team(team).filter(pk__in=list(ids), status__in=(S.FAILED, S.UNKNOWN, S.CANCELLED)).select_related("contact"):
+        previous = message.get_status_display().lower()
+        count += _transition(team=team, ids=[message.pk], actor=actor, now=now, from_statuses=(message.status,),
+                             fields=dict(status=S.QUEUED, due_at=now, attempts=0, prepared_request=None,
+                                         idempotency_key=uuid.uuid4(), handed_over_at=None, claimed_by="",
+                                         lease_until=None, error_code="", error_message="", hold_reason="",
+                                         failed_at=None, recipient_results={}),
+                             kind=TimelineEvent.Kind.MESSAGE_QUEUED,
+                             summary=f"Sent again on request (it was {previous}): “{{subject}}” queued as a new send.")
+        transaction.on_commit(lambda pk=message.pk: wake_up(pk))
+    return count
+
+
+def sent_messages_mark_sent(*, team: Team, ids: Iterable[int], actor=None, now: datetime | None = None) -> int:
+    """Record the team's ``unknown`` ``ids`` as sent (the user checked it arrived). Returns how many."""
+    return _transition(team=team, ids=ids, actor=actor, now=now, from_statuses=(S.UNKNOWN,),
+                       fields=dict(status=S.SENT, sent_at=now or timezone.now(), error_code="", error_message=""),
+                       kind=TimelineEvent.Kind.MESSAGE_MARKED_SENT, summary="Marked “{subject}” as sent.")
+
+
+def _transition(*, team, ids, actor, now, from_statuses, fields, kind, summary) -> int:
+    """Move each of the team's ``ids`` in ``from_statuses`` to ``fields`` with a conditional UPDATE (a
+    worker claiming it at the same moment wins or loses cleanly), with a timeline event each."""
+    done = 0
+    with transaction.atomic():
+        for message in SentMessage.objects.for_team(team).filter(pk__in=list(ids), status__in=from_statuses).select_related("contact"):
+            if SentMessage.objects.filter(pk=message.pk, status=message.status).update(**fields):
+                done += 1
+                timeline_event_record(contact=message.contact, kind=kind, sent_message=message, actor=actor,
+                                      summary=summary.format(subject=message.subject))
+    return done

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .. import exports, selectors
@@ -176,12 +177,16 @@ def contact_compose(request: HttpRequest, pk: int) -> HttpResponse:
             message = sent_message_create(
                 team=team, actor=request.user, mailbox=data["mailbox"], contact=contact, subject=data["subject"],
                 html=data["html_body"], cc=data["cc"], bcc=data["bcc"], reply_to=data["reply_to"], attachments=files,
-                idempotency_key=data["submission_key"],
+                idempotency_key=data["submission_key"], scheduled_at=data.get("scheduled_at"),
             )
         except ValidationError as err:
             add_service_errors(form, err)
         else:
-            messages.success(request, f"Queued “{message.subject}” to {contact.email}; it is being sent in the background.")
+            if message.status == message.Status.SCHEDULED:
+                messages.success(request, f"Scheduled “{message.subject}” to {contact.email} for "
+                                          f"{timezone.localtime(message.due_at):%a %Y-%m-%d %H:%M}; you can cancel it until then.")
+            else:
+                messages.success(request, f"Queued “{message.subject}” to {contact.email}; it is being sent in the background.")
             return redirect(reverse("contact_detail", args=[contact.pk]) + "#timeline")
     return render(request, "contacts/compose.html", {
         "contact": contact, "form": form, "has_mailbox": selectors.active_mailboxes(team=team).exists(),

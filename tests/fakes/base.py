@@ -155,7 +155,7 @@ class FakeServer:
         self.api_key = api_key or self.make_api_key()
         if rate_limit != "default":
             self.rate_limit = rate_limit  # type: ignore[assignment]
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # rate_limited_reply → rate_headers takes it again inside _rate_limit
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
         self.schema_violations: list[str] = []

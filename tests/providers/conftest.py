@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
+from tests.factories import NO_SENDING_RULES
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +57,7 @@ def make_account(team: Team, *, provider: str, base_url: str, api_key: str) -> P
 def make_mailbox(team: Team, account: ProviderAccount, **fields) -> Mailbox:
     fields.setdefault("sender_name", "John Seller")
     fields.setdefault("sender_email", "john@example.com")
+    fields = {**NO_SENDING_RULES, **fields}
     return Mailbox.objects.create(team=team, provider=account.provider, provider_account=account, **fields)
 
 

@@ -237,8 +237,8 @@ class ProviderContract:
             assert keys == [str(message.idempotency_key)] * 2
             assert timeline_kinds(message) == [K.MESSAGE_QUEUED, K.MESSAGE_SENDING, K.MESSAGE_RETRY, K.MESSAGE_SENDING, K.MESSAGE_SENT]
         else:  # no idempotency key in the document: the outcome is unknown, so no second try
-            assert message.status == SentMessage.Status.FAILED and message.error_code == "outcome_unknown"
-            assert len(fake.requests) == 1
+            assert message.status == SentMessage.Status.UNKNOWN and message.error_code == "outcome_unknown"
+            assert len(fake.requests) == 1 and message.handed_over_at is not None
 
     @pytest.mark.django_db
     def test_wrong_api_key_is_permanent(self, env, fake):

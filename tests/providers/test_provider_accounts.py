@@ -15,6 +15,7 @@ from outreach.services.sending import sent_message_create
 from providers.schemas import lemlist as schema
 from tests.fakes.base import Reply
 from tests.fakes.lemlist import FakeLemlist
+from tests.factories import NO_SENDING_RULES
 
 from .conftest import make_account, make_contact
 from .contract import drive
@@ -100,6 +101,8 @@ def test_scripted_send_through_a_provider_bound_mailbox(team, lemlist, monkeypat
                  "--sender-email", user[1], "--lemlist-send-user-id", user[0], "--lemlist-send-user-email", user[1],
                  "--lemlist-send-user-mailbox-id", user[2], stdout=out)
     mailbox = Mailbox.objects.get(pk=json.loads(out.getvalue())["id"])
+    assert mailbox.daily_cap == 50  # the cold-mailbox defaults; lifted here to send at once
+    Mailbox.objects.filter(pk=mailbox.pk).update(**NO_SENDING_RULES)
     contact = make_contact(team, lemlist_contact_id=contact_id, lead={"lemlist_lead_id": lead_id})
     message = sent_message_create(team=team, actor=None, mailbox=mailbox, contact=contact, subject="Hi", html="<p>Hi</p>")
     drive(message.pk)

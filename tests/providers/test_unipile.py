@@ -31,7 +31,7 @@ def _inject(status, kind):
 
 # Every typed error of the document, with the class it must map to.
 _EXPECTED = {401: perr.AuthenticationFailed, 403: perr.PermissionDenied, 404: perr.InvalidRequest, 422: perr.InvalidRequest,
-             500: perr.ProviderUnavailable, 503: perr.ProviderUnavailable, 504: perr.OutcomeUnknown}
+             500: perr.OutcomeUnknown, 503: perr.ProviderUnavailable, 504: perr.OutcomeUnknown}
 _SPECIAL = {
     "errors/insufficient_privileges": perr.PermissionDenied, "errors/disconnected_feature": perr.PermissionDenied,
     "errors/blocked_recipient": perr.RecipientSuppressed, "errors/invalid_recipient": perr.RecipientRefused,

@@ -1,3 +1,5 @@
+from datetime import time
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
@@ -37,6 +39,13 @@ class Command(JsonCommand):
         parser.add_argument("--password-stdin", action="store_true")
         parser.add_argument("--test", action="store_true", help="Log in to SMTP/IMAP first; refuse to save on failure.")
         parser.add_argument("--provider", default="smtp", help="'smtp' (default) or an HTTP provider name.")
+        rules = parser.add_argument_group("sending rules (defaults suit a cold mailbox: 50/day, 90 s + up to 60 s, Mon-Fri 08:00-18:00 UTC)")
+        rules.add_argument("--daily-cap", type=int, help="Messages per local day (0 = no cap).")
+        rules.add_argument("--min-interval", type=int, dest="min_interval_seconds", help="Seconds between sends (0 = none).")
+        rules.add_argument("--interval-jitter", type=int, dest="interval_jitter_seconds", help="Random extra seconds, up to.")
+        rules.add_argument("--send-days", help="Comma-separated 0 (Mon) … 6 (Sun); 'all' = every day.")
+        rules.add_argument("--window", help="Local hours HH:MM-HH:MM (00:00-00:00 = all day).")
+        rules.add_argument("--time-zone", help="IANA time zone of the window and the day, e.g. Europe/Paris.")
         parser.add_argument("--provider-account", type=int, help="ProviderAccount id for a provider-bound mailbox.")
         for name in PROVIDER_ID_FLAGS:
             needed_by = [cls.label for cls in map(get_provider_class, HTTP_PROVIDERS) if name in cls.required_mailbox_fields]
@@ -44,6 +53,7 @@ class Command(JsonCommand):
 
     def run(self, **o):
         team = get_team(o["team"])
+        o.update(_rules(o))
         if o["provider"] != "smtp":
             return self._provider_mailbox(team, o)
         if not o["smtp_host"] or not o["smtp_port"]:
@@ -64,7 +74,7 @@ class Command(JsonCommand):
             "smtp_password": smtp_password, "smtp_security": o["smtp_security"],
             "imap_host": o["imap_host"], "imap_port": o["imap_port"], "imap_login": o["imap_login"] or o["smtp_login"],
             "imap_password": imap_password if o["imap_host"] else "", "imap_security": o["imap_security"],
-            "imap_sent_folder": o["imap_sent_folder"],
+            "imap_sent_folder": o["imap_sent_folder"], **_rules(o),
         }
         problems = mailbox_check_hosts(data)
         if problems:
@@ -102,8 +112,24 @@ class Command(JsonCommand):
         return _mailbox_dict(mailbox)
 
 
+def _rules(o: dict) -> dict:
+    """The sending-rule flags given, as Mailbox fields (missing ones keep the defaults)."""
+    rules = {k: o[k] for k in ("daily_cap", "min_interval_seconds", "interval_jitter_seconds", "time_zone") if o.get(k) is not None}
+    if o.get("send_days") is not None:
+        rules["send_days"] = "" if o["send_days"].strip().lower() == "all" else o["send_days"]
+    if o.get("window"):
+        try:
+            start, end = (time.fromisoformat(part.strip()) for part in o["window"].split("-"))
+        except ValueError:
+            raise CommandError(f"--window {o['window']!r}: use HH:MM-HH:MM, e.g. 08:00-18:00.") from None
+        rules.update(send_window_start=start, send_window_end=end)
+    return rules
+
+
 def _mailbox_dict(mailbox: Mailbox) -> dict:
     return {"id": mailbox.pk, "team": mailbox.team.name, "provider": mailbox.provider, "sender_name": mailbox.sender_name,
             "sender_email": mailbox.sender_email, "smtp_host": mailbox.smtp_host, "smtp_port": mailbox.smtp_port,
             "smtp_security": mailbox.smtp_security, "imap_host": mailbox.imap_host, "imap_port": mailbox.imap_port,
-            "provider_account": mailbox.provider_account_id}
+            "provider_account": mailbox.provider_account_id, "daily_cap": mailbox.daily_cap,
+            "min_interval_seconds": mailbox.min_interval_seconds, "send_days": mailbox.send_days,
+            "send_window": f"{mailbox.send_window_start:%H:%M}-{mailbox.send_window_end:%H:%M}", "time_zone": mailbox.time_zone}

@@ -58,7 +58,7 @@ def stop_children(children: list[subprocess.Popen], *, timeout: float = 10.0) ->
 
 class Command(BaseCommand):
     help = ("Run the whole app for local use: migrate, make sure a demo login exists (its password is printed "
-            "when it is created), then start a Celery worker and the web server together; Ctrl-C or SIGTERM "
+            "when it is created), then start a Celery worker (with beat: the outbox dispatcher) and the web server together; Ctrl-C or SIGTERM "
             "stops them all.")
 
     def add_arguments(self, parser: CommandParser):
@@ -81,9 +81,11 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
             if not o["no_worker"]:
+                # -B: the worker also runs beat, whose schedule includes the outbox dispatcher.
                 children.append(subprocess.Popen([
                     sys.executable, "-m", "celery", "-A", "outreach", "worker", "--pool=solo", "--loglevel=info",
-                    "--without-gossip", "--without-mingle", "--without-heartbeat"]))
+                    "--without-gossip", "--without-mingle", "--without-heartbeat",
+                    "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]))
             call_command("runserver", o["addrport"], use_reloader=False)
         except _Stop as stop:
             self.stdout.write(f"{stop.args[0]}: stopping.")

@@ -1,10 +1,12 @@
 import json
 import mimetypes
 import time
+from datetime import datetime
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
 
 from ...models import Contact, Mailbox, SentMessage
 from ...services.contacts import contact_create
@@ -28,6 +30,8 @@ class Command(JsonCommand):
         body.add_argument("--html", help="HTML body (a plain-text alternative is derived).")
         body.add_argument("--text", help="Plain-text body.")
         parser.add_argument("--attach", action="append", default=[], metavar="FILE", help="Attach a file (repeatable).")
+        parser.add_argument("--at", default="", metavar="ISO-8601",
+                            help="Send later, e.g. 2026-12-02T09:00+01:00 (a time without offset is in TIME_ZONE).")
         parser.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                             help="Wait up to this many seconds for the message to be sent or fail.")
 
@@ -51,9 +55,18 @@ class Command(JsonCommand):
             cc, bcc = parse_address_list(o["cc"]), parse_address_list(o["bcc"])
         except ValidationError as err:
             raise CommandError(" ".join(err.messages)) from None
+        scheduled_at = None
+        if o["at"]:
+            try:
+                scheduled_at = datetime.fromisoformat(o["at"])
+            except ValueError:
+                raise CommandError(f"--at {o['at']!r} is not an ISO-8601 date and time (e.g. 2026-12-02T09:00+01:00).") from None
+            if timezone.is_naive(scheduled_at):
+                scheduled_at = timezone.make_aware(scheduled_at)
         message = sent_message_create(
             team=team, actor=None, mailbox=mailbox, contact=contact, subject=o["subject"], html=o["html"] or "",
-            text=o["text"] or "", cc=cc, bcc=bcc, reply_to=o["reply_to"], attachments=attachments)
+            text=o["text"] or "", cc=cc, bcc=bcc, reply_to=o["reply_to"], attachments=attachments,
+            scheduled_at=scheduled_at)
         if o["wait"] > 0:
             deadline = time.monotonic() + o["wait"]
             while time.monotonic() < deadline:
@@ -66,7 +79,7 @@ class Command(JsonCommand):
         if message.status == SentMessage.Status.FAILED:
             self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
             raise CommandError(f"Message {message.pk} failed: {message.error_message}")
-        if o["wait"] > 0 and not message.is_settled:
+        if o["wait"] > 0 and not message.is_settled and message.status != SentMessage.Status.SCHEDULED:
             self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
             raise CommandError(f"Message {message.pk} is still {message.status} after {o['wait']:g} s: is a Celery worker running?")
         return result

@@ -1,0 +1,480 @@
+"""The delivery engine: the SentMessage table is the outbox, Celery messages are only wake-up calls.
+
+Path of one message (see README, "Path of one message")::
+
+    waiting (scheduled | queued, due_at)                       sent_message_create
+      └─ claim: dispatcher (beat, worker start) or the wake-up task for one id
+         rows due now, SELECT … FOR UPDATE SKIP LOCKED (PostgreSQL) / a conditional UPDATE
+         (SQLite), sending rules per mailbox → status sending, claimed_by=<dispatch token>,
+         lease_until
+      └─ a worker takes the claim (UPDATE … WHERE claimed_by=<dispatch token> → its own token;
+         a duplicated or late broker message finds nothing to take) and sends each message:
+           start attempt (attempts+1, lease renewed)        one short transaction
+           prepare once (stored in prepared_request)        reused verbatim by every retry
+           on_handover → handed_over_at (conditional)       just before SMTP DATA / the HTTP request
+           provider.deliver()                               never inside a transaction
+           outcome, conditional on status=sending AND claimed_by=<worker token>, with its event
+      └─ recovery (every dispatch): an expired lease before hand-over → queued again; after
+         hand-over → queued again with the same idempotency key for providers that have one,
+         else ``unknown`` ("may have been delivered": the user marks it sent or sends it again).
+
+Every function takes ``now`` (default ``timezone.now()``) so tests move time without sleeping.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from providers import errors as perr
+from providers.registry import get_provider_class, provider_for_mailbox
+
+from ..crypto import CredentialDecryptionError
+from ..models import Mailbox, SentMessage, TimelineEvent
+from .sending_rules import mailbox_allowance
+from .timeline import timeline_event_record
+
+logger = logging.getLogger(__name__)
+
+S = SentMessage.Status
+K = TimelineEvent.Kind
+
+
+class LeaseLost(Exception):
+    """Raised from the hand-over callback when this worker no longer holds the message's lease:
+    the provider aborts before the point of no return and nothing is recorded."""
+
+
+def _infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Errors of our own infrastructure (database, Redis, broker): transient, never a message's fault."""
+    found: list[type[BaseException]] = [DatabaseError]
+    try:
+        import redis.exceptions
+
+        found.append(redis.exceptions.RedisError)
+    except ImportError:  # pragma: no cover - redis is pinned in requirements.txt
+        pass
+    try:
+        import kombu.exceptions
+
+        found.append(kombu.exceptions.OperationalError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)
+
+
+INFRASTRUCTURE_ERRORS = _infrastructure_errors()
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one send of one message did: ``retry_in`` seconds until it is due again (a retry), else None.
+    ``sent_message`` is the row as this run left it (refreshed)."""
+
+    sent_message: SentMessage
+    retry_in: float | None = None
+
+
+@dataclass
+class DispatchResult:
+    """One dispatcher run: ``claimed`` ids handed to workers (by task), ``recovered`` ids whose lease had
+    expired, ``held`` ids kept back by sending rules, ``released`` ids whose hand-off to the broker failed."""
+
+    claimed: list[list[int]] = field(default_factory=list)
+    recovered: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+
+def _token(kind: str) -> str:
+    """A unique claim token naming who holds a lease (for humans reading the row, and for the conditions)."""
+    return f"{kind}:{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def _supports_skip_locked() -> bool:
+    return connection.features.has_select_for_update_skip_locked
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: the provider's Retry-After if given, else
+    exponential backoff (base OUTREACH_RETRY_BASE_SECONDS × 2^(attempt-1), capped at
+    OUTREACH_RETRY_MAX_SECONDS) with full jitter in its upper half."""
+    if retry_after is not None:
+        return max(float(retry_after), 0.0)
+    base = settings.OUTREACH_RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0))
+    capped = min(base, settings.OUTREACH_RETRY_MAX_SECONDS)
+    return capped / 2 + random.uniform(0, capped / 2)
+
+
+# --- recovery ------------------------------------------------------------------------------------
+
+
+def sent_messages_recover(*, now: datetime | None = None) -> list[int]:
+    """Settle every ``sending`` message whose lease expired (its worker died, was killed, or lost the
+    broker message). Returns the ids recovered.
+
+    Before the hand-over point the message is simply queued again (due now). After it, a provider that
+    deduplicates on our idempotency key gets it again with the same key and the same stored request;
+    any other provider's message becomes ``unknown`` with a timeline event.
+    """
+    now = now or timezone.now()
+    expired = SentMessage.objects.filter(status=S.SENDING).filter(Q(lease_until__lt=now) | Q(lease_until__isnull=True))
+    recovered = list(expired.filter(handed_over_at__isnull=True).values_list("pk", flat=True)[:1000])
+    if recovered:
+        expired.filter(pk__in=recovered, handed_over_at__isnull=True).update(
+            status=S.QUEUED, due_at=now, claimed_by="", lease_until=None, hold_reason="")
+    with transaction.atomic():
+        qs = expired.filter(handed_over_at__isnull=False).select_related("contact").order_by("pk")
+        if _supports_skip_locked():
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        rows = list(qs[:200])
+        for message in rows:
+            mine = SentMessage.objects.filter(pk=message.pk, status=S.SENDING, claimed_by=message.claimed_by,
+                                              handed_over_at=message.handed_over_at)
+            if get_provider_class(message.provider).capabilities.idempotent:
+                if mine.update(status=S.QUEUED, due_at=now, claimed_by="", lease_until=None):
+                    timeline_event_record(
+                        contact=message.contact, kind=K.MESSAGE_RETRY, sent_message=message,
+                        summary=f"The worker stopped after handing attempt {message.attempts} to {message.provider}; "
+                                "retrying with the same idempotency key (the provider cannot send it twice).",
+                        data={"code": "worker_lost", "attempt": message.attempts, "retry_in": 0})
+                    recovered.append(message.pk)
+            elif mine.update(status=S.UNKNOWN, claimed_by="", lease_until=None, failed_at=now,
+                             error_code="worker_lost",
+                             error_message="The worker stopped after handing the message to the server; it may have "
+                                           "been delivered. Mark it as sent, or send it again."):
+                timeline_event_record(
+                    contact=message.contact, kind=K.MESSAGE_UNKNOWN, sent_message=message,
+                    summary=f"“{message.subject}” may have been delivered: the worker stopped after handing it to "
+                            f"{message.provider}. Not sent again automatically.",
+                    data={"code": "worker_lost", "attempt": message.attempts})
+                recovered.append(message.pk)
+    return recovered
+
+
+# --- claiming -------------------------------------------------------------------------------------
+
+
+def _claim_due(*, now: datetime, limit: int, ids: list[int] | None = None) -> tuple[list[tuple[str, list[int]]], list[int]]:
+    """Claim due waiting messages (all, or only ``ids``) under the mailboxes' sending rules.
+
+    Returns ([(dispatch token, [ids claimed under it])], [ids held back]). One token per mailbox chunk
+    of at most OUTREACH_DISPATCH_CHUNK messages, so one worker task sends a mailbox's messages over
+    one SMTP session. The claim is a conditional UPDATE (status still waiting, still due), so two
+    dispatchers can never claim the same row; PostgreSQL also skips rows another dispatcher holds.
+    """
+    claims: list[tuple[str, list[int]]] = []
+    held: list[int] = []
+    chunk = max(int(settings.OUTREACH_DISPATCH_CHUNK), 1)
+    lease = timedelta(seconds=settings.OUTREACH_DISPATCH_LEASE_SECONDS)
+    with transaction.atomic():
+        due = Q(due_at__lte=now) | Q(due_at__isnull=True)  # rows made outside the service have no due time: due now
+        qs = SentMessage.objects.filter(due, status__in=SentMessage.WAITING)
+        if ids is not None:
+            qs = qs.filter(pk__in=ids)
+        qs = qs.order_by("due_at", "pk")
+        if _supports_skip_locked():
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        rows = list(qs.values_list("pk", "mailbox_id")[:limit])
+        if not rows:
+            return claims, held
+        by_mailbox: dict[int, list[int]] = {}
+        for pk, mailbox_id in rows:
+            by_mailbox.setdefault(mailbox_id, []).append(pk)
+        # Lock the mailboxes (in id order) so two dispatchers agree on caps and intervals.
+        mailboxes = Mailbox.objects.filter(pk__in=by_mailbox).order_by("pk")
+        if connection.features.has_select_for_update:
+            mailboxes = mailboxes.select_for_update(of=("self",))
+        for mailbox in mailboxes:
+            pending = by_mailbox[mailbox.pk]
+            allowance = mailbox_allowance(mailbox=mailbox, now=now, wanted=len(pending))
+            take, rest = pending[:allowance.count], pending[allowance.count:]
+            if rest:
+                SentMessage.objects.filter(pk__in=rest, status__in=SentMessage.WAITING).update(
+                    due_at=allowance.next_at, hold_reason=allowance.reason[:300])
+                held.extend(rest)
+            if allowance.next_send_at is not None:
+                Mailbox.objects.filter(pk=mailbox.pk).update(next_send_at=allowance.next_send_at)
+            for start in range(0, len(take), chunk):
+                part = take[start:start + chunk]
+                token = _token("dispatch")
+                SentMessage.objects.filter(due, pk__in=part, status__in=SentMessage.WAITING).update(
+                    status=S.SENDING, claimed_by=token, lease_until=now + lease, hold_reason="", handed_over_at=None)
+                got = list(SentMessage.objects.filter(pk__in=part, claimed_by=token).order_by("due_at", "pk")
+                           .values_list("pk", flat=True))
+                if got:
+                    claims.append((token, got))
+    return claims, held
+
+
+def _release(ids: list[int], token: str, *, now: datetime, reason: str) -> None:
+    """Give claimed-but-never-started messages back to the outbox (e.g. the broker refused the task)."""
+    SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=token).update(
+        status=S.QUEUED, claimed_by="", lease_until=None, due_at=now + timedelta(seconds=settings.OUTREACH_INFRA_RETRY_SECONDS),
+        hold_reason=reason[:300])
+
+
+def sent_messages_dispatch(*, now: datetime | None = None, limit: int | None = None, enqueue=None) -> DispatchResult:
+    """One dispatcher run (Celery beat every OUTREACH_DISPATCH_INTERVAL_SECONDS, and at worker start):
+    recover expired leases, claim due messages under the sending rules, hand each chunk of ids to a
+    worker. Safe to run in any number of processes at once.
+
+    ``enqueue(ids, token)`` sends the chunk to a worker (default: the ``outreach.send_messages`` task,
+    published without retries); when it raises (broker down), the chunk is released to the outbox and
+    picked up by a later run. Returns a DispatchResult.
+    """
+    now = now or timezone.now()
+    result = DispatchResult(recovered=sent_messages_recover(now=now))
+    claims, result.held = _claim_due(now=now, limit=limit or settings.OUTREACH_DISPATCH_BATCH_SIZE)
+    if enqueue is None:
+        from ..tasks import send_messages
+
+        def enqueue(chunk, token):
+            send_messages.apply_async((chunk, token), retry=False)
+    broker_error: Exception | None = None
+    for token, chunk in claims:
+        if broker_error is None:
+            try:
+                enqueue(chunk, token)
+                result.claimed.append(chunk)
+                continue
+            except Exception as err:  # broker unavailable: the outbox keeps the message, a later run retries
+                broker_error = err
+                logger.warning("Could not hand messages to a worker (%s); released to the outbox.", err)
+        _release(chunk, token, now=now,
+                 reason=f"waiting: the task queue is unavailable ({type(broker_error).__name__}); retrying shortly")
+        result.released.extend(chunk)
+    return result
+
+
+# --- sending claimed messages ----------------------------------------------------------------------
+
+
+def sent_messages_send_claimed(*, ids: list[int], token: str) -> list[SendOutcome]:
+    """Take over the claim ``token`` on ``ids`` (a worker task's job) and send each message in order.
+
+    The take-over is a conditional UPDATE from the dispatch token to this worker's own token, so a
+    broker message delivered twice, or late after its lease was recovered, takes nothing. Returns a
+    SendOutcome per message this worker sent (in order).
+    """
+    worker = _token("worker")
+    now = timezone.now()
+    lease = timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS)
+    if not SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=token).update(
+            claimed_by=worker, lease_until=now + lease):
+        return []
+    messages = list(SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
+                    .select_related("mailbox", "mailbox__provider_account", "contact", "contact__lead", "team")
+                    .order_by("due_at", "pk"))
+    providers: dict[int, object] = {}
+    outcomes = []
+    for index, message in enumerate(messages):
+        later = [m.pk for m in messages[index + 1:]]
+        outcomes.append(_send_one(message, worker, later=later, providers=providers))
+    return outcomes
+
+
+def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> SendOutcome:
+    """Claim one message if it is due (and its mailbox's rules allow it now) and send it in this process.
+    The wake-up task queued by ``sent_message_create`` runs this; so do tests and scripts.
+
+    Returns a SendOutcome; when the message was not claimable (not due, held, already claimed or
+    settled) nothing happens and the outcome carries the row as it is.
+    """
+    now = now or timezone.now()
+    claims, _ = _claim_due(now=now, limit=1, ids=[sent_message_id])
+    for token, ids in claims:
+        outcomes = sent_messages_send_claimed(ids=ids, token=token)
+        if outcomes:
+            return outcomes[0]
+    return SendOutcome(SentMessage.objects.get(pk=sent_message_id))
+
+
+def _held_by(worker: str, pk: int):
+    return SentMessage.objects.filter(pk=pk, status=S.SENDING, claimed_by=worker)
+
+
+def _send_one(message: SentMessage, worker: str, *, later: list[int], providers: dict) -> SendOutcome:
+    from .sending import sent_message_outgoing, suppressed_addresses
+
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS)
+    with transaction.atomic():
+        if not _held_by(worker, message.pk).update(attempts=F("attempts") + 1, sending_started_at=now,
+                                                   handed_over_at=None, lease_until=lease_until):
+            return SendOutcome(SentMessage.objects.get(pk=message.pk))
+        if later:  # heartbeat: the rest of this batch stays ours while we work through it
+            SentMessage.objects.filter(pk__in=later, status=S.SENDING, claimed_by=worker).update(lease_until=lease_until)
+        message.attempts += 1
+        message.sending_started_at, message.handed_over_at = now, None
+        timeline_event_record(contact=message.contact, kind=K.MESSAGE_SENDING, sent_message=message,
+                              summary=f"Attempt {message.attempts} via {message.provider}.", data={"attempt": message.attempts})
+    handed_over = False
+
+    unsaved_request: bytes | None = None
+
+    def on_handover() -> None:
+        nonlocal handed_over, unsaved_request
+        fields = {"handed_over_at": timezone.now()}
+        if unsaved_request is not None:  # stored with the marker: one write at the point of no return
+            fields["prepared_request"] = unsaved_request
+        if not _held_by(worker, message.pk).update(**fields):
+            raise LeaseLost(f"SentMessage {message.pk}: lease lost before hand-over")
+        handed_over, unsaved_request = True, None
+
+    try:
+        blocked = suppressed_addresses(team=message.team, addresses=[*message.to, *message.cc, *message.bcc])
+        if blocked:
+            raise perr.RecipientSuppressed(f"Not sent: {', '.join(blocked)} is on your suppression list.",
+                                           provider=message.provider, recipient=blocked[0])
+        provider = providers.get(message.mailbox_id)
+        if provider is None:
+            provider = providers[message.mailbox_id] = provider_for_mailbox(message.mailbox)
+        outgoing = sent_message_outgoing(message)
+        prepared = bytes(message.prepared_request) if message.prepared_request is not None else None
+        if prepared is None:
+            prepared = unsaved_request = provider.prepare(outgoing)
+            message.prepared_request = prepared
+        result = provider.deliver(prepared, outgoing, on_handover=on_handover)
+    except LeaseLost:
+        logger.warning("SentMessage %s: lease lost to another worker; this worker records nothing.", message.pk)
+        return SendOutcome(SentMessage.objects.get(pk=message.pk))
+    except perr.ProviderError as err:
+        return _record_failure(message, worker, err, handed_over=handed_over, unsaved_request=unsaved_request)
+    except CredentialDecryptionError as err:
+        return _record_failure(message, worker, perr.ConfigurationError(str(err), provider=message.provider,
+                                                                         provider_code="credentials"), handed_over=handed_over)
+    except INFRASTRUCTURE_ERRORS as err:
+        return _release_infrastructure(message, worker, err)
+    except Exception as err:  # a bug must not leave the message in 'sending' forever
+        logger.exception("Unexpected error sending SentMessage %s", message.pk)
+        if handed_over:
+            error = perr.OutcomeUnknown(f"Unexpected error after the hand-over ({type(err).__name__}); it may have "
+                                        "been delivered.", provider=message.provider, provider_code="internal_error")
+        else:
+            error = perr.ProviderError(f"Unexpected error before anything was sent ({type(err).__name__}: {err}).",
+                                       provider=message.provider, provider_code="internal_error")
+        return _record_failure(message, worker, error, handed_over=handed_over)
+    return _record_sent(message, worker, result)
+
+
+def _write(message: SentMessage, worker: str, fields: dict, event: dict | None) -> bool:
+    """Write an outcome only if this worker still holds the lease; with its timeline event, atomically.
+    Retries a few times when the database is briefly unavailable (the send itself must not be lost)."""
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                if not _held_by(worker, message.pk).update(**fields):
+                    logger.warning("SentMessage %s: lease lost; outcome %s not recorded by this worker.",
+                                   message.pk, fields.get("status"))
+                    return False
+                for name, value in fields.items():
+                    if not isinstance(value, (F,)):
+                        setattr(message, name, value)
+                if event:
+                    timeline_event_record(contact=message.contact, sent_message=message, **event)
+            return True
+        except DatabaseError:
+            if attempt == 4:
+                raise
+            logger.warning("SentMessage %s: database unavailable while recording the outcome; retrying.", message.pk)
+            connection.close()
+            import time
+
+            time.sleep(1.0 + attempt)
+    return False
+
+
+def _record_sent(message: SentMessage, worker: str, result) -> SendOutcome:
+    raw = dict(result.raw)
+    recipients = raw.get("recipients") if isinstance(raw.get("recipients"), dict) else {}
+    rejected = [r for r, v in recipients.items() if isinstance(v, dict) and v.get("status") != "sent"]
+    note = ""
+    imap = raw.get("imap") if isinstance(raw, dict) else None
+    if imap:
+        note = f" Copy saved to {imap.get('folder')}." if imap.get("appended") else f" (Sent-folder copy failed: {imap.get('error')})"
+    if rejected:
+        note += f" Refused by the server: {', '.join(rejected)}."
+    now = timezone.now()
+    fields = dict(status=S.SENT, sent_at=now, claimed_by="", lease_until=None, provider_message_id=result.provider_message_id,
+                  provider_thread_id=result.provider_thread_id, provider_status=result.provider_status,
+                  provider_response=raw, recipient_results=recipients, error_code="", error_message="", hold_reason="")
+    event = dict(kind=K.MESSAGE_SENT,
+                 summary=f"Sent “{message.subject}” to {', '.join(r for r in (recipients or message.to) if r not in rejected) or ', '.join(message.to)} "
+                         f"via {message.provider}.{note}",
+                 data={"provider_message_id": result.provider_message_id, "attempt": message.attempts,
+                       "rejected": rejected})
+    _write(message, worker, fields, event)
+    return SendOutcome(message)
+
+
+def _release_infrastructure(message: SentMessage, worker: str, err: BaseException) -> SendOutcome:
+    """Our own infrastructure failed (Redis, the database, the broker): back to the outbox, due again
+    shortly; this was not a provider attempt, so the attempt is given back. Never failed or unknown."""
+    delay = float(settings.OUTREACH_INFRA_RETRY_SECONDS)
+    due = timezone.now() + timedelta(seconds=delay)
+    logger.warning("SentMessage %s: infrastructure unavailable (%s: %s); retrying in %.0f s.", message.pk,
+                   type(err).__name__, err, delay)
+    try:
+        _write(message, worker, dict(status=S.QUEUED, due_at=due, claimed_by="", lease_until=None, handed_over_at=None,
+                                     attempts=F("attempts") - 1,
+                                     hold_reason=f"waiting: {type(err).__name__} (infrastructure unavailable); "
+                                                 f"next try {timezone.localtime(due):%H:%M:%S}"), None)
+    except DatabaseError:  # the database itself is down: the lease expires and recovery re-queues it
+        logger.warning("SentMessage %s: could not release; the expired lease will re-queue it.", message.pk)
+    return SendOutcome(message, retry_in=delay)
+
+
+def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError, *, handed_over: bool,
+                    unsaved_request: bytes | None = None) -> SendOutcome:
+    """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown) or
+    ``failed``; the timeline event with it. A local rate-limiter wait is not counted as an attempt."""
+    from .sending import suppress_recipient
+
+    not_an_attempt = isinstance(err, perr.RateLimited) and err.provider_code == "local_rate_limit"
+    attempts = message.attempts - (1 if not_an_attempt else 0)
+    retry = err.transient and (not_an_attempt or attempts < settings.OUTREACH_SEND_MAX_ATTEMPTS)
+    detail = {"code": err.code, "provider_code": err.provider_code, "provider_message": err.provider_message,
+              "status": err.status, "attempt": attempts, "handed_over": handed_over}
+    now = timezone.now()
+    common = dict(error_code=err.code, error_message=err.message, claimed_by="", lease_until=None)
+    if unsaved_request is not None:  # built but not yet stored (it failed before the hand-over): keep it for the retry
+        common["prepared_request"] = unsaved_request
+    if retry:
+        delay = retry_delay(max(attempts, 1), getattr(err, "retry_after", None))
+        due = now + timedelta(seconds=delay)
+        fields = dict(status=S.QUEUED, due_at=due, handed_over_at=None, **common)
+        if not_an_attempt:
+            fields["attempts"] = F("attempts") - 1
+            _write(message, worker, {**fields, "hold_reason": f"waiting: {err.message}"}, None)
+        else:
+            _write(message, worker, fields, dict(
+                kind=K.MESSAGE_RETRY, summary=f"Attempt {attempts} failed: {err.message} Retrying in {delay:.0f} s.",
+                data={**detail, "retry_in": delay}))
+        message.refresh_from_db()
+        return SendOutcome(message, retry_in=delay)
+    if isinstance(err, perr.OutcomeUnknown):
+        _write(message, worker, dict(status=S.UNKNOWN, failed_at=now, **common), dict(
+            kind=K.MESSAGE_UNKNOWN, summary=f"“{message.subject}” may have been delivered: {err.message}", data=detail))
+        return SendOutcome(message)
+    if _write(message, worker, dict(status=S.FAILED, failed_at=now, **common), dict(
+            kind=K.MESSAGE_FAILED, summary=f"Failed to send “{message.subject}”: {err.message}", data=detail)):
+        if isinstance(err, perr.RecipientSuppressed) and err.recipient:
+            suppress_recipient(message, err)
+    return SendOutcome(message)
+
+
+def sent_messages_pending_count() -> int:
+    """Messages waiting or being sent (benchmarks and tests wait for this to reach zero)."""
+    return SentMessage.objects.filter(status__in=(*SentMessage.WAITING, S.SENDING)).count()
+
+

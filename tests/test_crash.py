@@ -1,0 +1,197 @@
+"""Crash safety proven by killing real processes (issue 8).
+
+A real prefork Celery worker and a real ``celery beat`` (the outbox dispatcher) send messages to a slow
+local SMTP server; the test SIGKILLs pool children and the worker's main process at random moments and
+restarts the worker. Afterwards every message is settled, none is left queued or sending, the server saw
+each Message-ID at most once, every ``sent`` message exactly once, and ``unknown`` only where the
+hand-over point was recorded. A second test restarts Redis (broker) in the middle of a burst.
+
+Each test runs its own Redis database (or server) as broker, so the session's worker never takes part.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from outreach.models import SentMessage
+from outreach.services import sending
+from outreach.services.sending import sent_message_create
+from tests.conftest import REPO_ROOT, CeleryWorkerProcess
+from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.servers import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+FAST_LEASES = dict(
+    OUTREACH_DISPATCH_INTERVAL_SECONDS="0.5", OUTREACH_DISPATCH_LEASE_SECONDS="4", OUTREACH_SEND_LEASE_SECONDS="5",
+    OUTREACH_DISPATCH_CHUNK="4", OUTREACH_RETRY_BASE_SECONDS="0.2", OUTREACH_RETRY_MAX_SECONDS="1",
+    OUTREACH_INFRA_RETRY_SECONDS="0.5",
+)
+
+
+def _redis_db(url: str, db: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+
+
+class Beat:
+    """A real ``celery -A outreach beat`` process (the dispatcher's clock)."""
+
+    def __init__(self, env: dict, directory: Path):
+        self.env, self.directory = env, directory
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Beat":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "outreach", "beat", "-l", "info",
+             "-s", str(self.directory / "beat-schedule"), "--pidfile="],
+            cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=open(self.directory / "beat.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return []
+
+
+def _kill_group(worker: CeleryWorkerProcess) -> None:
+    if worker.process is not None:
+        try:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        worker.process.wait()
+        worker.process = None
+
+
+def _queue(n: int, servers, monkeypatch) -> list[SentMessage]:
+    # No wake-up tasks: the dispatcher (beat) must find every message in the table on its own.
+    monkeypatch.setattr(sending, "wake_up", lambda pk: None)
+    team, user = make_team()
+    mailbox = smtp_mailbox(team, servers, imap=False)
+    contact = make_contact(team)
+    return [sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject=f"Crash {i}",
+                                text=f"Message {i}") for i in range(n)]
+
+
+def _wait_settled(ids: list[int], timeout: float, worker: CeleryWorkerProcess) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = Counter(SentMessage.objects.filter(pk__in=ids).values_list("status", flat=True))
+        if not counts.get("queued") and not counts.get("sending") and not counts.get("scheduled"):
+            return dict(counts)
+        time.sleep(0.3)
+    pytest.fail(f"not settled after {timeout} s: {dict(counts)}\n--- worker log ---\n{worker.logs()}", pytrace=False)
+
+
+def _assert_exactly_once_or_unknown(ids: list[int], smtp) -> dict[str, int]:
+    seen = Counter(smtp.message_ids())
+    assert all(count == 1 for count in seen.values()), f"a Message-ID reached the server twice: {seen.most_common(3)}"
+    counts = Counter()
+    for message in SentMessage.objects.filter(pk__in=ids):
+        counts[message.status] += 1
+        assert message.status in ("sent", "unknown"), (message.pk, message.status, message.error_message)
+        if message.status == "sent":
+            assert seen[message.message_id] == 1, f"sent but never seen: {message.pk}"
+        else:  # unknown only past the hand-over point
+            assert message.handed_over_at is not None, (message.pk, message.error_message)
+    return dict(counts)
+
+
+def test_sigkill_pool_children_and_main_process_while_sending(celery_worker_env, mail_settings, tmp_path, monkeypatch):
+    from django.conf import settings
+
+    rng = random.Random(int(os.environ.get("OUTREACH_CRASH_SEED", "8")))
+    mail_settings.smtp.data_delay = 0.12
+    mail_settings.smtp.rcpt_delay = 0.03
+    env = {**celery_worker_env, **FAST_LEASES,
+           "CELERY_BROKER_URL": _redis_db(settings.CELERY_BROKER_URL, 90 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
+    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="crash@%h",
+                                 args=("--pool=prefork", "--concurrency=2", "--prefetch-multiplier=1"))
+    beat = Beat(env, tmp_path)
+    messages = _queue(40, mail_settings, monkeypatch)
+    ids = [m.pk for m in messages]
+    kills = Counter()
+    try:
+        worker.start(timeout=60)
+        beat.start()
+        for _ in range(12):
+            time.sleep(rng.uniform(0.4, 1.6))
+            pending = SentMessage.objects.filter(pk__in=ids, status__in=("queued", "sending")).count()
+            if not pending:
+                break
+            children = _children(worker.process.pid)
+            if children and rng.random() < 0.6:
+                os.kill(rng.choice(children), signal.SIGKILL)  # what the OOM killer does to a pool process
+                kills["pool child"] += 1
+            else:
+                os.kill(worker.process.pid, signal.SIGKILL)  # the main process (its prefetched tasks are lost)
+                kills["main process"] += 1
+                time.sleep(0.3)
+                _kill_group(worker)  # orphaned pool children go too, as with a killed container
+                worker.start(timeout=60)
+        counts = _wait_settled(ids, timeout=90, worker=worker)
+    finally:
+        beat.stop()
+        _kill_group(worker)
+    assert sum(kills.values()) >= 3, kills
+    result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
+    assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)
+    assert counts == result
+    print(f"kills={dict(kills)} outcome={result}")
+
+
+def test_redis_restart_mid_burst_loses_nothing(celery_worker_env, mail_settings, tmp_path, monkeypatch):
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+
+    def start_redis():
+        return subprocess.Popen([redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                 "--appendonly", "no", "--dir", str(tmp_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    redis = start_redis()
+    url = f"redis://127.0.0.1:{port}/0"
+    mail_settings.smtp.data_delay = 0.05
+    env = {**celery_worker_env, **FAST_LEASES, "CELERY_BROKER_URL": url, "REDIS_URL": url}
+    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="redis-restart@%h",
+                                 args=("--pool=prefork", "--concurrency=2"))
+    beat = Beat(env, tmp_path)
+    messages = _queue(30, mail_settings, monkeypatch)
+    ids = [m.pk for m in messages]
+    try:
+        time.sleep(0.3)
+        worker.start(timeout=60)
+        beat.start()
+        worker.wait_for(lambda: len(mail_settings.smtp.messages) >= 5, timeout=60, message="first sends")
+        redis.kill()
+        redis.wait()
+        time.sleep(2.0)
+        redis = start_redis()
+        _wait_settled(ids, timeout=90, worker=worker)
+    finally:
+        beat.stop()
+        _kill_group(worker)
+        redis.kill()
+        redis.wait()
+    result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
+    assert result == {"sent": len(ids)}, result
