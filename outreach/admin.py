@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from .admin_scoping import TeamScopedAdmin, TeamScopedInline
 from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
+from .dbindexes import contact_search_text
+from .pagination import EstimatedCountPaginator
 from .message_templates.services import template_check
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
@@ -17,6 +19,7 @@ from .services.contacts import CONTACT_FIELDS, LEAD_FIELDS, contact_create, cont
 from .services.mailboxes import (credentials_rotate, mailbox_check_hosts, mailbox_connect, mailbox_connect_provider,
                                  mailbox_credential_problems, mailbox_sender_id_problems, mailbox_update)
 from .services.provider_accounts import provider_account_create, provider_account_delete, provider_account_update
+from .selectors import apply_text_search
 from .services.teams import membership_remove, membership_role_check, membership_set_role
 from .services.sending_rules import RULE_FIELDS, validate_sending_rules
 from .validation import sender_problems
@@ -93,6 +96,25 @@ class MembershipAdmin(TeamScopedAdmin):
             self.delete_model(request, membership)
 
 
+class LargeListAdmin(admin.ModelAdmin):
+    """List-page settings for tables with millions of rows: no full-table COUNT (an estimating
+    paginator, no "N total" count), newest first by primary key (an index every filter can walk),
+    and the search served by the contact trigram index (``contact_search_prefix`` is the ORM path
+    from this model to the contact, "" for Contact itself)."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    ordering = ("-pk",)
+    contact_search_prefix: str | None = None
+    search_help_text = "Matches email, first and last name, and company."
+
+    def get_search_results(self, request, queryset, search_term):
+        if self.contact_search_prefix is None:
+            return super().get_search_results(request, queryset, search_term)
+        return apply_text_search(queryset, search_term, contact_search_text(self.contact_search_prefix)), False
+
+
 User = get_user_model()
 if admin.site.is_registered(User):
     admin.site.unregister(User)
@@ -125,10 +147,11 @@ def _copy_into(target, source) -> None:
 
 
 @admin.register(Contact)
-class ContactAdmin(TeamScopedAdmin):
+class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("email", "first_name", "last_name", "company", "title", "team", "created_at")
     list_filter = ("team", "created_at")
     search_fields = ("email", "first_name", "last_name", "company")
+    contact_search_prefix = ""
     list_select_related = ("team",)
     inlines = [LeadInline]
     readonly_fields = ("created_at", "updated_at")
@@ -159,10 +182,11 @@ class ContactAdmin(TeamScopedAdmin):
 
 
 @admin.register(Lead)
-class LeadAdmin(TeamScopedAdmin):
+class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("contact", "status", "owner", "team", "source", "created_at")
     list_filter = ("team", "status")
     search_fields = ("contact__email", "contact__company", "source")
+    contact_search_prefix = "contact__"
     autocomplete_fields = ("contact",)
     list_select_related = ("contact", "owner", "team")
 
@@ -348,12 +372,13 @@ class TimelineInline(admin.TabularInline):
 
 
 @admin.register(SentMessage)
-class SentMessageAdmin(TeamScopedAdmin):
+class SentMessageAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("subject", "contact", "mailbox", "status", "attempts", "provider", "team", "created_at", "sent_at")
     list_filter = ("team", "status", "provider", "created_at")
     search_fields = ("subject", "contact__email", "message_id", "provider_message_id")
     list_select_related = ("contact", "mailbox", "team")
-    autocomplete_fields = ("contact",)
+    autocomplete_fields = ("contact", "mailbox")
+    search_help_text = ""
     defer_fields = ("html_body", "text_body", "provider_response")
     readonly_fields = ("message_id", "idempotency_key", "status", "attempts", "provider_message_id", "provider_thread_id",
                        "provider_status", "provider_response", "error_code", "error_message", "queued_at",
@@ -372,11 +397,12 @@ class SentMessageAdmin(TeamScopedAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(TeamScopedAdmin):
+class TimelineEventAdmin(LargeListAdmin, TeamScopedAdmin):
     list_display = ("created_at", "contact", "kind", "summary", "team")
     list_filter = ("team", "kind")
-    search_fields = ("contact__email", "summary")
-    list_select_related = ("contact", "team")
+    search_fields = ("contact__email",)
+    contact_search_prefix = "contact__"
+    list_select_related = ("contact", "team", "actor")
 
     def has_add_permission(self, request):
         return False

@@ -167,6 +167,14 @@ class ComposeForm(forms.Form):
         self.fields["mailbox"].queryset = active_mailboxes(team=team)
         self.fields["mailbox"].label_from_instance = (
             lambda m: str(m) if m.provider == "smtp" else f"{m} — {m.provider}")
+        # Read the choices once (rendering a select otherwise queries them twice; list() would
+        # also COUNT them first).
+        self.fields["mailbox"].widget.choices = [choice for choice in self.fields["mailbox"].choices]
+
+    @property
+    def has_mailbox(self) -> bool:
+        """Whether the team has an active mailbox to send from (no extra query)."""
+        return bool(self.fields["mailbox"].widget.choices)
 
     def clean_reply_to(self) -> str:
         value = self.cleaned_data["reply_to"]

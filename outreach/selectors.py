@@ -15,6 +15,7 @@ from django.utils.text import smart_split, unescape_string_literal
 
 from .dbindexes import contact_search_text
 from .models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
+from .pagination import keyset_page
 
 PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
 
@@ -324,26 +325,51 @@ class TimelineEntry:
     events: list[TimelineEvent] = field(default_factory=list)
 
 
-def contact_timeline(*, contact: Contact) -> tuple[list[TimelineEntry], bool]:
-    """The contact's timeline newest first: each SentMessage once (current status, its events
-    nested) and every other event on its own. Returns (entries, any message queued/sending)."""
-    messages = list(contact.sent_messages.select_related("mailbox").defer("html_body", "text_body", "provider_response"))
-    events = list(contact.timeline_events.select_related("actor").order_by("-created_at", "-id"))
-    from .imports.selectors import contact_imported_event
+TIMELINE_PAGE = 50
 
-    imported = contact_imported_event(contact=contact)
-    if imported is not None:
-        events.append(imported)
-    by_message: dict[int, TimelineEntry] = {m.pk: TimelineEntry(at=m.created_at, message=m) for m in messages}
-    entries = list(by_message.values())
-    for event in events:
-        if event.sent_message_id in by_message:
-            by_message[event.sent_message_id].events.append(event)
+
+@dataclass
+class TimelinePage:
+    """One page of a contact's timeline, newest first; ``older`` is the token of the next older
+    page ("" when this is the oldest)."""
+
+    entries: list[TimelineEntry]
+    older: str = ""
+
+
+def contact_timeline(*, contact: Contact, older: str = "", per_page: int = TIMELINE_PAGE) -> TimelinePage:
+    """The ``per_page`` newest entries of the contact's timeline (after the ``older`` token, when
+    given): each SentMessage once, as a card at its "queued" event with its current status and
+    all its events nested, and every other event on its own.
+
+    Two queries, whatever the timeline's length: the page of entry events with their messages
+    (keyset over the (contact, created_at, id) index), and those messages' events.
+    """
+    heads = (contact.timeline_events.filter(Q(sent_message__isnull=True) | Q(kind=TimelineEvent.Kind.MESSAGE_QUEUED))
+             .select_related("actor", "sent_message__mailbox")
+             .defer("sent_message__html_body", "sent_message__text_body", "sent_message__provider_response")
+             .order_by("-created_at", "-id"))
+    page = keyset_page(heads, per_page=per_page, after=older)
+    message_ids = [e.sent_message_id for e in page.object_list if e.sent_message_id]
+    events: dict[int, list[TimelineEvent]] = {}
+    if message_ids:
+        for event in (TimelineEvent.objects.filter(sent_message_id__in=message_ids).select_related("actor")
+                      .order_by("-created_at", "-id")):
+            events.setdefault(event.sent_message_id, []).append(event)
+    entries = []
+    for event in page.object_list:
+        message = event.sent_message
+        if message is not None:
+            entries.append(TimelineEntry(at=message.created_at, message=message, events=events.get(message.pk, [])))
         else:
             entries.append(TimelineEntry(at=event.created_at, event=event))
-    entries.sort(key=lambda e: (e.at, e.message.pk if e.message else 0), reverse=True)
-    pending = any(m.status in PENDING_STATUSES for m in messages)
-    return entries, pending
+    if not page.next_cursor:  # the oldest page ends with the import the contact came from, if any
+        from .imports.selectors import contact_imported_event
+
+        imported = contact_imported_event(contact=contact)
+        if imported is not None:
+            entries.append(TimelineEntry(at=imported.created_at, event=imported))
+    return TimelinePage(entries=entries, older=page.next_cursor)
 
 
 # --- Members -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ urlpatterns = [
     path("contacts/", views.contact_list, name="contact_list"),
     path("contacts/new/", views.contact_create, name="contact_create"),
     path("contacts/companies/", views.contact_company_suggestions, name="contact_company_suggestions"),
+    path("contacts/export.csv", views.contact_export, name="contact_export"),
     path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
     path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/delete/", views.contact_delete, name="contact_delete"),
@@ -29,6 +30,7 @@ urlpatterns = [
     path("contacts/<int:pk>/make-lead/", views.lead_create, name="lead_create"),
     # Leads
     path("leads/", views.lead_list, name="lead_list"),
+    path("leads/export.csv", views.lead_export, name="lead_export"),
     path("leads/<int:pk>/edit/", views.lead_edit, name="lead_edit"),
     # Mailboxes
     path("mailboxes/", views.mailbox_list, name="mailbox_list"),
@@ -46,6 +48,7 @@ urlpatterns = [
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", views.message_status, name="message_status"),
+    path("messages/<int:pk>/card/", views.message_timeline_card, name="message_timeline_card"),
     path("messages/<int:pk>/action/", views.message_action, name="message_action"),
     # Team members; an invitation is accepted without an account (public: the signed link is the credential)
     path("team/members/", views.member_list, name="member_list"),

@@ -107,13 +107,13 @@ def test_total_is_exact_below_the_threshold_and_estimated_above(team):
     Contact.objects.bulk_create([Contact(team=team, email=f"t{i}@example.com") for i in range(40)])
     Contact.objects.bulk_create([Contact(team=other, email=f"o{i}@example.com") for i in range(10)])
     qs = Contact.objects.for_team(team)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE outreach_contact")  # the estimate is only as good as the statistics
     assert (total_of(qs, threshold=100).value, total_of(qs, threshold=100).exact) == (40, True)
     above = total_of(qs, threshold=10)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE outreach_contact")
-        above = total_of(qs, threshold=10)
-        assert not above.exact and above.value >= 11 and str(above).startswith("about ")
+        assert not above.exact and 20 <= above.value <= 80 and str(above).startswith("about ")
     else:
         assert (above.value, above.exact) == (40, True)
 
@@ -218,7 +218,7 @@ def test_contact_page_query_count_does_not_grow_with_its_timeline(user_client, t
     contact, mailbox = make_contact(team), make_mailbox(team)
 
     def queries() -> int:
-        with django_assert_max_num_queries(12) as captured:
+        with django_assert_max_num_queries(8) as captured:
             assert user_client.get(reverse("contact_detail", args=[contact.pk])).status_code == 200
         return len(captured)
 
@@ -226,10 +226,10 @@ def test_contact_page_query_count_does_not_grow_with_its_timeline(user_client, t
     TimelineEvent.objects.bulk_create([TimelineEvent(team=team, contact=contact, kind="contact_updated", summary="x")
                                        for _ in range(5)])
     small = queries()
-    for _ in range(60):
-        make_sent_message(mailbox, contact)
     TimelineEvent.objects.bulk_create([TimelineEvent(team=team, contact=contact, kind="contact_updated", summary="x")
                                        for _ in range(200)])
+    for _ in range(60):  # the newest page holds messages (cards with their events) in both cases
+        make_sent_message(mailbox, contact)
     assert queries() == small
 
 
@@ -271,3 +271,80 @@ def test_migrations_apply_on_sqlite(tmp_path):
     done = subprocess.run([sys.executable, "-c", SQLITE_MIGRATIONS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "contact_team_company" in done.stdout and "contact_search_trgm" not in done.stdout
+
+
+# --- Admin lists ----------------------------------------------------------------------------------
+
+
+def test_admin_large_lists_do_not_count_the_table_and_search_by_contact(admin_client, team, django_assert_max_num_queries):
+    from django.contrib import admin as django_admin
+
+    from outreach.pagination import EstimatedCountPaginator
+
+    for model in (Contact, Lead, SentMessage, TimelineEvent):
+        model_admin = django_admin.site._registry[model]
+        assert model_admin.show_full_result_count is False and model_admin.paginator is EstimatedCountPaginator
+    ann = make_contact(team, "ann@alpha.example.com", first_name="Ann", company="Alpha")
+    make_contact(team, "bob@beta.example.com", first_name="Bob", company="Beta")
+    TimelineEvent.objects.create(team=team, contact=ann, kind="contact_updated", summary="Touched.")
+    page = admin_client.get("/admin/outreach/contact/", {"q": "alpha ann"}).content.decode()
+    assert "ann@alpha.example.com" in page and "bob@beta.example.com" not in page
+    with django_assert_max_num_queries(12) as captured:
+        page = admin_client.get("/admin/outreach/timelineevent/", {"q": "alpha"}).content.decode()
+    assert "Touched." in page
+    assert not any(re.match(r'SELECT COUNT\(\*\) AS "__count" FROM "outreach_timelineevent"\s*$', q["sql"])
+                   for q in captured.captured_queries)
+
+
+# --- CSV export -----------------------------------------------------------------------------------
+
+
+def _download(response) -> str:
+    from django.http import StreamingHttpResponse
+
+    assert isinstance(response, StreamingHttpResponse) and response["Content-Type"] == "text/csv; charset=utf-8"
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+def test_contact_export_is_the_current_filter_streamed_with_bom_and_escaped(user_client, team):
+    make_contact(team, "ann@acme.example.com", first_name="=HYPERLINK(\"http://x\")", company="Acme", title="+CEO",
+                 custom_fields={"Plan": "-gold", "Région": "Île-de-France"})
+    make_contact(team, "bob@other.example.com", company="Other")
+    page = user_client.get(reverse("contact_list"), {"company": "Acme"}).content.decode()
+    assert f'href="{reverse("contact_export")}?company=Acme"' in page
+    text = _download(user_client.get(reverse("contact_export"), {"company": "Acme"}))
+    assert text.startswith("\ufeffEmail,First name,Last name,Company,Job title,Phone,LinkedIn URL,")
+    lines = text.splitlines()
+    assert lines[0].endswith(",Plan,Région") and len(lines) == 2
+    assert "ann@acme.example.com,\"'=HYPERLINK(\"\"http://x\"\")\",,Acme,'+CEO," in lines[1]
+    assert lines[1].endswith(",'-gold,Île-de-France")
+
+
+def test_contact_export_round_trips_through_the_import(user_client, team):
+    from django.core.files.base import ContentFile
+
+    from outreach.imports.services import contacts_import
+
+    for i in range(30):
+        make_contact(team, f"p{i}@example.com", first_name=f"Zoë {i}", last_name="O'Brien, Jr.", company="Acme \"Q\" SA",
+                     title="Head of\nSales", phone="+33 1 23", linkedin_url=f"https://www.linkedin.com/in/p{i}",
+                     custom_fields={"Tier": str(i % 3)} if i % 2 else {})
+    exported = _download(user_client.get(reverse("contact_export"), {"o": "email"}))
+    fields = ("email", "first_name", "last_name", "company", "title", "linkedin_url", "custom_fields")
+    before = sorted(Contact.objects.filter(team=team).values_list(*fields))
+    other, _ = make_team_user()
+    job = contacts_import(team=other, file=ContentFile(exported.encode("utf-8"), name="contacts.csv"))
+    assert job.status == "done" and job.counts()["created"] == 30 and job.counts()["rejected"] == 0
+    after = sorted(Contact.objects.filter(team=other).values_list(*fields))
+    # Custom fields absent from a contact come back as empty cells; everything else is identical.
+    assert [row[:-1] for row in after] == [row[:-1] for row in before]
+    assert [{k: v for k, v in row[-1].items() if v} for row in after] == [row[-1] for row in before]
+
+
+def test_lead_export_has_status_and_owner(user_client, team, team_user):
+    lead = make_lead(make_contact(team, "l@example.com"), status="won", owner=team_user[1])
+    make_lead(make_contact(team, "n@example.com"), status="new")
+    text = _download(user_client.get(reverse("lead_export"), {"status": "won"}))
+    lines = text.splitlines()
+    assert lines[0].endswith(",Lead status,Lead owner") and len(lines) == 2
+    assert lines[1].startswith("l@example.com,") and lines[1].endswith(f",Won,{lead.owner.username}")

@@ -113,7 +113,8 @@ ID_KINDS = {
     "contact_detail": "contact", "contact_edit": "contact", "contact_delete": "contact",
     "contact_compose": "contact", "contact_timeline": "contact", "lead_create": "contact",
     "lead_edit": "lead", "mailbox_edit": "mailbox", "mailbox_delete": "mailbox",
-    "message_detail": "message", "message_status": "message", "message_action": "message",
+    "message_detail": "message", "message_status": "message", "message_timeline_card": "message",
+    "message_action": "message",
     "provider_account_edit": "provider_account", "provider_account_delete": "provider_account",
 }
 
@@ -458,21 +459,40 @@ def test_compose_without_mailbox_explains(user_client, team):
 # --- Timeline and status partials ------------------------------------------------------------------
 
 
-def test_timeline_polls_while_queued_and_stops_when_sent(user_client, team):
+def test_timeline_polls_only_the_pending_message_card_until_it_settles(user_client, team):
     contact, mailbox = make_contact(team), make_mailbox(team)
+    done = make_sent_message(mailbox, contact, subject="Done", status=SentMessage.Status.SENT)
     message = make_sent_message(mailbox, contact, subject="Ping")
-    url = reverse("contact_timeline", args=[contact.pk])
-    page = user_client.get(url).content.decode()
-    assert 'hx-trigger="every 2s"' in page and f'hx-get="{url}"' in page
+    card = reverse("message_timeline_card", args=[message.pk])
+    page = user_client.get(reverse("contact_detail", args=[contact.pk])).content.decode()
+    # Only the pending message's card polls; the timeline itself and the settled card do not.
+    assert page.count('hx-trigger="every 2s"') == 1 and f'hx-get="{card}"' in page
+    assert reverse("message_timeline_card", args=[done.pk]) not in page
     assert "badge-queued" in page and "Ping" in page and reverse("message_detail", args=[message.pk]) in page
-    assert 'hx-trigger="every 2s"' in user_client.get(reverse("contact_detail", args=[contact.pk])).content.decode()
 
     SentMessage.objects.filter(pk=message.pk).update(status=SentMessage.Status.SENDING)
-    assert 'hx-trigger="every 2s"' in user_client.get(url).content.decode()
+    fragment = user_client.get(card).content.decode()
+    assert 'hx-trigger="every 2s"' in fragment and f'id="message-card-{message.pk}"' in fragment
 
     SentMessage.objects.filter(pk=message.pk).update(status=SentMessage.Status.SENT, attempts=1)
-    page = user_client.get(url).content.decode()
-    assert "hx-trigger" not in page and "badge-sent" in page and "1 attempt" in page
+    fragment = user_client.get(card).content.decode()
+    assert "hx-trigger" not in fragment and "badge-sent" in fragment and "1 attempt" in fragment
+
+
+def test_timeline_pages_newest_50_then_older(user_client, team):
+    contact, mailbox = make_contact(team), make_mailbox(team)
+    for i in range(60):
+        TimelineEvent.objects.create(team=team, contact=contact, kind=TimelineEvent.Kind.CONTACT_UPDATED, summary=f"Event {i:02d}.")
+    make_sent_message(mailbox, contact, subject="Newest message")
+    page = user_client.get(reverse("contact_detail", args=[contact.pk])).content.decode()
+    shown = re.findall(r"Event (\d\d)\.", page)
+    assert "Newest message" in page and len(shown) == 49 and shown[0] == "59" and shown[-1] == "11"
+    older = re.search(r'hx-get="([^"]+older=[^"]+)"', page).group(1).replace("&amp;", "&")
+    rest = user_client.get(older).content.decode()
+    assert re.findall(r"Event (\d\d)\.", rest) == [f"{i:02d}" for i in range(10, -1, -1)]
+    assert "Older" not in rest and 'id="timeline"' not in rest  # entries only, swapped in place of the button
+    # Without JavaScript the button is a link to the contact page showing the older page.
+    assert "Event 05." in user_client.get(reverse("contact_detail", args=[contact.pk]), {"older": older.split("older=")[1]}).content.decode()
 
 
 def test_timeline_shows_failure_and_newest_first(user_client, team):

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from .. import selectors
+from .. import exports, selectors
 from ..forms import ComposeForm, ContactForm
 from ..campaigns.selectors import campaigns_open
 from ..campaigns.services import campaign_enrol
@@ -20,7 +20,7 @@ from ..services.contacts import contact_create as contact_create_service
 from ..services.contacts import contact_update, contacts_delete, contacts_make_leads
 from ..services.sending import AttachmentData, sent_message_create
 from .common import add_service_errors, get_team, method_not_allowed, team_object_or_404
-from .listing import AdminListView, BulkAction, Column, ListFilter
+from .listing import AdminListView, BulkAction, Column, ListFilter, list_export_view
 
 
 def _lead_filter_choices(team):
@@ -35,6 +35,7 @@ class ContactListView(AdminListView):
     noun = "contact"
     noun_plural = "contacts"
     search_placeholder = "Search email, name, company"
+    export_url_name = "contact_export"
     columns = (
         Column("Email", "email"), Column("Name", "name"), Column("Company", "company"), Column("Title", "title"),
         Column("Lead status"), Column("Created", "created", css="nowrap"),
@@ -73,6 +74,9 @@ class ContactListView(AdminListView):
 
 
 contact_list = ContactListView.as_view()
+
+
+contact_export = list_export_view(ContactListView, exports.contacts_csv, "contacts.csv")
 
 
 def contact_company_suggestions(request: HttpRequest) -> HttpResponse:
@@ -137,22 +141,25 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contact = team_object_or_404(Contact, request, pk, queryset=Contact.objects.select_related("lead__owner"))
     if refused := method_not_allowed(request):
         return refused
-    entries, pending = selectors.contact_timeline(contact=contact)
+    timeline = selectors.contact_timeline(contact=contact, older=request.GET.get("older", ""))
+    compose_form = ComposeForm(team=team)
     return render(request, "contacts/detail.html", {
-        "contact": contact, "lead": getattr(contact, "lead", None),
-        "entries": entries, "pending": pending,
-        "compose_form": ComposeForm(team=team), "has_mailbox": selectors.active_mailboxes(team=team).exists(),
+        "contact": contact, "lead": getattr(contact, "lead", None), "timeline": timeline,
+        "compose_form": compose_form, "has_mailbox": compose_form.has_mailbox,
     })
 
 
 def contact_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    """The timeline partial (``contacts/_timeline.html``); it carries ``hx-trigger="every 2s"`` only
-    while one of the contact's messages is queued or sending, so polling stops once all settle."""
+    """The timeline partial: the newest page (``contacts/_timeline.html``), or with ``?older=<token>``
+    the next older page's entries and its own "Older" button (``contacts/_timeline_entries.html``,
+    swapped in place of the button that asked). Only pending messages poll, each its own card."""
     contact = team_object_or_404(Contact, request, pk)
     if refused := method_not_allowed(request):
         return refused
-    entries, pending = selectors.contact_timeline(contact=contact)
-    return render(request, "contacts/_timeline.html", {"contact": contact, "entries": entries, "pending": pending})
+    older = request.GET.get("older", "")
+    timeline = selectors.contact_timeline(contact=contact, older=older)
+    template = "contacts/_timeline_entries.html" if older else "contacts/_timeline.html"
+    return render(request, template, {"contact": contact, "timeline": timeline})
 
 
 @require_http_methods(["GET", "POST"])

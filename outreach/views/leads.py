@@ -7,13 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .. import selectors
+from .. import exports, selectors
 from ..forms import LeadForm
 from ..models import Contact, Lead
 from ..services.contacts import lead_create as lead_create_service
 from ..services.contacts import lead_update, leads_set_status
 from .common import add_service_errors, get_team, team_object_or_404
-from .listing import AdminListView, BulkAction, Column, ListFilter
+from .listing import AdminListView, BulkAction, Column, ListFilter, list_export_view
 
 
 class LeadListView(AdminListView):
@@ -24,6 +24,7 @@ class LeadListView(AdminListView):
     noun = "lead"
     noun_plural = "leads"
     search_placeholder = "Search email, name, company"
+    export_url_name = "lead_export"
     columns = (
         Column("Email", "email"), Column("Name", "name"), Column("Company", "company"),
         Column("Status", "status"), Column("Owner"), Column("Created", "created", css="nowrap"),
@@ -46,6 +47,9 @@ class LeadListView(AdminListView):
 
 
 lead_list = LeadListView.as_view()
+
+
+lead_export = list_export_view(LeadListView, exports.leads_csv, "leads.csv")
 
 
 @require_http_methods(["GET", "POST"])

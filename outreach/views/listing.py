@@ -17,11 +17,11 @@ filters, which stay in the URL), ``action``, ``value`` (for actions with choices
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
@@ -29,7 +29,7 @@ from django.views import View
 from ..models import Team
 from ..pagination import keyset_page, total_of
 from ..selectors import ListQuery, Selection
-from .common import get_team
+from .common import get_team, method_not_allowed
 
 PAGE_PARAMS = ("after", "before", "last")
 CONFIRM_PREVIEW_ROWS = 20
@@ -95,6 +95,7 @@ class AdminListView(View):
     actions: Sequence[BulkAction] = ()
     search_placeholder = "Search"
     paginate_by = 50
+    export_url_name = ""  # a URL name taking the same query parameters, answering a CSV file
 
     # --- to implement ------------------------------------------------------------------
     def select(self, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
@@ -115,18 +116,31 @@ class AdminListView(View):
         """Extra template context for the list page."""
         return {}
 
+    def export_url(self) -> str:
+        """The CSV export of the current search, filters and sort ("" when the list has none)."""
+        if not self.export_url_name:
+            return ""
+        params = self.request.GET.copy()
+        for name in PAGE_PARAMS:
+            params.pop(name, None)
+        return reverse(self.export_url_name) + ("?" + params.urlencode() if params else "")
+
     # --- machinery ---------------------------------------------------------------------
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         self.team = get_team(request)
         return super().dispatch(request, *args, **kwargs)
 
-    def list_query(self) -> ListQuery:
-        params = self.request.GET
+    @staticmethod
+    def query_from(params, filters: Sequence[ListFilter]) -> ListQuery:
+        """The ListQuery that query parameters ``params`` ask for (``q``, each filter, ``o``)."""
         return ListQuery(
             q=params.get("q", "").strip(),
-            filters={f.param: params.get(f.param, "") for f in self.filters},
+            filters={f.param: params.get(f.param, "") for f in filters},
             order=params.get("o", ""),
         )
+
+    def list_query(self) -> ListQuery:
+        return self.query_from(self.request.GET, self.filters)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render one keyset page of the list."""
@@ -159,6 +173,7 @@ class AdminListView(View):
             "filtering": filtering,
             "search_placeholder": self.search_placeholder,
             "colspan": len(self.columns) + (1 if self.actions else 0),
+            "export_url": self.export_url(),
         }
         context.update(self.extra_context())
         return render(request, self.template_name, context)
@@ -243,3 +258,20 @@ class AdminListView(View):
         message = getattr(self, action.handler)(selection, value)
         messages.success(request, message)
         return back
+
+
+def list_export_view(view_class: type[AdminListView], lines: Callable[[QuerySet], Iterable[str]], filename: str):
+    """A view answering ``view_class``'s list for the request's search, filters and sort (the
+    same query parameters) as a streamed CSV download of ``lines(queryset)``."""
+
+    def export(request: HttpRequest) -> HttpResponse:
+        team = get_team(request)
+        if refused := method_not_allowed(request):
+            return refused
+        qs, _ = view_class().select(team, view_class.query_from(request.GET, view_class.filters))
+        response = StreamingHttpResponse(lines(qs), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    export.__doc__ = f"The {view_class.noun_plural} list's current search, filters and sort as a streamed CSV file."
+    return export

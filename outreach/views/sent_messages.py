@@ -102,6 +102,17 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+def message_timeline_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """The message's card on its contact's timeline (``contacts/_timeline_message.html``); while
+    the message is queued or sending the card polls itself every 2 s, and stops once it settles."""
+    message = _message(request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "contacts/_timeline_message.html", {
+        "m": message, "events": selectors.sent_message_events(sent_message=message),
+    })
+
+
 _ACTIONS = {"cancel": sent_messages_cancel, "send_again": sent_messages_send_again, "mark_sent": sent_messages_mark_sent}
 
 

@@ -33,6 +33,13 @@
       updateCount(form);
     } else if (t.matches('input[name="ids"]') && form) {
       updateCount(form);
+    } else if (t.matches("[data-select-matching]") && form) {
+      // "All N matching": the action applies to the filter, so the page's boxes are moot.
+      form.querySelectorAll('input[name="ids"], [data-select-all]').forEach(function (b) {
+        b.checked = t.checked;
+        b.disabled = t.checked;
+      });
+      updateCount(form);
     } else if (t.matches('select[name="action"]') && form) {
       syncValueSelects(form);
     } else if (t.matches("select[data-autosubmit]")) {
