@@ -200,13 +200,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 # Periodic tasks (a plain dict: other features add their entries). The outbox dispatcher claims due
 # messages; `runapp` runs beat inside its worker (-B), production runs `celery -A outreach beat`.
-CELERY_BEAT_SCHEDULE = {
-    "outbox-dispatch": {
-        "task": "outreach.dispatch_due_messages",
-        "schedule": env.float("OUTREACH_DISPATCH_INTERVAL_SECONDS", default=2.0),
-        "options": {"expires": 30},
-    },
-}
+# Seconds between two outbox dispatcher runs (Celery beat; see "Periodic tasks" at the end).
+OUTREACH_DISPATCH_INTERVAL_SECONDS = env.float("OUTREACH_DISPATCH_INTERVAL_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 # Publishing a task gives up quickly when the broker is down (the outbox keeps the message).
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
@@ -288,10 +283,6 @@ OUTREACH_IMPORT_MAPPING_EXPIRY_HOURS = env.int("OUTREACH_IMPORT_MAPPING_EXPIRY_H
 # Uploaded files and error reports of finished imports are removed after this many days (the job's counts stay).
 OUTREACH_IMPORT_RETENTION_DAYS = env.int("OUTREACH_IMPORT_RETENTION_DAYS", default=30)
 
-# --- Periodic tasks (Celery beat); every feature adds its entries here -------------------
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "imports-expire": {"task": "outreach.imports_expire", "schedule": 3600.0},
-}
 
 # --- Campaigns -------------------------------------------------------------------------
 # Campaign messages one mailbox may have waiting in the outbox at a time: the scheduler creates the
@@ -301,12 +292,6 @@ OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = env.int("OUTREACH_CAMPAIGN_OUTBOX_PER_MAI
 OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS = env.int("OUTREACH_CAMPAIGN_STOP_LOOKBACK_SECONDS", default=86400)
 # Seconds between two scheduler runs (Celery beat).
 OUTREACH_CAMPAIGN_TICK_SECONDS = env.float("OUTREACH_CAMPAIGN_TICK_SECONDS", default=10.0)
-CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
-CELERY_BEAT_SCHEDULE["campaigns-advance"] = {
-    "task": "outreach.campaigns_advance",
-    "schedule": OUTREACH_CAMPAIGN_TICK_SECONDS,
-    "options": {"expires": OUTREACH_CAMPAIGN_TICK_SECONDS},
-}
 
 # --- Inbound mail (outreach/inbound/) ----------------------------------------------------
 # The public address of this site, for links in outgoing mail (one-click unsubscribe, RFC 8058).
@@ -326,10 +311,17 @@ OUTREACH_INBOUND_RETRY_MAX_SECONDS = env.float("OUTREACH_INBOUND_RETRY_MAX_SECON
 OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS = env.float("OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS", default=60.0)
 
 # Periodic tasks (Celery beat). A plain dict: each feature adds its entries.
-CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
-CELERY_BEAT_SCHEDULE["inbound-sync-mailboxes"] = {
-    "task": "outreach.inbound.sync_mailboxes",
-    "schedule": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS,
-    "options": {"expires": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS},
-}
 CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "outreach.inbound.tasks"]
+
+# --- Periodic tasks (Celery beat) ------------------------------------------------------
+# The one schedule: every feature's entry is listed here, after the settings it reads (a second
+# assignment elsewhere would silently drop the others, e.g. the outbox dispatcher).
+CELERY_BEAT_SCHEDULE = {
+    "outbox-dispatch": {"task": "outreach.dispatch_due_messages", "schedule": OUTREACH_DISPATCH_INTERVAL_SECONDS,
+                        "options": {"expires": 30}},
+    "campaigns-advance": {"task": "outreach.campaigns_advance", "schedule": OUTREACH_CAMPAIGN_TICK_SECONDS,
+                          "options": {"expires": OUTREACH_CAMPAIGN_TICK_SECONDS}},
+    "inbound-sync-mailboxes": {"task": "outreach.inbound.sync_mailboxes", "schedule": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS,
+                               "options": {"expires": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS}},
+    "imports-expire": {"task": "outreach.imports_expire", "schedule": 3600.0},
+}

@@ -53,3 +53,16 @@ def test_no_encryption_key_means_no_credentials(settings):
     settings.OUTREACH_ENCRYPTION_KEYS = []
     with pytest.raises(ImproperlyConfigured, match="OUTREACH_ENCRYPTION_KEYS is not set"):
         encrypt("secret")
+
+
+def test_beat_schedule_lists_every_periodic_task():
+    """One schedule holds every feature's periodic task (a second assignment once dropped the dispatcher)."""
+    from django.conf import settings
+
+    from outreach import celery_app
+
+    expected = {"outbox-dispatch": "outreach.dispatch_due_messages", "campaigns-advance": "outreach.campaigns_advance",
+                "inbound-sync-mailboxes": "outreach.inbound.sync_mailboxes", "imports-expire": "outreach.imports_expire"}
+    assert {name: entry["task"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()} == expected
+    celery_app.loader.import_default_modules()
+    assert set(expected.values()) <= set(celery_app.tasks)

@@ -157,7 +157,7 @@ def test_timeline_shows_where_each_contact_came_from(run_import, team):
     job = run_import(rows_csv(FILE), policy="update", name="HubSpot export")
     contact = Contact.objects.get(team=team, email="new@example.com")
     assert contact.source == "HubSpot export"
-    entries, _ = contact_timeline(contact=contact)  # newest first, as the contact page shows it
+    entries = contact_timeline(contact=contact).entries  # newest first, as the contact page shows it
     kinds = [(e.event.kind, e.event.summary, e.event.data["row"]) for e in reversed(entries)]
     assert kinds[0] == (TimelineEvent.Kind.CONTACT_IMPORTED, "Imported from HubSpot export (row 3).", 3)
     assert kinds[1][0] == TimelineEvent.Kind.CONTACT_UPDATED and kinds[1][2] == 4  # spreadsheet rows
