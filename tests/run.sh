@@ -141,7 +141,8 @@ export OUTREACH_TEST_SERVERS=required
 unset OUTREACH_SMTP_PORTS OUTREACH_IMAP_PORTS OUTREACH_MAIL_CA_FILE CELERY_FILESYSTEM_BROKER_DIR
 
 # --- 5. Tests ------------------------------------------------------------------------------------
-"$PY" -m pytest "$@"
+# Two test processes (pytest-xdist; the fixtures give each its own Redis databases and test database).
+"$PY" -m pytest -n "${OUTREACH_TEST_PROCESSES:-2}" "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     say "pytest collected no tests: failing"
