@@ -1,5 +1,6 @@
 """Time arithmetic of campaigns: step delays (hours, days, business days) and the send window in
-the recipient's time zone. Pure functions of their arguments (no clock, no database)."""
+the recipient's time zone. Pure functions of their arguments (no clock, no database). Send days
+are parsed by the mailbox rules' ``parse_send_days`` (the same "0,1,2,3,4" notation)."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
@@ -27,21 +28,7 @@ def validate_zone(name: str) -> None:
         raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from None
 
 
-def parse_days(value: str) -> frozenset[int]:
-    """``"0,1,2,3,4"`` → {0…4} (0 = Monday); blank = every day. Raises ValidationError otherwise."""
-    value = (value or "").strip()
-    if not value:
-        return frozenset(range(7))
-    days = set()
-    for part in value.split(","):
-        part = part.strip()
-        if not part.isdigit() or not 0 <= int(part) <= 6:
-            raise ValidationError(f"Send days are numbers 0 (Monday) to 6 (Sunday), comma-separated; got “{part}”.")
-        days.add(int(part))
-    return frozenset(days)
-
-
-def in_window(local: datetime, days: frozenset[int], start: time, end: time) -> bool:
+def in_window(local: datetime, days: set[int], start: time, end: time) -> bool:
     """True when ``local`` (a datetime in the window's zone) is inside it; ``start == end`` = all day;
     a window across midnight (22:00–06:00) belongs to the day it opens."""
     if start == end:
@@ -54,7 +41,7 @@ def in_window(local: datetime, days: frozenset[int], start: time, end: time) -> 
     return t < end and (local - timedelta(days=1)).weekday() in days
 
 
-def window_opening(after: datetime, *, zone: ZoneInfo, days: frozenset[int], start: time, end: time) -> datetime:
+def window_opening(after: datetime, *, zone: ZoneInfo, days: set[int], start: time, end: time) -> datetime:
     """The first moment at or after ``after`` (aware) inside the window, as an aware datetime."""
     local = after.astimezone(zone)
     if in_window(local, days, start, end):

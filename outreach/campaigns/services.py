@@ -42,7 +42,8 @@ from ..selectors import Selection, contacts_selected, id_batches
 from ..services.sending import sent_message_create, sent_messages_cancel
 from ..services.timeline import timeline_event_record
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
-from .schedule import add_delay, parse_days, validate_zone, window_opening, zone_or_default
+from ..services.sending_rules import parse_send_days
+from .schedule import add_delay, validate_zone, window_opening, zone_or_default
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def _clean_campaign(team: Team, data: dict[str, Any]) -> tuple[dict[str, Any], l
             errors["time_zone"] = err.messages[0]
     if "send_days" in values:
         try:
-            parse_days(values["send_days"])
+            parse_send_days(values["send_days"])
         except ValidationError as err:
             errors["send_days"] = err.messages[0]
     mailboxes = None
@@ -572,7 +573,7 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
         result.completed += 1
         return False
     zone = zone_or_default(contact.time_zone, campaign.time_zone)
-    opening = window_opening(now, zone=zone, days=parse_days(campaign.send_days), start=campaign.window_start,
+    opening = window_opening(now, zone=zone, days=parse_send_days(campaign.send_days), start=campaign.window_start,
                              end=campaign.window_end)
     if opening > now:
         Enrolment.objects.filter(pk=enrolment.pk, status=E.ACTIVE).update(next_due_at=opening, updated_at=now)
