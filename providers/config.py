@@ -151,16 +151,27 @@ class MailboxConfig:
         Raises ConfigurationError (``provider_code`` the form name) for the first malformed or
         missing required setting: what ``Provider.from_mailbox`` raises before any network call."""
         clean, problems = cls.coerce({k: v for k, v in values.items() if k in cls.defaults()})
-        clean = cls.normalize(clean)
-        problems = {**problems, **cls.problems(clean, provider_label=provider_label)}
-        if problems:
-            code, text = next(iter(problems.items()))
-            raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, provider_code=code)
-        return cls(**clean)
+        _raise_first(problems, provider=provider, provider_label=provider_label)
+        config = cls(**cls.normalize(clean))
+        config.check(provider=provider, provider_label=provider_label)
+        return config
+
+    def check(self, *, provider: str, provider_label: str) -> None:
+        """Raise ConfigurationError (``provider_code`` the form name) for the first required setting
+        this config lacks or cross-setting rule it breaks: a provider built without
+        :meth:`load` checks its config this way before any network call."""
+        _raise_first(type(self).problems(self.as_dict(), provider_label=provider_label),
+                     provider=provider, provider_label=provider_label)
 
     def as_dict(self) -> dict[str, Any]:
         """{name: value} of every setting (secrets in plaintext: never log or render this)."""
         return {name: getattr(self, name) for name, _ in self.settings()}
+
+
+def _raise_first(problems: Mapping[str, str], *, provider: str, provider_label: str) -> None:
+    if problems:
+        code, text = next(iter(problems.items()))
+        raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, provider_code=code)
 
 
 def missing_text(spec: Setting, *, provider_label: str) -> str:

@@ -5,6 +5,7 @@ same way and a concrete provider writes only its small steps::
 
     send(message)
       check_supported(message)          capabilities (base.py) + custom headers
+      config.check()                    the declared mailbox settings (providers/config.py)
       check_vendor_ids(message)         ConfigurationError naming the missing id, before any HTTP
       build_request(message)            -> HttpRequest (path, json | data + files, extra headers)
       call(request, idempotency_key)    rate limiter, session, timeouts, Idempotency-Key,
@@ -205,7 +206,8 @@ def response_json(response: requests.Response) -> Any:
 
 class HttpProvider(Provider):
     """Base for HTTP API providers. Subclasses set the class attributes and write
-    :meth:`from_mailbox`, :meth:`auth_headers`, :meth:`check_vendor_ids`, :meth:`build_request`,
+    ``config_class`` (what it needs from a mailbox; ``from_mailbox`` is the base's), :meth:`auth_headers`,
+    :meth:`check_vendor_ids` (contact/lead ids), :meth:`build_request`,
     :meth:`parse_result` and :meth:`map_error`.
 
     Class attributes: ``default_base_url`` (the document's server), ``rate_limit``
@@ -262,6 +264,7 @@ class HttpProvider(Provider):
         """Checks and build: the request as JSON bytes (:func:`encode_request`), stored by the pipeline and
         sent verbatim on every retry, so an edit to the contact between attempts cannot change it."""
         self.check_supported(message)
+        self.config.check(provider=self.name, provider_label=self.label)  # the declared mailbox settings
         self.check_vendor_ids(message)
         return encode_request(self.build_request(message))
 

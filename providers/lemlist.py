@@ -106,9 +106,6 @@ class LemlistProvider(HttpProvider):
         return {"Authorization": f"Basic {token}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.config.send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id")
-        self.require(self.config.send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email")
-        self.require(self.config.send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId", code="lemlist_send_user_mailbox_id")
         self.require(message.vendor_ids.get("lemlist_contact_id", ""), "contact's lemlist contactId", code="lemlist_contact_id")
         self.require(message.vendor_ids.get("lemlist_lead_id", ""), "lead's lemlist leadId", code="lemlist_lead_id")
 

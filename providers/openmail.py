@@ -61,7 +61,6 @@ class OpenMailProvider(HttpProvider):
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.config.inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id")
         if not message.idempotency_key:  # the document makes the header required
             raise ConfigurationError("Cannot send through OpenMail without an idempotency key.", provider=self.name,
                                      provider_code="idempotency_key")

@@ -121,9 +121,6 @@ class UnipileProvider(HttpProvider):
                     f"Unipile accepts only X-… custom headers (or {', '.join(schema.CUSTOM_HEADER_NAMES)}); not {name!r}.",
                     provider=self.name, provider_code="headers")
 
-    def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.config.account_id, "mailbox's Unipile account_id", code="unipile_account_id")
-
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         def attendee(a):
             name = safe_display_name(a)  # a name that would parse as more addresses is neutralised

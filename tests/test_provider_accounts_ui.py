@@ -214,6 +214,7 @@ def test_provider_mailbox_edit_page_edits_and_requires_the_sender_ids(user_clien
     page = user_client.get(url).content.decode()
     assert 'name="unipile_account_id"' in page and 'value="acc_test"' in page and "Uni" in page
     assert 'name="lemlist_send_user_id"' not in page and 'name="smtp_host"' not in page
+    assert 'name="unipile_track_opens"' in page and "Unipile tracking" in page  # a mailbox setting users edit
     response = user_client.post(url, {"sender_name": "Ann", "sender_email": "ann@acme.com", "unipile_account_id": ""})
     assert response.context["form"].errors == {
         "unipile_account_id": ["Enter the Unipile account_id: Unipile cannot send from this mailbox without it."]}

@@ -20,14 +20,10 @@ from ..models import Mailbox, ProviderAccount, Team
 from ..validation import normalize_email, sender_problems
 from .sending_rules import mailbox_rules_apply
 
+
 def _normalized(name: str, value: Any) -> str:
     text = "" if value is None else str(value).strip()
     return text.lower().rstrip(".") if name.endswith("host") else text
-
-
-def mailbox_config_class(provider: str) -> type[MailboxConfig]:
-    """The config class ``provider`` declares; ValidationError({"provider": ...}) for an unknown provider."""
-    return provider_class_or_error(provider).config_class
 
 
 def provider_class_or_error(provider: str):
