@@ -284,6 +284,19 @@ class MailboxAdmin(TeamScopedAdmin):
         kwargs["form"] = type("MailboxAdminForm", (self.form,), extra)
         return super().get_form(request, obj, change=change, **kwargs)
 
+    def get_fieldsets(self, request, obj=None):
+        """The mailbox's columns, then one fieldset per provider settings group (named after its provider)."""
+        names = [obj.provider] if obj is not None and obj.provider in PROVIDERS else list(PROVIDERS)
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            config_class, label = PROVIDERS[name].config_class, PROVIDERS[name].label
+            for setting_name, spec in config_class.settings():
+                if spec.editable:
+                    groups.setdefault(spec.group or f"{label} settings", []).append(config_class.form_name(setting_name))
+        config_fields = {field for fields in groups.values() for field in fields}
+        columns = [field for field in self.get_fields(request, obj) if field not in config_fields]
+        return [(None, {"fields": columns}), *((legend, {"fields": fields}) for legend, fields in groups.items())]
+
     @admin.display(description="Server / account")
     def server(self, obj: Mailbox) -> str:
         if obj.provider_account_id:

@@ -37,6 +37,9 @@ def test_mailbox_passwords_are_write_only(staff_client, settings):
         "smtp", smtp_host="127.0.0.1", smtp_port=587, smtp_password="very-secret-smtp-pw"))
     page = client.get(f"/admin/outreach/mailbox/{mailbox.pk}/change/").content.decode()
     assert "very-secret-smtp-pw" not in page
+    assert 'name="smtp_host"' in page and "SMTP (sending)" in page and 'name="lemlist_send_user_id"' not in page
+    add_page = client.get("/admin/outreach/mailbox/add/").content.decode()  # every provider's declared settings
+    assert "lemlist settings" in add_page and 'name="unipile_track_opens"' in add_page and 'name="imap_host"' in add_page
     assert mailbox.provider_config["smtp_password"] not in page
     form = {"team": team.pk, "provider": "smtp", "sender_name": "A", "sender_email": "a@example.com",
             "is_active": "on", "smtp_host": "127.0.0.1", "smtp_port": "587", "smtp_login": "",
