@@ -302,8 +302,6 @@ class MailboxForm(forms.Form):
         """Whether the mailbox has mail servers to log in to ("Test connection")."""
         return bool(self.config_class.servers)
 
-    is_smtp = can_test
-
     @staticmethod
     def initial_for(mailbox: Mailbox) -> dict:
         """Initial values from ``mailbox`` — passwords are never included."""
