@@ -122,7 +122,7 @@ def make_provider_mailbox(account: ProviderAccount, **fields) -> Mailbox:
     """An active mailbox bound to ``account`` with the sender ids its provider requires (``fields``
     mixes Mailbox columns and the provider's settings by form field name)."""
     n = next(_seq)
-    values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS[account.provider],
+    values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS.get(account.provider, {}),
                   **NO_SENDING_RULES)
     values.update(fields)
     columns, settings = split_mailbox_fields(account.provider, values)

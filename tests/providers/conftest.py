@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
-from tests.factories import NO_SENDING_RULES, provider_config, split_mailbox_fields
+from tests.factories import make_provider_mailbox
 
 
 @pytest.fixture(autouse=True)
@@ -55,12 +55,12 @@ def make_account(team: Team, *, provider: str, base_url: str, api_key: str) -> P
 
 
 def make_mailbox(team: Team, account: ProviderAccount, **fields) -> Mailbox:
-    """A mailbox of ``account``; ``fields`` mixes Mailbox columns and the provider's settings by form field name."""
+    """A mailbox of ``account`` (tests.factories.make_provider_mailbox); ``fields`` mixes Mailbox
+    columns and the provider's settings by form field name."""
+    assert account.team_id == team.pk
     fields.setdefault("sender_name", "John Seller")
     fields.setdefault("sender_email", "john@example.com")
-    columns, settings = split_mailbox_fields(account.provider, {**NO_SENDING_RULES, **fields})
-    return Mailbox.objects.create(team=team, provider=account.provider, provider_account=account,
-                                  provider_config=provider_config(account.provider, **settings), **columns)
+    return make_provider_mailbox(account, **fields)
 
 
 def timeline_kinds(message: SentMessage) -> list[str]:
