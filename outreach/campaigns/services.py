@@ -41,9 +41,9 @@ from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineE
 from ..selectors import Selection, contacts_selected, id_batches
 from ..services.sending import sent_message_create, sent_messages_cancel
 from ..services.timeline import timeline_event_record
+from ..services.sending_rules import parse_send_days, validate_zone, window_opening, zone_or_default
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
-from ..services.sending_rules import parse_send_days
-from .schedule import add_delay, validate_zone, window_opening, zone_or_default
+from .schedule import add_delay
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from outreach.campaigns.models import Campaign, CampaignMessage, Enrolment
-from outreach.campaigns.schedule import add_delay, in_window, window_opening
+from outreach.campaigns.schedule import add_delay
+from outreach.services.sending_rules import in_window, window_opening
 from outreach.services.sending_rules import parse_send_days as parse_days
 from outreach.campaigns.services import (
     VariantData,
