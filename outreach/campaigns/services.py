@@ -32,7 +32,7 @@ from typing import Any, Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from ..message_templates.engine import TemplateInfo
@@ -643,13 +643,14 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
 def _create_due_messages(now: datetime, result: AdvanceResult, batch: int) -> None:
     due = (Enrolment.objects.filter(status=E.ACTIVE, campaign__status=S.ACTIVE, next_due_at__lte=now)
            .order_by("next_due_at", "pk"))
-    room = None
+    room = _outbox_room(set(Mailbox.objects.filter(campaigns__status=S.ACTIVE).values_list("pk", flat=True)))
+    # Mailboxes whose outbox share is full are left out of the query, so that they cannot fill the
+    # candidates and starve the due steps of every other mailbox.
+    due = due.exclude(mailbox_id__in=[pk for pk, left in room.items() if left <= 0])
     steps: dict = {}
     candidates = list(due.values_list("pk", "mailbox_id")[: batch * 4])
     for start in range(0, len(candidates), 100):
         chunk = candidates[start:start + 100]
-        if room is None:
-            room = _outbox_room(set(Mailbox.objects.filter(campaigns__status=S.ACTIVE).values_list("pk", flat=True)))
         # One query loads the chunk's enrolments with what rendering needs; each is then locked on its
         # own (a small query) and moved in its own transaction.
         loaded = {
@@ -674,12 +675,15 @@ def _create_due_messages(now: datetime, result: AdvanceResult, batch: int) -> No
 
 
 def _complete_campaigns(now: datetime, result: AdvanceResult) -> None:
-    for campaign in Campaign.objects.filter(status=S.ACTIVE).annotate(
-            active=Count("enrolments", filter=Q(enrolments__status=E.ACTIVE)), total=Count("enrolments")):
-        if campaign.total and not campaign.active:
-            if Campaign.objects.filter(pk=campaign.pk, status=S.ACTIVE).update(status=S.COMPLETED, finished_at=now,
-                                                                              updated_at=now):
-                result.campaigns_completed += 1
+    """Active campaigns with enrolments but none still active are completed (two index-served EXISTS
+    tests per campaign, not a count of its enrolments)."""
+    enrolments = Enrolment.objects.filter(campaign=OuterRef("pk"))
+    finished = (Campaign.objects.filter(status=S.ACTIVE)
+                .filter(Exists(enrolments)).exclude(Exists(enrolments.filter(status=E.ACTIVE))))
+    for campaign_id in finished.values_list("pk", flat=True):
+        if Campaign.objects.filter(pk=campaign_id, status=S.ACTIVE).update(status=S.COMPLETED, finished_at=now,
+                                                                          updated_at=now):
+            result.campaigns_completed += 1
 
 
 def campaigns_advance(*, now: datetime | None = None, batch: int = 500) -> AdvanceResult:
