@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _django(smtp_port: int | None = None) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
     os.environ.setdefault("OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS", "true")
     if smtp_port:
         os.environ["OUTREACH_SMTP_PORTS"] = str(smtp_port)
