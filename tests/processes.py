@@ -7,9 +7,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from tests.conftest import REPO_ROOT, CeleryWorkerProcess
+from tests.conftest import REPO_ROOT, CeleryWorkerProcess, redis_db_url  # noqa: F401 (re-exported)
 
 #: Settings (as environment strings) that make leases, dispatch and retries fast enough for crash tests.
 FAST_LEASES = dict(
@@ -17,11 +16,6 @@ FAST_LEASES = dict(
     OUTREACH_DISPATCH_CHUNK="4", OUTREACH_RETRY_BASE_SECONDS="0.2", OUTREACH_RETRY_MAX_SECONDS="1",
     OUTREACH_INFRA_RETRY_SECONDS="0.5",
 )
-
-
-def redis_db_url(url: str, db: int) -> str:
-    """``url`` (redis://host:port/n) pointed at database ``db``."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
 
 
 class Beat:

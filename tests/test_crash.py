@@ -155,7 +155,7 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
 
     mail_settings.smtp.data_delay = 0.3
     env = {**celery_worker_env, **FAST_LEASES, "OUTREACH_DISPATCH_CHUNK": "8", "OUTREACH_SEND_SOFT_TIME_LIMIT": "1",
-           "CELERY_BROKER_URL": _redis_db(settings.CELERY_BROKER_URL, 110 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
+           "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, 110 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
     worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="soft-limit@%h",
                                  args=("--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1"))
     beat = Beat(env, tmp_path)
@@ -167,7 +167,7 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
         _wait_settled(ids, timeout=120, worker=worker)
     finally:
         beat.stop()
-        _kill_group(worker)
+        kill_group(worker)
     assert "stopped by its soft time limit" in worker.logs(tail=10**6)
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
     assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)
