@@ -124,7 +124,8 @@ def main() -> None:
     mailboxes = []
     for n in (1, 2):
         mailbox = Mailbox(team=team, provider="smtp", sender_name=f"Sender {n}", sender_email=f"s{n}@bench.example.com",
-                          smtp_host="127.0.0.1", smtp_port=port, smtp_login="", smtp_security="none",
+                          provider_config={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none",
+                                           "smtp_login": ""},
                           daily_cap=0, min_interval_seconds=0, interval_jitter_seconds=0, send_days="",
                           send_window_start=dtime(0), send_window_end=dtime(0))
         mailbox.save()
