@@ -11,6 +11,7 @@ from django.utils import timezone
 from ..models import Contact, Lead, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches, leads_selected
 from ..validation import normalize_email
+from .common import model_update
 from .timeline import timeline_event_record
 
 BULK_BATCH = 5_000
@@ -42,25 +43,46 @@ def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
     return contact
 
 
-def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Contact:
-    """Update ``contact`` with ``data``; records the changed field names on the timeline.
+def contact_get_or_create(*, team: Team, email: str, actor=None, source: str = "manual") -> tuple[Contact, bool]:
+    """The team's contact with ``email`` (normalized to lower case), created through
+    :func:`contact_create` (with its timeline row, ``source``) when the team has none.
 
-    Returns the Contact; raises ValidationError on a duplicate email.
+    Used wherever an address rather than a contact is given (the ``send_email`` command).
+    Returns (contact, created); raises ValidationError for an invalid address. A concurrent
+    create of the same address returns the row the other request made.
     """
-    changed = []
-    for key, value in data.items():
-        if key not in CONTACT_FIELDS:
-            continue
-        if key == "email":
-            value = normalize_email(value)
-        if getattr(contact, key) != value:
-            setattr(contact, key, value)
-            changed.append(key)
+    email = normalize_email(email)
+    existing = Contact.objects.for_team(team).filter(email=email).first()
+    if existing is not None:
+        return existing, False
+    try:
+        return contact_create(team=team, actor=actor, data={"email": email, "source": source}), True
+    except ValidationError:
+        existing = Contact.objects.for_team(team).filter(email=email).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Contact:
+    """Update ``contact`` with ``data`` (keys of CONTACT_FIELDS; others ignored) through
+    :func:`model_update` (only the changed columns are written); records the changed field names
+    on the timeline in the same transaction.
+
+    Returns the Contact; raises ValidationError on a duplicate email or an invalid value.
+    """
+    values = {k: v for k, v in data.items() if k in CONTACT_FIELDS}
+    if "email" in values:
+        values["email"] = normalize_email(values["email"])
+        if (values["email"] != contact.email and Contact.objects.for_team(contact.team_id)
+                .filter(email=values["email"]).exclude(pk=contact.pk).exists()):
+            raise _duplicate_error(values["email"])
+    changed = [k for k in CONTACT_FIELDS if k in values and getattr(contact, k) != values[k]]
     if not changed:
         return contact
     try:
         with transaction.atomic():
-            contact.save()
+            model_update(contact, fields=changed, data=values)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_UPDATED, actor=actor,
                                   summary="Updated " + ", ".join(f.replace("_", " ") for f in changed) + ".",
                                   data={"fields": changed})
@@ -118,13 +140,12 @@ def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any
 
 
 def lead_update(*, lead: Lead, actor=None, data: dict[str, Any]) -> Lead:
-    """Update a lead; a status change is recorded on the contact's timeline. Returns the Lead."""
+    """Update a lead (keys of LEAD_FIELDS; others ignored) through :func:`model_update`; a status
+    change is recorded on the contact's timeline in the same transaction. Returns the Lead;
+    raises ValidationError for an invalid value (e.g. an unknown status)."""
     old_status = lead.status
-    for key, value in data.items():
-        if key in LEAD_FIELDS:
-            setattr(lead, key, value)
     with transaction.atomic():
-        lead.save()
+        model_update(lead, fields=LEAD_FIELDS, data=data)
         if lead.status != old_status:
             timeline_event_record(contact=lead.contact, kind=TimelineEvent.Kind.LEAD_STATUS, actor=actor,
                                   summary=f"Lead status: {Lead.Status(old_status).label} → {lead.get_status_display()}.",

@@ -11,9 +11,8 @@ from outreach.imports.report import escape_cell
 from outreach.models import Contact, ImportJob, Lead, Suppression, TimelineEvent
 from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
-from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
-                                       import_job_run, import_job_start)
-from outreach.imports.selectors import contact_imported_event
+from outreach.imports.services import contacts_import, import_job_cancel, import_job_create, import_job_run, import_job_start
+from outreach.imports.selectors import contact_imported_event, import_job_progress
 from outreach.selectors import contact_timeline
 
 from .conftest import read_report
