@@ -38,7 +38,7 @@ from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows,
                                iter_records)
 from .report import BLANKED, REJECTED, ErrorReport
 from .selectors import import_mapping_remembered, job_format as _job_format, job_opener as _opener
-from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
+from .writing import MAX_LENGTH, VALUE_COLUMNS, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
 from ..campaigns.schedule import validate_zone
 from ..validation import normalize_http_url
@@ -244,7 +244,7 @@ class _Run:
         mapping = validate_mapping(job.headers, job.mapping)
         self.width = len(job.headers)
         self.email_index = mapping.index("email")
-        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
+        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in VALUE_COLUMNS]
         self.lead_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t.startswith("lead.")]
         self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
         self.check_email = EmailChecker()
