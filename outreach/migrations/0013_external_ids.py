@@ -38,7 +38,7 @@ def _backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0011_timeline_kinds_merged'),
+        ('outreach', '0012_mailbox_provider_config'),
     ]
 
     operations = [
