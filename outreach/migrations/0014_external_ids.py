@@ -38,7 +38,7 @@ def _backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0012_mailbox_provider_config'),
+        ('outreach', '0013_provider_choices_from_registry'),
     ]
 
     operations = [
