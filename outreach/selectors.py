@@ -19,8 +19,6 @@ from .external_ids import external_id_fields
 from .models import Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
 
-PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
-
 
 # --- Generic list helpers ------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from .report import BLANKED, REJECTED, ErrorReport
 from .selectors import import_mapping_remembered, job_format as _job_format, job_opener as _opener
 from .writing import MAX_LENGTH, VALUE_COLUMNS, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
-from ..campaigns.schedule import validate_zone
+from ..services.sending_rules import validate_zone
 from ..validation import normalize_http_url
 
 logger = logging.getLogger(__name__)
