@@ -26,7 +26,7 @@ def normalize_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as err:
-        raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from None
+        raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from err
     return result.normalized.lower()
 
 

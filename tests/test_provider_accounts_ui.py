@@ -235,7 +235,7 @@ def test_required_mailbox_fields_are_what_from_mailbox_requires(team, settings, 
         ids = {**PROVIDER_SENDER_IDS[provider], name: ""}
         with pytest.raises(ConfigurationError) as info:
             cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account, **ids))
-        assert info.value.provider_code == name
+        assert info.value.field == name
 
 
 # --- add_mailbox command ---------------------------------------------------------------------------

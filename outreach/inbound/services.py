@@ -232,7 +232,7 @@ def mailbox_sync(*, mailbox: Mailbox, folder: str = "INBOX", now: datetime | Non
         return result
     try:
         _sync(mailbox, state, result, started)
-    except (perr.ProviderError, CredentialDecryptionError) as err:
+    except (perr.ProviderError, perr.ConfigurationError, CredentialDecryptionError) as err:
         message = getattr(err, "message", None) or str(err)
         failures = state.consecutive_failures + 1
         MailboxSyncState.objects.filter(pk=state.pk).update(

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from providers.errors import ProviderError
+from providers.errors import ConfigurationError, ProviderError
 from providers.netguard import check_mail_host
 from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
 from providers.smtp import ServerSettings, check_plaintext_login, test_connection
@@ -91,9 +91,9 @@ def mailbox_check_hosts(data: dict[str, Any]) -> dict[str, str]:
             resolved = check_mail_host(host, int(port), kind=kind)
             check_plaintext_login(ServerSettings(host, int(port), data.get(f"{kind}_login") or "", "",
                                                  data.get(f"{kind}_security") or ""), resolved, label=kind.upper())
-        except ProviderError as err:
+        except ConfigurationError as err:  # HostNotAllowed, or a plaintext login to a public host
             fields = (f"{kind}_host", f"{kind}_port", f"{kind}_security")
-            problems[err.provider_code if err.provider_code in fields else f"{kind}_host"] = err.message
+            problems[err.field if err.field in fields else f"{kind}_host"] = err.message
     return problems
 
 
@@ -110,7 +110,7 @@ def mailbox_test_connection(*, data: dict[str, Any], existing: Mailbox | None = 
         return False, err.messages
     try:
         lines = test_connection(smtp, imap)
-    except ProviderError as err:
+    except (ProviderError, ConfigurationError) as err:
         ok, lines = False, [err.message]
     else:
         ok = True

@@ -144,7 +144,7 @@ def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, u
         raise ValidationError({field: f"lemlist: {err.provider_message or err.message}"}) from err
     except perr.TransientProviderError as err:
         raise ValidationError({NON_FIELD_ERRORS: f"lemlist is not available right now ({err.message}); try again in a moment."}) from err
-    except perr.ProviderError as err:
+    except (perr.ProviderError, perr.ConfigurationError) as err:  # e.g. the account's base URL (lemlist's 405)
         raise ValidationError({NON_FIELD_ERRORS: f"lemlist could not connect the mailbox: {err.message}"}) from err
     with transaction.atomic():
         Mailbox.objects.filter(pk=mailbox.pk).update(lemlist_email_account_id=connected.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.errors import HeaderParseError
 from email.utils import make_msgid
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from providers import errors as perr
-from providers.base import Address, OutgoingAttachment, OutgoingMessage
+from providers.base import Address, OutgoingAttachment, OutgoingMessage, Usage
 from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
@@ -44,16 +44,26 @@ class AttachmentData:
     content: bytes
 
 
+#: The one map from a provider capability's feature (``providers.base.FEATURES``) to the compose
+#: form's field that uses it; problems are shown on that field.
+FEATURE_FIELDS = {
+    "cc": "cc", "bcc": "bcc", "multiple_recipients": "to", "attachments": "attachments", "reply_to": "reply_to",
+    "html": "html_body", "threads": "thread_id", "custom_headers": "headers",
+}
+
+
 def capability_problems(*, mailbox: Mailbox, to: list[str], cc: list[str], bcc: list[str], reply_to: str,
-                        html: str, text: str, attachments: Iterable[AttachmentData], thread_id: str = "") -> dict[str, str]:
-    """{form field: message} for what ``mailbox``'s provider cannot carry (e.g. attachments on lemlist)."""
+                        html: str, text: str, attachments: Iterable[AttachmentData], thread_id: str = "",
+                        headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{form field: message} for what ``mailbox``'s provider cannot carry (e.g. attachments on lemlist),
+    the provider's feature names mapped onto the form through :data:`FEATURE_FIELDS`."""
     provider_cls = get_provider_class(mailbox.provider)
     files = list(attachments)
-    return provider_cls.capabilities.problems(
-        provider_label=provider_cls.label, has_cc=bool(cc), has_bcc=bool(bcc), recipients=len(to),
-        attachments_bytes=sum(len(f.content) for f in files), has_attachments=bool(files),
-        has_reply_to=bool(reply_to), has_html=bool(html), has_text=bool(text), has_thread=bool(thread_id),
-    )
+    usage = Usage(cc=bool(cc), bcc=bool(bcc), recipients=len(to), attachments=bool(files),
+                  attachments_bytes=sum(len(f.content) for f in files), reply_to=bool(reply_to),
+                  html_only=bool(html) and not text, thread=bool(thread_id), headers=tuple(headers or ()))
+    problems = provider_cls.capabilities.problems(usage, label=provider_cls.label)
+    return {FEATURE_FIELDS[feature]: message for feature, message in problems.items()}
 
 
 def suppressed_addresses(*, team: Team, addresses: Iterable[str]) -> list[str]:
@@ -101,7 +111,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         try:
             validate_header_value(value)
         except ValidationError as err:
-            raise ValidationError({name: err.messages}) from None
+            raise ValidationError({name: err.messages}) from err
     subject = subject.strip()
     if not subject:
         raise ValidationError({"subject": "Enter a subject."})
@@ -141,13 +151,13 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                          message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
                          scheduled_at=scheduled_at, now=now,
                          threading={"in_reply_to": in_reply_to, "references": references})
-    except IntegrityError:
+    except IntegrityError as err:
         if idempotency_key is None:
             raise
         # The same submission raced us and won: it is the one message.
         existing = SentMessage.objects.for_team(team).filter(idempotency_key=idempotency_key).first()
         if existing is None:
-            raise ValidationError("This form was already used; reload the page and send again.") from None
+            raise ValidationError("This form was already used; reload the page and send again.") from err
         return existing
     return message
 

@@ -49,6 +49,7 @@ class TestUnipile(ProviderContract):
     provider = "unipile"
     fake_class = FakeUnipile
     idempotent = False
+    success_status = 201
 
     error_cases = [
         ErrorCase(f"{status}-{kind.split('/')[1]}", _inject(status, kind), _SPECIAL.get(kind, _EXPECTED[status]), kind, status)
