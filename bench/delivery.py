@@ -50,7 +50,7 @@ def free_port() -> int:
 
 
 SMTP_PORT = free_port()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP / 'bench.sqlite3'}")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = r'''
 import json, os, resource, sys, time
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 import django
 django.setup()
 from django.conf import settings
@@ -119,7 +119,7 @@ def main() -> None:
     env = dict(os.environ, OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS="true",
                OUTREACH_IMAP_PORTS=f"143,993,{server.port}", OUTREACH_MAIL_CA_FILE=server.ca_file, LOG_LEVEL="WARNING")
     os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
     try:
         import django
 

@@ -239,7 +239,7 @@ def seeded_info(url: str, scale: int, events_per_contact: int) -> dict | None:
 def measure(url: str, runs: int) -> dict[str, dict]:
     """Request each page through Django's test client; returns {page: {p50_ms, p95_ms, queries}}."""
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
     import django
 
     django.setup()

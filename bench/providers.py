@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 os.environ.setdefault("OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS", "true")
 
 import django  # noqa: E402
