@@ -15,7 +15,7 @@ from .selectors import active_mailboxes, provider_accounts, team_users
 from .services.mailboxes import mailbox_check_hosts, mailbox_credential_problems, mailbox_sender_id_problems, sender_id_missing_text
 from .services.provider_accounts import provider_account_label
 from .services.sending_rules import RULE_FIELDS, parse_send_days, validate_sending_rules
-from .validation import normalize_email, parse_address_list, validate_header_value
+from .validation import normalize_email, parse_address_list, parse_header_lines, validate_header_value
 
 
 # --- Contacts ------------------------------------------------------------------------------
@@ -154,6 +154,10 @@ class ComposeForm(forms.Form):
     bcc = AddressListField(label="Bcc", required=False, help_text="Comma-separated addresses.")
     reply_to = HeaderField(label="Reply-To", max_length=254, required=False)
     attachments = MultipleFileField(required=False)
+    headers = forms.CharField(
+        label="Custom headers", required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "X-Campaign: spring"}),
+        help_text="Optional; one X-Name: value per line. Sent where the mailbox's provider carries custom headers "
+                  "(SMTP, Unipile).")
     scheduled_at = forms.DateTimeField(
         label="Send later", required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -179,6 +183,10 @@ class ComposeForm(forms.Form):
     def clean_reply_to(self) -> str:
         value = self.cleaned_data["reply_to"]
         return normalize_email(value) if value else ""
+
+    def clean_headers(self) -> dict[str, str]:
+        """The lines as {name: value}; the names and values are checked by the send service."""
+        return parse_header_lines(self.cleaned_data["headers"])
 
 
 # --- Mailboxes -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Mail host checks against SSRF, and sockets pinned to the checked address.
 
-Follows the lemlist connect-account document (seed 004: "validated against banned hosts
+Follows the lemlist API reference "Connect Email Account" (https://developer.lemlist.com,
+``POST https://api.lemlist.com/api/user/email-accounts``: "validated against banned hosts
 and SSRF checks"; "Gmail SMTP/IMAP connections are not allowed — use OAuth instead").
 A host name is resolved once; every address it resolves to must be public, after
 unwrapping IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64,

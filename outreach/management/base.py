@@ -68,6 +68,7 @@ def sent_message_as_dict(message: SentMessage) -> dict[str, Any]:
         "error_message": message.error_message, "attachments": [a.filename for a in message.attachments.all()],
         "created_at": message.created_at, "sent_at": message.sent_at, "failed_at": message.failed_at,
         "due_at": message.due_at, "hold_reason": message.hold_reason, "recipient_results": message.recipient_results,
+        "headers": dict(message.headers),
     }
 
 

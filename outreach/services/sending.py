@@ -27,7 +27,7 @@ from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
-from ..validation import normalize_email, sender_problems, validate_header_value
+from ..validation import normalize_email, sender_problems, validate_custom_headers, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
 from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
@@ -75,7 +75,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
                         to: list[str] | None = None, idempotency_key: uuid.UUID | None = None,
-                        in_reply_to: str = "", references: str = "",
+                        in_reply_to: str = "", references: str = "", headers: Mapping[str, str] | None = None,
                         scheduled_at: datetime | None = None, now: datetime | None = None) -> SentMessage:
     """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status
     ``queued``, or ``scheduled`` when ``scheduled_at``, an aware datetime, is later than ``now``).
@@ -88,10 +88,13 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     ``outreach.inbound.services.reply_draft``) become the RFC 5322 threading headers where the
     provider carries headers; ``thread_id`` is the provider's own thread.
 
+    ``headers`` ({name: value}) are custom ``X-`` headers (:func:`outreach.validation.validate_custom_headers`),
+    accepted only where the provider's capabilities carry custom headers (SMTP, Unipile).
+
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
     Raises ValidationError ({field: message}) for another team's objects, header injection (subject,
-    reply-to, the mailbox's sender name and address, attachment file names), invalid addresses,
+    reply-to, the mailbox's sender name and address, attachment file names, custom headers), invalid addresses,
     suppressed recipients, attachments over the size limit, a send time in the past or without a time
     zone, or features the mailbox's provider cannot carry. Nothing is saved then.
     """
@@ -123,6 +126,10 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     if not html and not text:
         raise ValidationError({"html_body": "Write a message body."})
     text = text or html_to_text(html)
+    try:
+        headers = validate_custom_headers(headers or {})
+    except ValidationError as err:
+        raise ValidationError({"headers": err.messages}) from err
     files = list(attachments)
     validate_sender(mailbox)
     for f in files:
@@ -137,7 +144,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"attachments": f"Attachments total {total / 1048576:.1f} MB; the limit is "
                                               f"{settings.OUTREACH_MAX_ATTACHMENTS_BYTES / 1048576:.0f} MB."})
     problems = capability_problems(mailbox=mailbox, to=to, cc=cc, bcc=bcc, reply_to=reply_to, html=html,
-                                   text=text, attachments=files, thread_id=thread_id)
+                                   text=text, attachments=files, thread_id=thread_id, headers=headers)
     if problems:
         raise ValidationError(problems)
     blocked = suppressed_addresses(team=team, addresses=[*to, *cc, *bcc])
@@ -150,7 +157,8 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                          reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
                          message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
                          scheduled_at=scheduled_at, now=now,
-                         threading={"in_reply_to": in_reply_to, "references": references})
+                         fields={"in_reply_to": in_reply_to, "references": references,
+                                 "headers": [[name, value] for name, value in headers.items()]})
     except IntegrityError as err:
         if idempotency_key is None:
             raise
@@ -163,7 +171,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
 
 
 def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
-           message_id, idempotency_key, scheduled_at, now, threading=None) -> SentMessage:
+           message_id, idempotency_key, scheduled_at, now, fields=None) -> SentMessage:
     """Store the SentMessage, its attachments and the queued event; publish the wake-up task on commit."""
     later = scheduled_at is not None and scheduled_at > now
     with transaction.atomic():
@@ -172,7 +180,7 @@ def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, htm
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
             message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
             queued_at=now, scheduled_at=scheduled_at if later else None, due_at=scheduled_at if later else now,
-            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(threading or {}),
+            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(fields or {}),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
@@ -244,7 +252,8 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         subject=message.subject, **with_unsubscribe_footer(sent_message=message),
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
-        headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)
+        # the user's X- headers, then threading + List-Unsubscribe (outreach.inbound) where the provider carries them
+        headers={**dict(message.headers), **outgoing_headers(sent_message=message)},
         vendor_ids={
             "lemlist_contact_id": contact.lemlist_contact_id, "leadlex_contact_id": contact.leadlex_contact_id,
             "lemlist_lead_id": lead.lemlist_lead_id if lead else "", "leadlex_deal_id": lead.leadlex_deal_id if lead else "",

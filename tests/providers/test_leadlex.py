@@ -1,4 +1,5 @@
-"""leadlex Send Email (seed 001) through the contract suite, plus leadlex-only cases."""
+"""The leadlex API "Send Email" (https://docs.leadlex.com;
+``POST https://data.leadlex.com/functions/v1/api-gateway/v1/email/send``) through the contract suite, plus leadlex-only cases."""
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,10 @@ class TestLeadlex(ProviderContract):
     ]
     # contact_id / deal_id are optional in the document: nothing is missing by default.
     missing_id_cases = []
-    unsupported_cases = []
+    unsupported_cases = [
+        UnsupportedCase("custom-headers", {"headers": {"X-Campaign": "spring"}}, "headers",
+                        "leadlex mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
+    ]
 
     def make_contact(self, team, fake):
         return make_contact(team, leadlex_contact_id=CONTACT, lead={"leadlex_deal_id": DEAL})

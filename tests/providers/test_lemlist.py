@@ -1,4 +1,5 @@
-"""lemlist Send Email (seed 000) through the contract suite, plus lemlist-only cases."""
+"""The lemlist API reference "Send Email" (https://developer.lemlist.com;
+``POST https://api.lemlist.com/api/inbox/email``) through the contract suite, plus lemlist-only cases."""
 from __future__ import annotations
 
 import base64
@@ -67,6 +68,8 @@ class TestLemlist(ProviderContract):
         MissingIdCase("no-lead", lambda e: e.contact.lead.delete(), "lead's lemlist leadId"),
     ]
     unsupported_cases = [
+        UnsupportedCase("custom-headers", {"headers": {"X-Campaign": "spring"}}, "headers",
+                        "lemlist mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
         UnsupportedCase("attachments", {"attachments": [__import__("outreach.services.sending", fromlist=["x"]).AttachmentData("a.pdf", "application/pdf", b"%PDF")]},
                         "attachments", "lemlist mailboxes cannot send attachments.",
                         outgoing={"attachments": (__import__("providers.base", fromlist=["x"]).OutgoingAttachment("a.pdf", "application/pdf", b"%PDF"),)}),
