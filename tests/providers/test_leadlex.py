@@ -13,7 +13,7 @@ from providers.leadlex import LeadlexProvider
 from tests.fakes.leadlex import FakeLeadlex, error
 
 from .conftest import make_contact
-from .contract import ErrorCase, MissingIdCase, ProviderContract, drive
+from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 CONTACT, DEAL = "123e4567-e89b-12d3-a456-426614174000", "9b2d3c4e-1f2a-4b5c-8d7e-6f5a4b3c2d1e"
 
