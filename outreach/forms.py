@@ -263,7 +263,7 @@ class MailboxForm(forms.Form):
 
     sender_name = HeaderField(max_length=200)
     sender_email = forms.CharField(max_length=254)
-    # Connect only, when the team has a lemlist account: also register the mailbox there (seed 004).
+    # Connect only, when the team has a lemlist account: also register the mailbox there (lemlist "Connect Email Account").
     register_at_lemlist = forms.ModelChoiceField(
         label="Also register at lemlist", queryset=ProviderAccount.objects.none(), required=False, empty_label="No",
         help_text="Connect this SMTP/IMAP mailbox to a lemlist account too (SMTP and IMAP are both needed).")

@@ -231,7 +231,8 @@ class HttpProvider(Provider):
     :meth:`from_mailbox`, :meth:`auth_headers`, :meth:`check_vendor_ids`, :meth:`build_request`,
     :meth:`parse_result`, :meth:`read_error` and :meth:`map_error`.
 
-    Class attributes: ``default_base_url`` (the document's server), ``rate_limit``
+    Class attributes: ``default_base_url`` (the document's server), ``auth_header`` /
+    ``auth_format`` (how the API key travels; Bearer by default), ``rate_limit``
     (:class:`providers.ratelimit.RateLimit`), ``capabilities`` — whose ``idempotent`` flag (the
     document supports an Idempotency-Key and deduplicates on it) also decides whether the
     ``Idempotency-Key`` header is sent: one flag, so the two can never disagree.
@@ -297,9 +298,14 @@ class HttpProvider(Provider):
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         """Raise ConfigurationError naming the first vendor id the document requires and ``message`` lacks."""
 
+    #: How the API key travels, as the document prescribes: header ``auth_header`` with the value
+    #: ``auth_format`` (``{key}`` is the key). The default is a Bearer token (leadlex, OpenMail).
+    auth_header: ClassVar[str] = "Authorization"
+    auth_format: ClassVar[str] = "Bearer {key}"
+
     def auth_headers(self) -> dict[str, str]:
-        """Authentication headers as the document prescribes."""
-        raise NotImplementedError
+        """Authentication headers as the document prescribes ({:attr:`auth_header`: :attr:`auth_format`})."""
+        return {self.auth_header: self.auth_format.format(key=self.api_key)}
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         raise NotImplementedError

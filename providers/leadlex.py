@@ -57,17 +57,12 @@ class LeadlexProvider(HttpProvider):
     # The document says "per-second or per-day send cap" without numbers: a conservative pace,
     # and every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True, max_attachments_bytes=0,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
-    )
+    # Everything a plain mailbox carries, plus thread_id and the Idempotency-Key; no custom headers.
+    capabilities = Capabilities(threads=True, idempotent=True)
 
     def __init__(self, *, api_key: str, base_url: str = "", config=None, require_contact_id: bool = False):
         super().__init__(api_key=api_key, base_url=base_url, config=config)
         self.require_contact_id = require_contact_id
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         """contact_id is optional in the document; required only when built with ``require_contact_id``."""

@@ -70,7 +70,7 @@ class ConnectedAccount:
 
 @dataclass(frozen=True)
 class LemlistConfig(MailboxConfig):
-    """The sender of Send Email (seed 000): all three ids are required by the document."""
+    """The sender of "Send Email": all three ids are required by the document."""
 
     prefix = "lemlist_"
     send_user_id: str = setting("lemlist sendUserId", required=True, max_length=100,
@@ -91,10 +91,7 @@ class LemlistProvider(HttpProvider):
     config_class = LemlistConfig
     rate_limit = RateLimit(requests=20, period=2.0)
     # The document's body: one contact (contactId/leadId), subject, HTML message, cc. Nothing else.
-    capabilities = Capabilities(
-        cc=True, bcc=False, multiple_recipients=False, attachments=False, max_attachments_bytes=0,
-        html=True, text=False, reply_to=False, threads=False, custom_headers=False, tracking=False, idempotent=False,
-    )
+    capabilities = Capabilities(bcc=False, multiple_recipients=False, attachments=False, text=False, reply_to=False)
 
     @classmethod
     def for_account(cls, account: Any) -> "LemlistProvider":

@@ -37,7 +37,7 @@ BODY_MAX = 100_000  # body.maxLength
 
 @dataclass(frozen=True)
 class OpenMailConfig(MailboxConfig):
-    """The inbox of Send email (seed 002): ``inbox_id`` is in the path /v1/inboxes/{inbox_id}/send."""
+    """The inbox of "Send email": ``inbox_id`` is in the path /v1/inboxes/{inbox_id}/send."""
 
     prefix = "openmail_"
     inbox_id: str = setting("OpenMail inbox id", required=True, max_length=100, help="The inbox id of /v1/inboxes/{id}/send.")
@@ -53,13 +53,9 @@ class OpenMailProvider(HttpProvider):
     # "global daily, per-inbox daily, per-inbox burst" limits without numbers: a conservative pace;
     # every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    capabilities = Capabilities(
-        cc=False, bcc=False, multiple_recipients=False, attachments=True, max_attachments_bytes=schema.MAX_ATTACHMENTS_BYTES,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
-    )
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+    # One recipient, no Cc/Bcc, attachments up to 25 MB in total, threadId, Idempotency-Key required.
+    capabilities = Capabilities(cc=False, bcc=False, multiple_recipients=False,
+                                max_attachments_bytes=schema.MAX_ATTACHMENTS_BYTES, threads=True, idempotent=True)
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         self.require(self.config.inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id")

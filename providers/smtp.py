@@ -298,7 +298,7 @@ SMTP_GROUP, IMAP_GROUP = "SMTP (sending)", "IMAP (copy to Sent folder, replies)"
 
 @dataclass(frozen=True)
 class SmtpConfig(MailboxConfig):
-    """The mailbox's own servers (the fields of lemlist's Connect Email Account document, seed 004):
+    """The mailbox's own servers (the fields of lemlist's "Connect Email Account" document):
     SMTP is required; IMAP is optional as a group, but complete when any of it is given. Each
     password is bound to the host, port, login and security it was saved with."""
 
@@ -366,11 +366,8 @@ class SmtpProvider(Provider):
     name = "smtp"
     label = "SMTP"
     config_class = SmtpConfig
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True,
-        max_attachments_bytes=20 * 1024 * 1024, html=True, text=True, reply_to=True,
-        threads=False, custom_headers=True, tracking=False, idempotent=False, mail_headers=True,
-    )
+    # A plain mailbox: everything, up to 20 MB of attachments, its own headers (X- and RFC 5322 ones).
+    capabilities = Capabilities(max_attachments_bytes=20 * 1024 * 1024, custom_headers=True, mail_headers=True)
 
     def __init__(self, *, smtp: ServerSettings, imap: ServerSettings | None = None, sent_folder: str = "Sent"):
         self.smtp = smtp

@@ -68,7 +68,7 @@ _401_PERMISSION = {"errors/insufficient_privileges", "errors/disconnected_featur
 
 @dataclass(frozen=True)
 class UnipileConfig(MailboxConfig):
-    """The sending account of Send an email (seed 003) and its ``tracking_options`` (opens, links,
+    """The sending account of "Send an email" and its ``tracking_options`` (opens, links,
     label, custom_domain: all optional; sent only when one is set)."""
 
     prefix = "unipile_"
@@ -102,16 +102,13 @@ class UnipileProvider(HttpProvider):
     name = "unipile"
     label = "Unipile"
     default_base_url = schema.DEFAULT_BASE_URL
+    auth_header, auth_format = "X-API-KEY", "{key}"
     config_class = UnipileConfig
     # No limit in the document: a conservative pace; every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True, max_attachments_bytes=0,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=True, tracking=True, idempotent=False,
-    )
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"X-API-KEY": self.api_key}
+    # Everything a plain mailbox carries, plus reply_to (a thread), custom_headers and tracking_options;
+    # no idempotency key.
+    capabilities = Capabilities(threads=True, custom_headers=True, tracking=True)
 
     def check_supported(self, message: OutgoingMessage) -> None:
         """Capabilities, plus custom header names the document allows (``X-…`` or a listed few)."""

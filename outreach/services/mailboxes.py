@@ -184,7 +184,7 @@ def mailbox_connect(*, team: Team, data: dict[str, Any], register_at_lemlist: Pr
     settings with plaintext passwords — encrypted before saving —, sending rules).
 
     With ``register_at_lemlist`` (a lemlist ProviderAccount of the team) the mailbox is also
-    connected there (seed 004) after it is saved; if lemlist refuses, the new mailbox is deleted
+    connected there (lemlist "Connect Email Account") after it is saved; if lemlist refuses, the new mailbox is deleted
     again (nothing half-done) and the ValidationError is raised with ``provider_account`` renamed
     ``register_at_lemlist``. Returns the Mailbox. Raises ValidationError({field: message}).
     """

@@ -41,8 +41,8 @@ class Command(JsonCommand):
     def run(self, **o):
         try:
             mailbox = Mailbox.objects.select_related("team").get(pk=o["mailbox"])
-        except Mailbox.DoesNotExist:
-            raise CommandError(f"No mailbox with id {o['mailbox']}.") from None
+        except Mailbox.DoesNotExist as err:
+            raise CommandError(f"No mailbox with id {o['mailbox']}.") from err
         team = mailbox.team
         email = normalize_email(o["to"])
         contact = Contact.objects.for_team(team).filter(email=email).first() or contact_create(
@@ -63,8 +63,8 @@ class Command(JsonCommand):
         if o["at"]:
             try:
                 scheduled_at = datetime.fromisoformat(o["at"])
-            except ValueError:
-                raise CommandError(f"--at {o['at']!r} is not an ISO-8601 date and time (e.g. 2026-12-02T09:00+01:00).") from None
+            except ValueError as err:
+                raise CommandError(f"--at {o['at']!r} is not an ISO-8601 date and time (e.g. 2026-12-02T09:00+01:00).") from err
             if timezone.is_naive(scheduled_at):
                 scheduled_at = timezone.make_aware(scheduled_at)
         message = sent_message_create(
