@@ -148,7 +148,7 @@ class MailboxConfig:
     def load(cls, values: Mapping[str, Any], *, provider: str, provider_label: str) -> "MailboxConfig":
         """Build the config from stored ``values`` ({name: value}, secrets in plaintext).
 
-        Raises ConfigurationError (``provider_code`` the form name) for the first malformed or
+        Raises ConfigurationError (``field`` the form name) for the first malformed or
         missing required setting: what ``Provider.from_mailbox`` raises before any network call."""
         clean, problems = cls.coerce({k: v for k, v in values.items() if k in cls.defaults()})
         _raise_first(problems, provider=provider, provider_label=provider_label)
@@ -157,7 +157,7 @@ class MailboxConfig:
         return config
 
     def check(self, *, provider: str, provider_label: str) -> None:
-        """Raise ConfigurationError (``provider_code`` the form name) for the first required setting
+        """Raise ConfigurationError (``field`` the form name) for the first required setting
         this config lacks or cross-setting rule it breaks: a provider built without
         :meth:`load` checks its config this way before any network call."""
         _raise_first(type(self).problems(self.as_dict(), provider_label=provider_label),
@@ -171,7 +171,7 @@ class MailboxConfig:
 def _raise_first(problems: Mapping[str, str], *, provider: str, provider_label: str) -> None:
     if problems:
         code, text = next(iter(problems.items()))
-        raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, provider_code=code)
+        raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, field=code)
 
 
 def missing_text(spec: Setting, *, provider_label: str) -> str:
@@ -196,8 +196,8 @@ def _coerce(spec: Setting, value: Any, *, default: Any) -> Any:
             return default
         try:
             number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"Enter a whole number for the {spec.label}.") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Enter a whole number for the {spec.label}.") from err
         if (spec.min_value is not None and number < spec.min_value) or (spec.max_value is not None and number > spec.max_value):
             raise ValueError(f"The {spec.label} must be between {spec.min_value} and {spec.max_value}.")
         return number
