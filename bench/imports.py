@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 COPY_SCRIPT = r'''
 import json, os, sys, time
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 import django
 django.setup()
 from django.db import connection, transaction
@@ -75,7 +75,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "contacts": inserted
 
 IEX_SCRIPT = r'''
 import json, os, sys, time
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 import django
 django.setup()
 import tablib
@@ -159,7 +159,7 @@ def main() -> None:
                         help="Rows of the file for import-export's default mode (0: all); its time is extrapolated.")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
     import django
 
     django.setup()

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = r'''
 import json, os, resource, sys, time
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
 import django
 django.setup()
 from django.conf import settings
@@ -119,7 +119,7 @@ def main() -> None:
     env = dict(os.environ, OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS="true",
                OUTREACH_IMAP_PORTS=f"143,993,{server.port}", OUTREACH_MAIL_CA_FILE=server.ca_file, LOG_LEVEL="WARNING")
     os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
     try:
         import django
 
@@ -130,11 +130,11 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         team = Team.objects.create(name=f"Inbound bench {int(time.time())}")
-        mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann", sender_email="ann@example.com",
-                          smtp_host="localhost", smtp_port=587, imap_host="localhost", imap_port=server.port,
-                          imap_login=server.username, imap_security="none")
-        mailbox.smtp_password = "unused"
-        mailbox.imap_password = server.password
+        mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann", sender_email="ann@example.com", provider_config={
+            "smtp_host": "localhost", "smtp_port": 587, "smtp_security": "starttls", "imap_host": "localhost",
+            "imap_port": server.port, "imap_login": server.username, "imap_security": "none", "imap_sent_folder": "Sent"})
+        mailbox.set_secret("smtp_password", "unused")
+        mailbox.set_secret("imap_password", server.password)
         mailbox.save()
         contacts = Contact.objects.bulk_create([Contact(team=team, email=f"c{i}@example.org") for i in range(1000)])
         sent = SentMessage.objects.bulk_create([

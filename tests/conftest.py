@@ -188,10 +188,13 @@ class CeleryWorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "CeleryWorkerProcess":
-        """Start the worker and wait until it logs ``ready``; return ``self``."""
+        """Start the worker (consuming every queue: sends and imports) and wait until it logs ``ready``;
+        return ``self``."""
+        from django.conf import settings
+
         cmd = [
             sys.executable, "-m", "celery", "-A", "outreach", "worker",
-            *self.args, "-l", "info",
+            *self.args, "-l", "info", "-Q", ",".join(q.name for q in settings.CELERY_TASK_QUEUES),
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-n", self.nodename,
         ]
@@ -292,7 +295,7 @@ def celery_worker_env(django_db_setup, smtp_server, smtp_ssl_server, imap_server
 
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "outreach.settings"),
+        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "outreach.settings.test"),
         DATABASE_URL=_test_database_url(database_url, db["NAME"]),
         CELERY_BROKER_URL=broker,
         REDIS_URL=settings.REDIS_URL or "",

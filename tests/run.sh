@@ -132,10 +132,9 @@ read -r KEY1 KEY2 < <("$PY" -c 'from cryptography.fernet import Fernet as F; pri
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/outreach"
 export CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1"
-export DJANGO_SETTINGS_MODULE=outreach.settings
+export DJANGO_SETTINGS_MODULE=outreach.settings.test
 export SECRET_KEY="test-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export OUTREACH_ENCRYPTION_KEYS="$KEY1,$KEY2"
-export DEBUG=true
 export OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS=true
 export OUTREACH_TEST_SERVERS=required
 unset OUTREACH_SMTP_PORTS OUTREACH_IMAP_PORTS OUTREACH_MAIL_CA_FILE CELERY_FILESYSTEM_BROKER_DIR

@@ -195,3 +195,31 @@ def test_redis_restart_mid_burst_loses_nothing(celery_worker_env, mail_settings,
         redis.wait()
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
     assert result == {"sent": len(ids)}, result
+
+
+def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(celery_worker_env, mail_settings,
+                                                                                 tmp_path, monkeypatch):
+    """A real prefork worker whose send batches outlast OUTREACH_SEND_SOFT_TIME_LIMIT (Celery raises
+    SoftTimeLimitExceeded inside the task): each batch stops, gives back what it had not handed over, and
+    the dispatcher sends the rest later. Every message ends sent exactly once (or unknown past hand-over)."""
+    from django.conf import settings
+
+    mail_settings.smtp.data_delay = 0.3
+    env = {**celery_worker_env, **FAST_LEASES, "OUTREACH_DISPATCH_CHUNK": "8", "OUTREACH_SEND_SOFT_TIME_LIMIT": "1",
+           "CELERY_BROKER_URL": _redis_db(settings.CELERY_BROKER_URL, 110 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
+    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="soft-limit@%h",
+                                 args=("--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1"))
+    beat = Beat(env, tmp_path)
+    messages = _queue(16, mail_settings, monkeypatch)
+    ids = [m.pk for m in messages]
+    try:
+        worker.start(timeout=60)
+        beat.start()
+        _wait_settled(ids, timeout=120, worker=worker)
+    finally:
+        beat.stop()
+        _kill_group(worker)
+    assert "stopped by its soft time limit" in worker.logs(tail=10**6)
+    result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
+    assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)
+    assert result.get("sent", 0) >= len(ids) // 2, result

@@ -255,19 +255,19 @@ def test_sigterm_to_runapp_stops_its_children(tmp_path):
     from tests.servers import free_port
 
     port = free_port()
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "outreach.settings.local", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
            "CELERY_BROKER_URL": "filesystem://", "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
-           "REDIS_URL": ""}
+           "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "var" / "celerybeat-schedule"), "REDIS_URL": ""}
     proc = subprocess.Popen([sys.executable, "manage.py", "runapp", f"127.0.0.1:{port}"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         children: list[int] = []
-        while time.monotonic() < deadline and not children:
+        while time.monotonic() < deadline and len(children) < 2:  # two workers: sends (+ beat) and imports
             assert proc.poll() is None, proc.stdout.read()
             children = _children(proc.pid)
             time.sleep(0.2)
-        assert children, "runapp started no child process"
+        assert len(children) == 2, f"runapp started {len(children)} worker processes, not 2"
         time.sleep(1.0)  # let the worker get going
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

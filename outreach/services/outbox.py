@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
@@ -277,9 +278,19 @@ def sent_messages_send_claimed(*, ids: list[int], token: str) -> list[SendOutcom
                     .order_by("due_at", "pk"))
     providers: dict[int, object] = {}
     outcomes = []
-    for index, message in enumerate(messages):
-        later = [m.pk for m in messages[index + 1:]]
-        outcomes.append(_send_one(message, worker, later=later, providers=providers))
+    try:
+        for index, message in enumerate(messages):
+            later = [m.pk for m in messages[index + 1:]]
+            outcomes.append(_send_one(message, worker, later=later, providers=providers))
+    except SoftTimeLimitExceeded:
+        # The task's soft time limit (settings.CELERY_TASK_ANNOTATIONS): stop here. What was not handed over
+        # goes back to the outbox, due now; a message past its hand-over point keeps its lease, whose
+        # expiry settles it as after a crash (same key again, or unknown).
+        given_back = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker,
+                                                handed_over_at__isnull=True).update(
+            status=S.QUEUED, due_at=timezone.now(), claimed_by="", lease_until=None, hold_reason="")
+        logger.warning("Send batch stopped by its soft time limit after %d of %d messages; %d given back to the outbox.",
+                       len(outcomes), len(messages), given_back)
     return outcomes
 
 
@@ -355,6 +366,8 @@ def _send_one(message: SentMessage, worker: str, *, later: list[int], providers:
                                                                          provider_code="credentials"), handed_over=handed_over)
     except INFRASTRUCTURE_ERRORS as err:
         return _release_infrastructure(message, worker, err)
+    except SoftTimeLimitExceeded:  # the batch stops (sent_messages_send_claimed); not this message's fault
+        raise
     except Exception as err:  # a bug must not leave the message in 'sending' forever
         logger.exception("Unexpected error sending SentMessage %s", message.pk)
         if handed_over:

@@ -3,6 +3,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -35,6 +36,20 @@ def demo_user_ensure(*, reset_password: bool = False) -> tuple[object, str | Non
     return user, password
 
 
+def worker_commands() -> list[list[str]]:
+    """The Celery workers runapp starts (solo pool each): one for the default queue that also runs beat
+    (``-B``: the outbox dispatcher and the other periodic tasks), one for the ``imports`` queue, so a
+    long import never holds up a send. Creates the folder of beat's schedule file."""
+    Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.mkdir(parents=True, exist_ok=True)
+    common = [sys.executable, "-m", "celery", "-A", "outreach", "worker", "--pool=solo", "--loglevel=info",
+              "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return [
+        [*common, "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", "outreach-default@%h",
+         "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        [*common, "-Q", "imports", "-n", "outreach-imports@%h"],
+    ]
+
+
 class _Stop(Exception):
     """Raised in the main thread by SIGTERM/SIGHUP so the ``finally`` stopping the children runs."""
 
@@ -58,12 +73,12 @@ def stop_children(children: list[subprocess.Popen], *, timeout: float = 10.0) ->
 
 class Command(BaseCommand):
     help = ("Run the whole app for local use: migrate, make sure a demo login exists (its password is printed "
-            "when it is created), then start a Celery worker (with beat: the outbox dispatcher) and the web server together; Ctrl-C or SIGTERM "
+            "when it is created), then start two Celery workers (sends with beat, and imports) and the web server together; Ctrl-C or SIGTERM "
             "stops them all.")
 
     def add_arguments(self, parser: CommandParser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
-        parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker.")
+        parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery workers.")
         parser.add_argument("--reset-demo-password", action="store_true",
                             help="Give the demo user a new password (printed); by default an existing one is kept.")
 
@@ -81,11 +96,7 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
             if not o["no_worker"]:
-                # -B: the worker also runs beat, whose schedule includes the outbox dispatcher.
-                children.append(subprocess.Popen([
-                    sys.executable, "-m", "celery", "-A", "outreach", "worker", "--pool=solo", "--loglevel=info",
-                    "--without-gossip", "--without-mingle", "--without-heartbeat",
-                    "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]))
+                children.extend(subprocess.Popen(command) for command in worker_commands())
             call_command("runserver", o["addrport"], use_reloader=False)
         except _Stop as stop:
             self.stdout.write(f"{stop.args[0]}: stopping.")

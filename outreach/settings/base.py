@@ -1,29 +1,33 @@
-"""Django settings for Outreach, read once from the environment with django-environ.
+"""Settings shared by every profile, read once from the environment with django-environ.
 
-Every variable is documented in ``.env.example``. Defaults are for the embedded
-development set-up (SQLite, a filesystem Celery broker); production must set
-``SECRET_KEY`` and ``OUTREACH_ENCRYPTION_KEYS`` (there is no default when DEBUG is off).
+The profiles (cookiecutter-django's layout) import this module and change what differs:
+``outreach.settings.local`` (the embedded default: SQLite, a filesystem Celery broker, dev keys;
+``manage.py`` and ``celery -A outreach`` use it unless told otherwise), ``outreach.settings.production``
+(PostgreSQL and Redis from the environment, secure cookies, HSTS; ``outreach.wsgi``'s default) and
+``outreach.settings.test`` (what pytest and ``tests/run.sh`` use). Choose one with
+``DJANGO_SETTINGS_MODULE``. Every variable is documented in ``.env.example``.
+
+Nothing here touches the file system: folders (the filesystem broker's, beat's schedule file's) are
+created where they are used (``outreach.celery``) and by ``runapp``.
 """
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = False
 
-if DEBUG:
-    SECRET_KEY = env("SECRET_KEY", default="dev-insecure-0f6c2b8e4d1a9f7c3b5e8d2a6c4f1e9b7d3a5c8e")
-else:
-    # No default in production. Left empty, Django refuses to use it ("The SECRET_KEY setting must
-    # not be empty") the moment anything signs or hashes, while commands that need no secret
-    # (makemigrations, check) still run.
-    SECRET_KEY = env("SECRET_KEY", default="")
+# No default outside the local profile. Left empty, Django refuses to use it ("The SECRET_KEY setting
+# must not be empty") the moment anything signs or hashes, while commands that need no secret
+# (makemigrations, check) still run.
+SECRET_KEY = env("SECRET_KEY", default="")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -83,15 +87,30 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # A worker and the web server share the file: wait for locks instead of failing.
-    # WAL lets the web server read while the worker writes; synchronous=NORMAL is WAL's safe setting
-    # (a power cut may lose the last commits, never corrupt the file).
-    DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 20, "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+
+
+def database_settings(url: str) -> dict:
+    """``DATABASES["default"]`` for a database URL (django-environ syntax, e.g. ``postgres://u:p@host/db``
+    or ``sqlite:////abs/path.sqlite3``): persistent connections (``CONN_MAX_AGE`` seconds, env, default
+    60; 0 closes after each request or task) checked before reuse (``CONN_HEALTH_CHECKS``), and on
+    SQLite the pragmas that let a web server and a worker share the file."""
+    database = env.db_url_config(url)
+    database["ATOMIC_REQUESTS"] = False
+    database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    database["CONN_HEALTH_CHECKS"] = True
+    if database["ENGINE"].endswith("sqlite3"):
+        # A worker and the web server share the file: wait for locks instead of failing.
+        # WAL lets the web server read while the worker writes; synchronous=NORMAL is WAL's safe setting
+        # (a power cut may lose the last commits, never corrupt the file).
+        database.setdefault("OPTIONS", {}).update({
+            "timeout": 20, "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+    return database
+
+
+#: The embedded default (the local profile): a SQLite file in the project.
+EMBEDDED_DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": database_settings(env("DATABASE_URL", default=EMBEDDED_DATABASE_URL))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -128,13 +147,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "contact_list"
 LOGOUT_REDIRECT_URL = "login"
 
-# --- Security (production values make `manage.py check --deploy` clean) ---------------
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+# --- Security (HTTPS redirect, secure cookies and HSTS: outreach.settings.production) --------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -180,19 +193,62 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="outreach@localhost")
 OUTREACH_INVITATION_MAX_AGE = env.int("OUTREACH_INVITATION_MAX_AGE", default=7 * 24 * 3600)
 
 # --- Celery -------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The embedded default: a broker that needs no server process (kombu's filesystem transport).
-    _broker_dir = Path(env("CELERY_FILESYSTEM_BROKER_DIR", default=str(VAR_DIR / "broker")))
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
+
+
+def celery_broker_settings(url: str) -> dict:
+    """``CELERY_BROKER_URL``, ``CELERY_BROKER_TRANSPORT_OPTIONS`` and ``REDIS_URL`` for a broker URL.
+
+    ``filesystem://`` (the embedded default) is kombu's filesystem transport, a broker that needs no
+    server process: its folders are under CELERY_FILESYSTEM_BROKER_DIR (default ``var/broker``) and
+    are created by ``outreach.celery`` when a worker starts or a task is first published, never here.
+    ``REDIS_URL`` (shared state: rate limiters) defaults to the broker when the broker is Redis.
+    """
+    options: dict = {}
+    if url.startswith("filesystem://"):
+        broker_dir = Path(env("CELERY_FILESYSTEM_BROKER_DIR", default=str(VAR_DIR / "broker")))
+        options = {
+            "data_folder_in": str(broker_dir / "queue"),
+            "data_folder_out": str(broker_dir / "queue"),
+            "processed_folder": str(broker_dir / "processed"),
+            "control_folder": str(broker_dir / "control"),
+            "store_processed": False,
+        }
+    return {"CELERY_BROKER_URL": url, "CELERY_BROKER_TRANSPORT_OPTIONS": options,
+            "REDIS_URL": env("REDIS_URL", default=url if url.startswith("redis") else "")}
+
+
+# --- Celery time limits (seconds) and queues ------------------------------------------
+# A soft limit raises SoftTimeLimitExceeded inside the task, which stops cleanly (a send batch gives
+# back what it had not handed over); the hard limit kills the pool process, a crash the outbox
+# recovers from. Both need the prefork pool (production); the solo pool (runapp, tests) ignores them.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# One send task is one chunk of OUTREACH_DISPATCH_CHUNK messages over one SMTP session.
+OUTREACH_SEND_SOFT_TIME_LIMIT = env.int("OUTREACH_SEND_SOFT_TIME_LIMIT", default=600)
+# One import task reads a whole CSV file (restarted, it resumes after its last committed batch).
+# Kept under Redis's visibility timeout (1 h), after which an unacknowledged task goes to a second worker.
+OUTREACH_IMPORT_SOFT_TIME_LIMIT = env.int("OUTREACH_IMPORT_SOFT_TIME_LIMIT", default=1800)
+CELERY_TASK_ANNOTATIONS = {
+    "outreach.send_messages": {"soft_time_limit": OUTREACH_SEND_SOFT_TIME_LIMIT,
+                               "time_limit": OUTREACH_SEND_SOFT_TIME_LIMIT + 60},
+    "outreach.send_message": {"soft_time_limit": 120, "time_limit": 180},
+    "outreach.dispatch_due_messages": {"soft_time_limit": 60, "time_limit": 90},
+    "outreach.campaigns_advance": {"soft_time_limit": 120, "time_limit": 180},
+    "outreach.inbound.sync_mailboxes": {"soft_time_limit": 60, "time_limit": 90},
+    "outreach.inbound.sync_mailbox": {"soft_time_limit": 300, "time_limit": 360},  # a run stops itself at 120 s
+    "outreach.import_contacts": {"soft_time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT,
+                                 "time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT + 120},
+    "outreach.imports_expire": {"soft_time_limit": 600, "time_limit": 660},
+}
+# Two queues: imports (long, bulk) have their own so they can never starve sends. Production runs a
+# worker per queue (`celery -A outreach worker -Q celery` and `... -Q imports`); a worker started
+# without -Q consumes both. runapp starts one worker per queue; the tests' workers consume both.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("imports")]
+CELERY_TASK_ROUTES = {"outreach.import_contacts": {"queue": "imports"},
+                      "outreach.imports_expire": {"queue": "imports"}}
+
+vars().update(celery_broker_settings(env("CELERY_BROKER_URL", default="filesystem://")))
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -207,16 +263,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default=str
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Redis for shared state (rate limiters); defaults to the broker when the broker is Redis.
-REDIS_URL = env("REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
-
 # --- Credentials encryption -----------------------------------------------------------
 # Comma-separated Fernet keys, newest first. The first encrypts; all decrypt (rotation).
 OUTREACH_ENCRYPTION_KEYS = env.list("OUTREACH_ENCRYPTION_KEYS", default=[])
-if not OUTREACH_ENCRYPTION_KEYS and DEBUG:
-    OUTREACH_ENCRYPTION_KEYS = ["ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="]  # dev only
-# Without DEBUG and without keys, reading or writing any credential raises ImproperlyConfigured
-# (outreach.crypto) naming OUTREACH_ENCRYPTION_KEYS; nothing falls back to a built-in key.
+# Without keys (outside the local profile, which has a dev key), reading or writing any credential
+# raises ImproperlyConfigured (outreach.crypto) naming OUTREACH_ENCRYPTION_KEYS; nothing falls back
+# to a built-in key.
 
 # --- Mail hosts ------------------------------------------------------------------------
 # Private/loopback mail servers are refused unless explicitly allowed (local development, tests).
@@ -298,7 +350,7 @@ OUTREACH_CAMPAIGN_TICK_SECONDS = env.float("OUTREACH_CAMPAIGN_TICK_SECONDS", def
 # --- Inbound mail (outreach/inbound/) ----------------------------------------------------
 # The public address of this site, for links in outgoing mail (one-click unsubscribe, RFC 8058).
 # Required in production (a system check fails without it); https in production.
-OUTREACH_PUBLIC_BASE_URL = env("OUTREACH_PUBLIC_BASE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
+OUTREACH_PUBLIC_BASE_URL = env("OUTREACH_PUBLIC_BASE_URL", default="")
 # The first sync of a mailbox (and a re-read after UIDVALIDITY changed) reads this many days back.
 OUTREACH_INBOUND_LOOKBACK_DAYS = env.int("OUTREACH_INBOUND_LOOKBACK_DAYS", default=14)
 # Bounds of one sync run of one mailbox: messages, seconds, and bytes read of each message.
