@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0011_timeline_kinds_merged'),
+        ('outreach', '0012_mailbox_provider_config'),
     ]
 
     operations = [
