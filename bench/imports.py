@@ -15,8 +15,8 @@ is its own) and into a fresh team on the configured database:
    earlier figures), "ceiling, all fields" every field the import stores (names, company, title,
    phone, URL, time zone, the other columns as custom-field JSON), so the indexes do the same work;
 2. ``manage.py import_contacts`` (our service, policy skip), ``--repeat`` times, with the
-   parsing in a child process (``--parse child``, what files of 4 MB or more get), in a thread
-   of the importing process (``--parse thread``) or both;
+   parsing in a thread of the importing process (``--parse thread``, the default), in a child
+   process (``--parse child``: ``OUTREACH_IMPORT_PARSE_PROCESS_BYTES=1``) or both;
 3. with ``--with-iex``: django-import-export 4 ``ModelResource`` on ``Contact`` — default
    settings on the first ``--iex-default-rows`` rows (extrapolated), then ``use_bulk=True``.
 
@@ -151,8 +151,8 @@ def main() -> None:
     parser.add_argument("--shape", choices=("plain", "export"), default="plain",
                         help="plain: 10 columns; export: 24 quoted columns, ~70 %% non-ASCII names.")
     parser.add_argument("--repeat", type=int, default=1, help="Runs of our import (each into a fresh team).")
-    parser.add_argument("--parse", choices=("child", "thread", "both"), default="child",
-                        help="Where the import parses: a child process (default for big files), a thread, or both.")
+    parser.add_argument("--parse", choices=("child", "thread", "both"), default="thread",
+                        help="Where the import parses: a thread (the default), a child process, or both.")
     parser.add_argument("--with-iex", action="store_true", help="Also run django-import-export.")
     parser.add_argument("--skip-iex-default", action="store_true", help="Run only import-export's bulk mode.")
     parser.add_argument("--iex-default-rows", type=int, default=10_000,
@@ -196,8 +196,7 @@ def main() -> None:
     for n in range(args.repeat):
         for mode in modes:
             team = Team.objects.create(name=f"bench-outreach-{stamp}-{n}-{mode}")
-            # "thread": no file is big enough for a child process
-            mode_env = dict(env, OUTREACH_IMPORT_PARSE_PROCESS_BYTES="0" if mode == "child" else str(10**15))
+            mode_env = dict(env, OUTREACH_IMPORT_PARSE_PROCESS_BYTES="1" if mode == "child" else "0")
             out, wall, rss = run_child([sys.executable, "manage.py", "import_contacts", str(path), "--team", team.name],
                                        mode_env)
             counts = json.loads(out)

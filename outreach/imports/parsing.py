@@ -32,8 +32,7 @@ from .emails import EmailChecker
 from .reading import FileFormat, ImportFileError, Record, iter_records
 from .report import BLANKED, REJECTED
 from .rows import Row, values_tail
-from ..campaigns.schedule import validate_zone
-from ..validation import normalize_http_url
+from ..validation import normalize_http_url, validate_zone
 
 FEED_CHUNK = 1 << 20  # bytes per write to a child's stdin
 

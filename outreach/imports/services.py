@@ -54,7 +54,7 @@ QUEUED_BATCHES = 2  # parsed batches waiting for the writer: bounds memory
 BATCH_ROWS = 5000
 # A batch also ends at about this much COPY text (characters), so wide exports keep memory flat.
 BATCH_TEXT_CHARS = 2_000_000
-#: Files of this size or more are parsed and counted in child processes (outreach.imports.parsing).
+#: Files of this size or more are parsed in a child process (outreach.imports.parsing); 0: never.
 PARSE_PROCESS_MIN_BYTES = settings.OUTREACH_IMPORT_PARSE_PROCESS_BYTES
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
@@ -336,10 +336,10 @@ class _Run:
                                   lead_options=lead_options, actor_id=job.created_by_id)
         self.parser_spec = parser_spec(headers=job.headers, mapping=job.mapping, postgres=self.writer.postgres)
         self.parser = RowParser(self.parser_spec)
-        # A big file is parsed in a child process and not counted first (the progress bar follows
-        # the bytes read; the exact total is stored at the end). A small one is parsed and counted
-        # by threads of this process: a child's start-up would cost more than it saves.
-        self.in_child = job.size_bytes >= PARSE_PROCESS_MIN_BYTES
+        # A big file (when OUTREACH_IMPORT_PARSE_PROCESS_BYTES is set) is parsed in a child process
+        # and not counted first (the progress bar follows the bytes read; the exact total is stored
+        # at the end). Otherwise threads of this process parse and count.
+        self.in_child = 0 < PARSE_PROCESS_MIN_BYTES <= job.size_bytes
         if not job.error_report:
             job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
             ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
