@@ -66,8 +66,8 @@ with transaction.atomic(), connection.cursor() as wrapper:
             copy.write(chunk)
     email = f"c{header.index(email_header)}"
     cur.execute(f"INSERT INTO {Contact._meta.db_table} (team_id, created_at, updated_at, email, {columns}, "
-                f"lemlist_contact_id, leadlex_contact_id, source, custom_fields) "
-                f"SELECT %s, now(), now(), lower({email}), {values}, '', '', 'copy', {custom} FROM bench_raw "
+                f"source, custom_fields) "
+                f"SELECT %s, now(), now(), lower({email}), {values}, 'copy', {custom} FROM bench_raw "
                 "ON CONFLICT DO NOTHING", (team.pk,))
     inserted = cur.rowcount
 print(json.dumps({"seconds": time.perf_counter() - started, "contacts": inserted}))

@@ -53,15 +53,16 @@ CELL_CHECKS = {"linkedin_url": normalize_http_url, "time_zone": _time_zone}
 def parser_spec(*, headers: list[str], mapping: list[str], postgres: bool) -> dict:
     """What :class:`RowParser` needs, as plain data (it is pickled to a child process, which then
     needs no model): the width, the email column, (index, target, max length, label) of the
-    contact and lead columns, (index, name) of the custom ones, the contact columns' COPY order,
+    contact columns and vendor ids (VALUE_COLUMNS) and of the lead columns, (index, name) of the custom ones, the contact columns' COPY order,
     and whether to prepare the COPY text (``postgres``). Raises ValidationError for a bad mapping."""
     from .mapping import CUSTOM, TARGETS, validate_mapping
-    from .writing import CONTACT_COLUMNS, MAX_LENGTH
+    from .writing import CONTACT_COLUMNS, MAX_LENGTH, VALUE_COLUMNS
 
     mapping = validate_mapping(headers, mapping)
     return {
         "width": len(headers), "email_index": mapping.index("email"),
-        "contact_cols": [(i, t, MAX_LENGTH[t], TARGETS[t]) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS],
+        # Row.values: the contact columns and the contact's vendor ids; COPY writes only the former.
+        "contact_cols": [(i, t, MAX_LENGTH[t], TARGETS[t]) for i, t in enumerate(mapping) if t in VALUE_COLUMNS],
         "lead_cols": [(i, t[5:], MAX_LENGTH[t], TARGETS[t]) for i, t in enumerate(mapping) if t.startswith("lead.")],
         "custom_cols": [(i, headers[i]) for i, t in enumerate(mapping) if t == CUSTOM],
         "columns": tuple(CONTACT_COLUMNS), "postgres": postgres,

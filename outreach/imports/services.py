@@ -1,7 +1,7 @@
 """CSV imports of contacts and leads: upload, map, run (in a Celery task), cancel.
 
 Flow: :func:`import_job_create` stores the upload through the storage API and detects its format →
-the user checks the guessed column mapping (:func:`import_job_preview`) → :func:`import_job_start`
+the user checks the guessed column mapping (:func:`outreach.imports.selectors.import_job_preview`) → :func:`import_job_start`
 saves the mapping and queues the task → :func:`import_job_run` streams the file in batches, one
 transaction per batch. :func:`contacts_import` does all of it in-process (management command,
 benchmark).
@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from typing import IO, Any, Callable
+from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -34,14 +34,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .mapping import IGNORE, guess_mapping, validate_mapping
+from .mapping import guess_mapping, validate_mapping
 from .parsing import CELL_CHECKS, ChildParser, RowParser, parser_spec  # noqa: F401  (CELL_CHECKS: the cell rules, re-exported)
-from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
-                               iter_records)
+from .reading import FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format, iter_records
 from .report import ErrorReport
+from .selectors import (CAMPAIGN_CLOSED, import_mapping_remembered, job_format as _job_format,  # noqa: F401
+                        job_opener as _opener)
 from .writing import BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
-from ..campaigns.models import Campaign, Enrolment
+from ..campaigns.models import Campaign
 from ..campaigns.selectors import campaigns_open
 from ..campaigns.services import campaign_enrol
 
@@ -58,8 +59,6 @@ BATCH_TEXT_CHARS = 2_000_000
 PARSE_PROCESS_MIN_BYTES = settings.OUTREACH_IMPORT_PARSE_PROCESS_BYTES
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
-#: ImportJob.enrol_skipped reason (beside Enrolment.Reason values) when the campaign closed mid-import.
-CAMPAIGN_CLOSED = "campaign_closed"
 
 
 class ImportCancelled(Exception):
@@ -67,22 +66,6 @@ class ImportCancelled(Exception):
 
 
 # --- upload and mapping ------------------------------------------------------------------------
-
-
-def _opener(field) -> Callable[[], IO[bytes]]:
-    """A callable opening ``field``'s file afresh through its storage (each reader its own handle)."""
-    storage, name = field.storage, field.name
-    return lambda: storage.open(name, "rb")
-
-
-def import_mapping_remembered(*, team: Team, headers: list[str], exclude_id: int | None = None) -> ImportJob | None:
-    """The team's most recent started import of a file with exactly these ``headers`` (its
-    ``mapping`` is the one the team chose last for them), or None."""
-    qs = (ImportJob.objects.for_team(team).filter(headers=headers).exclude(status=ImportJob.Status.UPLOADED)
-          .exclude(mapping=[]).order_by("-created_at", "-id"))
-    if exclude_id is not None:
-        qs = qs.exclude(pk=exclude_id)
-    return qs.first()
 
 
 def _apply_format(job: ImportJob, fmt: FileFormat) -> None:
@@ -148,50 +131,6 @@ def import_job_set_header_row(*, job: ImportJob, header_row: int) -> ImportJob:
         _apply_format(job, fmt)
         job.save()
     return job
-
-
-def _job_format(job: ImportJob) -> FileFormat:
-    return FileFormat(job.encoding, job.delimiter, job.headers, job.header_row, job.header_line)
-
-
-def import_job_preview(*, job: ImportJob, limit: int = 5) -> list[list[str]]:
-    """The first ``limit`` data rows of the job's file, each padded/cut to the header's width.
-    Unreadable lines are shown as a row with the error in the first cell."""
-    width = len(job.headers)
-    rows = []
-    for record in iter_records(_opener(job.file), _job_format(job)):
-        cells = record.cells if record.cells is not None else [f"({record.error})"]
-        rows.append((cells + [""] * width)[:width])
-        if len(rows) >= limit:
-            break
-    return rows
-
-
-def import_job_columns(*, job: ImportJob, scan_rows: int = 200, samples: int = 3) -> list[dict[str, Any]]:
-    """What the mapping step shows per column, in column order: {"index", "header", "target"
-    (the current mapping), "samples" (up to ``samples`` distinct non-empty values from the first
-    ``scan_rows`` rows), "looks_like_email" (most non-empty values look like addresses),
-    "email_unmapped" (looks like email but not mapped to Email)}."""
-    width = len(job.headers)
-    values: list[list[str]] = [[] for _ in range(width)]
-    filled = [0] * width
-    at = [0] * width
-    for n, record in enumerate(iter_records(_opener(job.file), _job_format(job))):
-        if n >= scan_rows:
-            break
-        for index, cell in enumerate((record.cells or [])[:width]):
-            if cell:
-                filled[index] += 1
-                at[index] += "@" in cell and " " not in cell
-                if len(values[index]) < samples and cell not in values[index]:
-                    values[index].append(cell)
-    columns = []
-    for index, header in enumerate(job.headers):
-        target = job.mapping[index] if index < len(job.mapping) else IGNORE
-        looks = filled[index] > 0 and at[index] * 2 > filled[index]
-        columns.append({"index": index, "header": header, "target": target, "samples": values[index],
-                        "looks_like_email": looks, "email_unmapped": looks and target != "email"})
-    return columns
 
 
 def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool, lead_status: str,
@@ -260,31 +199,6 @@ def import_job_cancel(*, job: ImportJob) -> ImportJob:
             job.cancel_requested = True
             job.save(update_fields=["cancel_requested", "updated_at"])
     return job
-
-
-def import_job_progress(*, job: ImportJob) -> dict[str, Any]:
-    """Progress for the UI: {"rows_done", "total_rows" (None while counting: a big file is not
-    counted beforehand, its percentage follows the bytes read), "percent" (0-100),
-    "rate" (rows/s, float) , "elapsed" (s), "status", "finished" (bool), "enrolment" (None without
-    a campaign, else ``job.enrolment_counts()`` plus "skipped_rows": [(reason, label, count)])}."""
-    now = job.finished_at or timezone.now()
-    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
-    total = job.total_rows
-    percent = 100 if job.status == ImportJob.Status.DONE else (
-        int(job.rows_done * 100 / total) if total else
-        int(job.bytes_done * 100 / job.size_bytes) if job.size_bytes else 0)
-    return {"rows_done": job.rows_done, "total_rows": total, "percent": min(percent, 100),
-            "rate": job.rows_done / elapsed if elapsed > 0 else 0.0, "elapsed": elapsed,
-            "status": job.status, "finished": job.is_finished, "enrolment": _enrolment_summary(job)}
-
-
-def _enrolment_summary(job: ImportJob) -> dict[str, Any] | None:
-    counts = job.enrolment_counts()
-    if counts is not None:
-        labels = {**dict(Enrolment.Reason.choices), CAMPAIGN_CLOSED: "The campaign was stopped, completed or deleted"}
-        counts["skipped_rows"] = [(reason, labels.get(reason, reason).lower(), n)
-                                  for reason, n in sorted(counts["skipped"].items())]
-    return counts
 
 
 # --- the run -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from outreach.imports import parsing, services as imports_service
 from outreach.imports.reading import FileFormat
+from outreach.imports.selectors import import_job_progress
 from outreach.imports.services import contacts_import
 from outreach.models import Contact, ImportJob
 
@@ -80,7 +81,7 @@ def test_progress_follows_the_bytes_read_and_the_total_is_stored_at_the_end(team
     def commit(self, *args):
         real_commit(self, *args)
         job = ImportJob.objects.get(pk=self.job.pk)
-        seen.append((job.total_rows, job.rows_done, imports_service.import_job_progress(job=job)["percent"]))
+        seen.append((job.total_rows, job.rows_done, import_job_progress(job=job)["percent"]))
 
     monkeypatch.setattr(imports_service._Run, "commit", commit)
     data = csv_text([person(i, notes="x" * 300) for i in range(1000)]).encode()  # > the child's read-ahead

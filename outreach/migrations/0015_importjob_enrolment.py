@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0013_provider_choices_from_registry'),
+        ('outreach', '0014_external_ids'),
     ]
 
     operations = [
