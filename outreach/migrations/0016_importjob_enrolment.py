@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outreach', '0014_external_ids'),
+        ('outreach', '0015_sent_message_headers'),
     ]
 
     operations = [
