@@ -51,6 +51,7 @@ def free_port() -> int:
 
 SMTP_PORT = free_port()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
+os.environ.setdefault("DEBUG", "false")  # as in production: no query log, cached templates
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP / 'bench.sqlite3'}")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "")

@@ -16,13 +16,14 @@ Source: RFC 5322 section 3.4 (address specification) and 3.2.3 (specials).
 from __future__ import annotations
 
 import email
+import functools
 import re
 from email.headerregistry import Address as _HeaderAddress
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as DEFAULT_POLICY
 from email.utils import getaddresses
-from typing import Iterable, Protocol
+from typing import Iterable, NamedTuple, Protocol
 
 #: RFC 5322 3.2.3 specials, plus backslash and the characters that end or nest a header.
 _UNSAFE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f]+')
@@ -75,13 +76,25 @@ def address_header(header_name: str, addresses: Iterable[_HasAddress]) -> str:
     order: names that would not are neutralised (:func:`neutral_display_name`), then dropped.
     Raises ValueError when an address itself does not survive (CR/LF or a malformed address).
     """
-    addresses = list(addresses)
+    return _address_header(header_name, tuple((a.email, a.name or "") for a in addresses))
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_header(header_name: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """address_header on (email, name) pairs, cached: the round trip costs milliseconds and a sender's
+    From (and a contact's To) is the same for every message of a batch. A pure function of its input."""
+    addresses = [_Pair(email, name) for email, name in pairs]
     expected = [a.email.lower() for a in addresses]
     for variant in (lambda a: a.name or "", lambda a: neutral_display_name(a.name), lambda a: ""):
         value = ", ".join(_one(a, variant(a)) for a in addresses)
         if _round_trips(header_name, value, expected):
             return value
     raise ValueError(f"{header_name}: these addresses cannot be written as a header: {', '.join(expected)}")
+
+
+class _Pair(NamedTuple):
+    email: str
+    name: str
 
 
 def format_address(address: _HasAddress) -> str:
