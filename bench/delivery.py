@@ -160,10 +160,9 @@ def world(name: str):
     suffix = f"{name}-{os.getpid()}-{int(time.time())}"
     team, user = team_create_with_owner(team_name=f"Bench {suffix}", username=f"bench-{suffix}",
                                         email="bench@example.com", password="bench-" + "x" * 12)
-    mailbox = Mailbox(team=team, provider="smtp", sender_name="Bench", sender_email="bench@example.com",
-                      smtp_host="127.0.0.1", smtp_port=SMTP_PORT, smtp_security="none", smtp_login="", **NO_RULES)
-    mailbox.smtp_password = ""
-    mailbox.save()
+    mailbox = Mailbox.objects.create(team=team, provider="smtp", sender_name="Bench", sender_email="bench@example.com",
+                                     provider_config={"smtp_host": "127.0.0.1", "smtp_port": SMTP_PORT, "smtp_security": "none",
+                                                      "smtp_login": "", "smtp_password": ""}, **NO_RULES)
     contact = Contact.objects.create(team=team, email="lead@example.org", first_name="Lee")
     return team, user, mailbox, contact
 

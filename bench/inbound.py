@@ -130,11 +130,11 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         team = Team.objects.create(name=f"Inbound bench {int(time.time())}")
-        mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann", sender_email="ann@example.com",
-                          smtp_host="localhost", smtp_port=587, imap_host="localhost", imap_port=server.port,
-                          imap_login=server.username, imap_security="none")
-        mailbox.smtp_password = "unused"
-        mailbox.imap_password = server.password
+        mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann", sender_email="ann@example.com", provider_config={
+            "smtp_host": "localhost", "smtp_port": 587, "smtp_security": "starttls", "imap_host": "localhost",
+            "imap_port": server.port, "imap_login": server.username, "imap_security": "none", "imap_sent_folder": "Sent"})
+        mailbox.set_secret("smtp_password", "unused")
+        mailbox.set_secret("imap_password", server.password)
         mailbox.save()
         contacts = Contact.objects.bulk_create([Contact(team=team, email=f"c{i}@example.org") for i in range(1000)])
         sent = SentMessage.objects.bulk_create([

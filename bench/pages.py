@@ -133,13 +133,12 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
             team_id = cur.fetchone()[0]
             cur.execute("INSERT INTO outreach_membership (user_id, team_id, role) VALUES (%s, %s, 'owner')"
                         if t == 0 else "SELECT %s, %s", [user_id, team_id])
+            config = {"smtp_host": "smtp.acme.com", "smtp_port": 587, "smtp_login": "bench", "smtp_password": "",
+                      "smtp_security": "starttls", "imap_host": "", "imap_port": None, "imap_login": "", "imap_password": "",
+                      "imap_security": "ssl", "imap_sent_folder": "Sent", "lemlist_email_account_id": ""}
             cur.execute("INSERT INTO outreach_mailbox (team_id, created_at, updated_at, provider, sender_name, sender_email, "
-                        "is_active, smtp_host, smtp_port, smtp_login, smtp_password_encrypted, smtp_security, imap_host, "
-                        "imap_port, imap_login, imap_password_encrypted, imap_security, imap_sent_folder, "
-                        "lemlist_send_user_id, lemlist_send_user_email, lemlist_send_user_mailbox_id, "
-                        "lemlist_email_account_id, openmail_inbox_id, unipile_account_id) VALUES (%s, now(), now(), "
-                        "'smtp', 'Bench', 'bench@acme.com', true, 'smtp.acme.com', 587, 'bench', '', 'starttls', '', "
-                        "NULL, '', '', 'ssl', 'Sent', '', '', '', '', '', '') RETURNING id", [team_id])
+                        "is_active, provider_config) VALUES (%s, now(), now(), "
+                        "'smtp', 'Bench', 'bench@acme.com', true, %s::jsonb) RETURNING id", [team_id, json.dumps(config)])
             mailbox_id = cur.fetchone()[0]
             first_id = next_contact
             companies = max(scale // 20, 10)

@@ -26,9 +26,9 @@ django.setup()
 from providers.base import Address, OutgoingMessage  # noqa: E402
 from providers.errors import RateLimited  # noqa: E402
 from providers.leadlex import LeadlexProvider  # noqa: E402
-from providers.lemlist import LemlistProvider  # noqa: E402
-from providers.openmail import OpenMailProvider  # noqa: E402
-from providers.unipile import UnipileProvider  # noqa: E402
+from providers.lemlist import LemlistConfig, LemlistProvider  # noqa: E402
+from providers.openmail import OpenMailConfig, OpenMailProvider  # noqa: E402
+from providers.unipile import UnipileConfig, UnipileProvider  # noqa: E402
 from tests.fakes.leadlex import FakeLeadlex  # noqa: E402
 from tests.fakes.lemlist import FakeLemlist  # noqa: E402
 from tests.fakes.openmail import FakeOpenMail  # noqa: E402
@@ -39,8 +39,8 @@ def _lemlist():
     fake = FakeLemlist().start()
     user, email, mailbox = fake.add_send_user()
     contact, lead = fake.add_lead()
-    provider = LemlistProvider(api_key=fake.api_key, base_url=fake.url + "/api", send_user_id=user,
-                               send_user_email=email, send_user_mailbox_id=mailbox)
+    provider = LemlistProvider(api_key=fake.api_key, base_url=fake.url + "/api", config=LemlistConfig(
+        send_user_id=user, send_user_email=email, send_user_mailbox_id=mailbox))
     return fake, provider, {"lemlist_contact_id": contact, "lemlist_lead_id": lead}, "20 req / 2 s (10 req/s)"
 
 
@@ -52,13 +52,13 @@ def _leadlex():
 
 def _openmail():
     fake = FakeOpenMail().start()
-    provider = OpenMailProvider(api_key=fake.api_key, base_url=fake.url, inbox_id=fake.add_inbox())
+    provider = OpenMailProvider(api_key=fake.api_key, base_url=fake.url, config=OpenMailConfig(inbox_id=fake.add_inbox()))
     return fake, provider, {}, "not stated (fake: 10 req/s)"
 
 
 def _unipile():
     fake = FakeUnipile().start()
-    provider = UnipileProvider(api_key=fake.api_key, base_url=fake.url, account_id=fake.add_account())
+    provider = UnipileProvider(api_key=fake.api_key, base_url=fake.url, config=UnipileConfig(account_id=fake.add_account()))
     return fake, provider, {}, "not stated (fake: 10 req/s)"
 
 

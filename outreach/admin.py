@@ -8,16 +8,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
+from providers.registry import PROVIDERS
+
 from .admin_scoping import TeamScopedAdmin, TeamScopedInline
 from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
 from .dbindexes import contact_search_text
+from .forms import config_form_fields, config_initial
 from .pagination import EstimatedCountPaginator
 from .message_templates.services import template_check
 from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
 from .services.contacts import CONTACT_FIELDS, LEAD_FIELDS, contact_create, contact_update, lead_create, lead_update
-from .services.mailboxes import (credentials_rotate, mailbox_check_hosts, mailbox_connect, mailbox_connect_provider,
-                                 mailbox_credential_problems, mailbox_sender_id_problems, mailbox_update)
+from .services.mailboxes import (credentials_rotate, mailbox_config_clean, mailbox_connect, mailbox_connect_provider,
+                                 mailbox_update)
 from .services.provider_accounts import provider_account_create, provider_account_delete, provider_account_update
 from .selectors import apply_text_search
 from .services.teams import membership_remove, membership_role_check, membership_set_role
@@ -221,36 +224,34 @@ class WriteOnlySecretsForm(forms.ModelForm):
         return super().save(commit)
 
 
-class MailboxAdminForm(WriteOnlySecretsForm):
-    """The admin's mailbox form: the same checks as the UI's (services): provider from the
-    registry, SSRF host rules, a changed server needs its password again, sender ids."""
-
-    secret_fields = ("smtp_password", "imap_password")
-    smtp_password = forms.CharField(label="SMTP password", required=False, widget=SecretInput(),
-                                    help_text="Write-only: leave blank to keep the stored password.")
-    imap_password = forms.CharField(label="IMAP password", required=False, widget=SecretInput(),
-                                    help_text="Write-only: leave blank to keep the stored password.")
+class MailboxAdminForm(forms.ModelForm):
+    """The admin's mailbox form: the mailbox's columns plus its provider's declared settings
+    (:meth:`MailboxAdmin.get_form` adds them: every provider's on add, the mailbox's own on change;
+    secrets write-only). The checks are the services' (the UI's): provider from the registry, the
+    provider's settings, SSRF host rules, a changed server needs its password again."""
 
     class Meta:
         model = Mailbox
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name, value in config_initial(self.instance).items():
+                self.initial.setdefault(name, value)
 
     def clean(self):
         data = super().clean()
         existing = Mailbox.objects.get(pk=self.instance.pk) if self.instance.pk else None
         provider = existing.provider if existing is not None else data.get("provider")
         present = {k: v for k, v in data.items() if k not in self.errors}
-        if provider == "smtp":
-            problems = {**mailbox_check_hosts(present), **mailbox_credential_problems(existing=existing, data=present)}
-            if not data.get("smtp_password") and not (existing and existing.smtp_password_encrypted):
-                problems.setdefault("smtp_password", "Enter the SMTP password.")
-        elif provider:
-            problems = mailbox_sender_id_problems(provider=provider, data=present)
-            account = data.get("provider_account")
-            if account is None or account.provider != provider or account.team_id != getattr(data.get("team"), "pk", None):
-                problems["provider_account"] = "Choose a provider account of this team and provider."
-        else:
-            problems = {}
+        problems: dict[str, str] = {}
+        if provider in PROVIDERS:
+            problems.update(mailbox_config_clean(provider=provider, data=present, existing=existing).problems)
+            if provider != "smtp":
+                account = data.get("provider_account")
+                if account is None or account.provider != provider or account.team_id != getattr(data.get("team"), "pk", None):
+                    problems["provider_account"] = "Choose a provider account of this team and provider."
         # The same sender and sending-rule checks as the UI and add_mailbox (services).
         problems.update(sender_problems(name=data.get("sender_name", ""), email=data.get("sender_email", "")))
         if all(name in data for name in RULE_FIELDS):
@@ -267,11 +268,28 @@ class MailboxAdmin(TeamScopedAdmin):
 
     form = MailboxAdminForm
     admin_role_required = True
-    list_display = ("sender_email", "sender_name", "provider", "smtp_host", "imap_host", "team", "is_active", "last_check_ok")
-    list_filter = ("team", "provider", "is_active", "smtp_security")
-    search_fields = ("sender_email", "sender_name", "smtp_host")
+    list_display = ("sender_email", "sender_name", "provider", "server", "team", "is_active", "last_check_ok")
+    list_filter = ("team", "provider", "is_active")
+    search_fields = ("sender_email", "sender_name", "provider_config__smtp_host")
     readonly_fields = ("last_checked_at", "last_check_ok", "created_at", "updated_at")
     actions = ["rotate_selected_credentials"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form with the provider's settings as fields (all providers' on add: the provider is chosen there)."""
+        names = [obj.provider] if obj is not None and obj.provider in PROVIDERS else list(PROVIDERS)
+        extra: dict = {}
+        for name in names:
+            extra.update(config_form_fields(PROVIDERS[name].config_class, provider_label=PROVIDERS[name].label,
+                                            required=False, mailbox=obj))
+        kwargs["form"] = type("MailboxAdminForm", (self.form,), extra)
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    @admin.display(description="Server / account")
+    def server(self, obj: Mailbox) -> str:
+        if obj.provider_account_id:
+            return str(obj.provider_account)
+        host = (obj.provider_config or {}).get("smtp_host", "")
+        return f"{host}:{obj.provider_config.get('smtp_port', '')}" if host else "—"
 
     def get_readonly_fields(self, request, obj=None):
         # A mailbox keeps its provider (and team): connect a new one instead.
@@ -288,8 +306,7 @@ class MailboxAdmin(TeamScopedAdmin):
             saved = mailbox_connect_provider(team=data["team"], account=data["provider_account"], data=data)
         if saved is not obj:
             saved.is_active = data.get("is_active", True)
-            saved.lemlist_email_account_id = data.get("lemlist_email_account_id", "")
-            saved.save(update_fields=["is_active", "lemlist_email_account_id"])
+            saved.save(update_fields=["is_active"])
             _copy_into(obj, saved)
 
     @admin.action(description="Re-encrypt the selected mailboxes' credentials under the newest key")

@@ -1,20 +1,20 @@
 """Forms for the sales UI. They parse and check input only; every write goes through a service."""
 from __future__ import annotations
 
-import uuid
-
 import json
+import uuid
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from providers.registry import HTTP_PROVIDERS, MAILBOX_SENDER_ID_FIELDS, PROVIDERS, get_provider_class, provider_choices
+from providers.config import BOOL, CHOICE, INT, SECRET, MailboxConfig, Setting, missing_text
+from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class, provider_choices
 
 from .models import Contact, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, provider_accounts, team_users
-from .services.mailboxes import mailbox_check_hosts, mailbox_credential_problems, mailbox_sender_id_problems, sender_id_missing_text
 from .services.provider_accounts import provider_account_label
-from .services.sending_rules import RULE_FIELDS, parse_send_days, validate_sending_rules
+from .services.sending_rules import RULE_FIELDS, parse_send_days
 from .validation import normalize_email, parse_address_list, validate_header_value
 
 
@@ -181,36 +181,80 @@ class ComposeForm(forms.Form):
         return normalize_email(value) if value else ""
 
 
-# --- Mailboxes -----------------------------------------------------------------------------
+# --- Mailboxes ---------------------------------------------------------------------------------
+#
+# A mailbox's provider settings are not written out here: each provider declares them
+# (``Provider.config_class``, providers/config.py) and the fields below are built from that
+# declaration, so a new provider needs no edit to this file or the templates.
 
-SMTP_GROUP = ("smtp_host", "smtp_port", "smtp_login", "smtp_password", "smtp_security")
-IMAP_GROUP = ("imap_host", "imap_port", "imap_login", "imap_password", "imap_security", "imap_sent_folder")
 KEEP_PASSWORD = "Leave blank to keep the current password."
+#: Form field names of every provider's secret settings (views hide them from error reports).
+SECRET_FIELD_NAMES = tuple(dict.fromkeys(cls.config_class.form_name(name) for cls in PROVIDERS.values()
+                                         for name in cls.config_class.secrets()))
+
+
+def config_form_field(config_class: type[MailboxConfig], name: str, spec: Setting, *, provider_label: str,
+                      required: bool = True, stored_secret: bool = False) -> forms.Field:
+    """The form field of setting ``name`` (``spec``) of ``config_class``: its label, help text,
+    type, bounds and choices. ``required`` False makes every field optional (a form holding several
+    providers' settings: the service checks the chosen one's). Secrets are write-only password
+    inputs, never required in the form (a stored one may be kept: ``stored_secret``)."""
+    options = dict(label=spec.label, help_text=spec.help, required=required and spec.required and spec.kind != SECRET,
+                   error_messages={"required": missing_text(spec, provider_label=provider_label)})
+    default = config_class.defaults()[name]
+    if spec.kind == INT:
+        return forms.IntegerField(min_value=spec.min_value, max_value=spec.max_value, initial=default, **options)
+    if spec.kind == CHOICE:
+        return forms.ChoiceField(choices=spec.choices, initial=default, **options)
+    if spec.kind == BOOL:
+        return forms.BooleanField(initial=default, **{**options, "required": False})
+    if spec.kind == SECRET:
+        if stored_secret:
+            options["help_text"] = KEEP_PASSWORD
+        return forms.CharField(max_length=spec.max_length, strip=False, **options,
+                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    return HeaderField(max_length=spec.max_length, initial=default or None, **options)
+
+
+def config_form_fields(config_class: type[MailboxConfig], *, provider_label: str, required: bool = True,
+                       mailbox: Mailbox | None = None) -> dict[str, forms.Field]:
+    """{form field name: field} for every editable setting of ``config_class`` (see
+    :func:`config_form_field`); ``mailbox`` tells which secrets are stored."""
+    return {config_class.form_name(name): config_form_field(
+                config_class, name, spec, provider_label=provider_label, required=required,
+                stored_secret=mailbox is not None and mailbox.has_secret(name))
+            for name, spec in config_class.settings() if spec.editable}
+
+
+def config_initial(mailbox: Mailbox) -> dict[str, Any]:
+    """Initial form values of ``mailbox``'s settings, by form field name (secrets never included)."""
+    config_class = mailbox.config_class
+    return {config_class.form_name(name): mailbox.setting(name) for name, spec in config_class.settings()
+            if spec.editable and spec.kind != SECRET}
+
+
+def config_fieldsets(form: forms.Form, config_class: type[MailboxConfig], *, legend: str) -> list[dict]:
+    """[{legend, fields}] of the bound config fields of ``form``, one per declared group (``legend``
+    for settings without one), in declaration order."""
+    groups: dict[str, list] = {}
+    for name, spec in config_class.settings():
+        form_name = config_class.form_name(name)
+        if form_name in form.fields:
+            groups.setdefault(spec.group or legend, []).append(form[form_name])
+    return [{"legend": title, "fields": fields} for title, fields in groups.items()]
 
 
 class MailboxForm(forms.Form):
-    """Connect or edit an SMTP/IMAP mailbox (the fields of lemlist's connect-account document).
+    """Connect (SMTP/IMAP) or edit a mailbox: its sender, its provider's settings (built from the
+    provider's declared config), and its sending rules.
 
-    Passwords are write-only: never rendered back; on edit a blank one keeps the stored one.
-    SMTP is required; IMAP is all-or-nothing. Hosts are checked against the SSRF rules.
-    For a provider-bound mailbox (not SMTP) only the sender fields are shown.
+    Passwords are write-only: never rendered back; on edit a blank one keeps the stored one. The
+    form parses input only; the rules (IMAP all-or-nothing, host checks, a changed server needs its
+    password again, required sender ids) are the mailbox services'.
     """
 
     sender_name = HeaderField(max_length=200)
     sender_email = forms.CharField(max_length=254)
-    smtp_host = forms.CharField(label="SMTP host", max_length=253)
-    smtp_port = forms.IntegerField(label="SMTP port", initial=587, min_value=1, max_value=65535)
-    smtp_login = forms.CharField(label="SMTP login", max_length=254)
-    smtp_password = forms.CharField(label="SMTP password", max_length=500, required=False, strip=False,
-                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
-    smtp_security = forms.ChoiceField(label="SMTP security", choices=Mailbox.Security.choices, initial=Mailbox.Security.STARTTLS)
-    imap_host = forms.CharField(label="IMAP host", max_length=253, required=False)
-    imap_port = forms.IntegerField(label="IMAP port", initial=993, min_value=1, max_value=65535, required=False)
-    imap_login = forms.CharField(label="IMAP login", max_length=254, required=False)
-    imap_password = forms.CharField(label="IMAP password", max_length=500, required=False, strip=False,
-                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
-    imap_security = forms.ChoiceField(label="IMAP security", choices=Mailbox.Security.choices, initial=Mailbox.Security.SSL)
-    imap_sent_folder = forms.CharField(label="IMAP Sent folder", max_length=200, initial="Sent", required=False)
     # Connect only, when the team has a lemlist account: also register the mailbox there (seed 004).
     register_at_lemlist = forms.ModelChoiceField(
         label="Also register at lemlist", queryset=ProviderAccount.objects.none(), required=False, empty_label="No",
@@ -239,6 +283,10 @@ class MailboxForm(forms.Form):
 
     def __init__(self, *args, mailbox: Mailbox | None = None, team: Team | None = None, **kwargs):
         self.mailbox = mailbox
+        self.provider = mailbox.provider if mailbox is not None else "smtp"
+        provider_cls = PROVIDERS.get(self.provider)  # an unknown (legacy) provider shows no settings
+        self.config_class = provider_cls.config_class if provider_cls is not None else MailboxConfig
+        self.provider_label = provider_cls.label if provider_cls is not None else self.provider
         if mailbox is not None and "initial" not in kwargs:
             kwargs["initial"] = self.initial_for(mailbox)
         super().__init__(*args, **kwargs)
@@ -247,27 +295,20 @@ class MailboxForm(forms.Form):
             self.fields["register_at_lemlist"].queryset = lemlist_accounts
         else:
             del self.fields["register_at_lemlist"], self.fields["lemlist_user_id"]
-        if mailbox is not None and mailbox.provider != "smtp":
-            for name in (*SMTP_GROUP, *IMAP_GROUP):
-                del self.fields[name]
-            provider_cls = PROVIDERS.get(mailbox.provider)  # an unknown (legacy) provider shows no ids
-            for name in getattr(provider_cls, "required_mailbox_fields", ()):
-                self.fields[name] = sender_id_field(name, required_by=mailbox.provider)
-        elif mailbox is not None:
-            for name in ("smtp_password", "imap_password"):
-                stored = bool(getattr(mailbox, f"{name}_encrypted"))
-                if stored:
-                    self.fields[name].help_text = KEEP_PASSWORD
+        self.fields.update(config_form_fields(self.config_class, provider_label=self.provider_label, mailbox=mailbox))
 
     @property
-    def is_smtp(self) -> bool:
-        return "smtp_host" in self.fields
+    def can_test(self) -> bool:
+        """Whether the mailbox has mail servers to log in to ("Test connection")."""
+        return bool(self.config_class.servers)
+
+    is_smtp = can_test
 
     @staticmethod
     def initial_for(mailbox: Mailbox) -> dict:
         """Initial values from ``mailbox`` — passwords are never included."""
-        names = ("sender_name", "sender_email", *SMTP_GROUP, *IMAP_GROUP, *MAILBOX_SENDER_ID_FIELDS, *RULE_FIELDS)
-        initial = {n: getattr(mailbox, n) for n in names if not n.endswith("_password")}
+        initial = {"sender_name": mailbox.sender_name, "sender_email": mailbox.sender_email, **config_initial(mailbox)}
+        initial.update({name: getattr(mailbox, name) for name in RULE_FIELDS})
         initial["send_days"] = sorted(parse_send_days(mailbox.send_days))
         return initial
 
@@ -277,84 +318,29 @@ class MailboxForm(forms.Form):
         return [self[name] for name in RULE_FIELDS]
 
     @property
-    def sender_id_fields(self) -> list:
-        """The bound sender-id fields of a provider-bound mailbox (empty for SMTP)."""
-        return [self[name] for name in MAILBOX_SENDER_ID_FIELDS if name in self.fields]
+    def config_fieldsets(self) -> list[dict]:
+        """[{legend, fields}] of the provider's settings (the template renders them generically)."""
+        return config_fieldsets(self, self.config_class, legend=f"{self.provider_label} settings")
+
+    @property
+    def stored_only_settings(self) -> list[tuple[str, Any]]:
+        """[(label, value)] of the settings a service set (not editable), when set."""
+        if self.mailbox is None:
+            return []
+        return [(spec.label, self.mailbox.setting(name)) for name, spec in self.config_class.settings()
+                if not spec.editable and spec.kind != SECRET and self.mailbox.setting(name)]
 
     def clean_sender_email(self) -> str:
         return normalize_email(self.cleaned_data["sender_email"])
 
-    def _has_stored(self, name: str) -> bool:
-        return self.mailbox is not None and bool(getattr(self.mailbox, f"{name}_encrypted"))
-
-    def clean(self):
-        data = super().clean()
-        rules = {k: getattr(self.mailbox or Mailbox(), k) for k in RULE_FIELDS}
-        rules.update({k: data[k] for k in RULE_FIELDS if data.get(k) not in (None, "") and k not in self.errors})
-        rules["send_days"] = ",".join(str(d) for d in data.get("send_days") or [])
-        for name, message in validate_sending_rules(**rules).items():
-            if name not in self.errors:
-                self.add_error(name, message)
-        if not self.is_smtp:
-            if self.mailbox is not None:
-                present = {k: v for k, v in data.items() if k not in self.errors}
-                for name, message in mailbox_sender_id_problems(provider=self.mailbox.provider, data=present).items():
-                    if name in self.fields and name not in self.errors:
-                        self.add_error(name, message)
-            return data
-        for name in ("smtp_host", "smtp_login", "imap_host", "imap_login", "imap_sent_folder"):
-            if data.get(name):
-                try:
-                    validate_header_value(data[name])
-                except ValidationError as err:
-                    self.add_error(name, err)
-        if not data.get("smtp_password") and not self._has_stored("smtp_password"):
-            self.add_error("smtp_password", "Enter the SMTP password.")
-        # IMAP: optional as a group, but complete when any of it is given.
-        if any(data.get(n) for n in ("imap_host", "imap_login", "imap_password")):
-            for name, label in (("imap_host", "host"), ("imap_port", "port"), ("imap_login", "login")):
-                if not data.get(name) and name not in self.errors:
-                    self.add_error(name, f"Enter the IMAP {label} too, or leave every IMAP field empty.")
-            if not data.get("imap_password") and not self._has_stored("imap_password"):
-                self.add_error("imap_password", "Enter the IMAP password too, or leave every IMAP field empty.")
-        else:
-            data["imap_host"], data["imap_login"], data["imap_password"] = "", "", ""
-            data["imap_port"] = None
-        if not data.get("imap_sent_folder"):
-            data["imap_sent_folder"] = "Sent"
-        checkable = {k: v for k, v in data.items() if k not in self.errors}
-        problems = {**mailbox_check_hosts(checkable), **mailbox_credential_problems(existing=self.mailbox, data=checkable)}
-        for name, message in problems.items():
-            if name in self.fields and name not in self.errors:
-                self.add_error(name, message)
-        return data
-
 
 # --- Provider-bound mailboxes -----------------------------------------------------------------
-
-#: Where to find each sender id (the examples are the documents' own).
-SENDER_ID_HELP = {
-    "lemlist_send_user_id": "The lemlist user who sends, e.g. usr_FU6yAd3UdBFel0UDy.",
-    "lemlist_send_user_email": "That user's sending address at lemlist.",
-    "lemlist_send_user_mailbox_id": "The lemlist mailbox it sends from, e.g. usm_pmZsNNO1gl5nwCQ07.",
-    "openmail_inbox_id": "The inbox id of /v1/inboxes/{id}/send.",
-    "unipile_account_id": "The connected email account's id at Unipile.",
-}
-
-
-def sender_id_field(name: str, *, required_by: str = "") -> forms.CharField:
-    """A form field for the Mailbox sender id ``name`` (label and length from the model); required,
-    with the provider's message, when ``required_by`` names the mailbox's provider."""
-    model_field = Mailbox._meta.get_field(name)
-    error_messages = {"required": sender_id_missing_text(provider=required_by, name=name)} if required_by else None
-    return forms.CharField(label=model_field.verbose_name, max_length=model_field.max_length, required=bool(required_by),
-                           help_text=SENDER_ID_HELP.get(name, ""), error_messages=error_messages)
 
 
 class ProviderMailboxForm(forms.Form):
     """A mailbox that sends through one of the team's provider accounts: the account, the sender,
-    and the sender ids the account's provider requires (its ``required_mailbox_fields``). Every
-    provider's ids are fields; only the chosen account's are checked and saved."""
+    and the settings each HTTP provider declares (its ``config_class``). Every provider's settings
+    are fields; only the chosen account's are checked (by the service) and saved."""
 
     provider_account = forms.ModelChoiceField(queryset=ProviderAccount.objects.none(), empty_label="Choose an account…")
     sender_name = HeaderField(max_length=200)
@@ -366,28 +352,19 @@ class ProviderMailboxForm(forms.Form):
         field = self.fields["provider_account"]
         field.queryset = accounts
         field.label_from_instance = provider_account_label
-        # Lets app.js show only the chosen account's ids (all are shown without JavaScript).
+        # Lets app.js show only the chosen account's settings (all are shown without JavaScript).
         field.widget.attrs["data-account-providers"] = json.dumps({str(a.pk): a.provider for a in accounts})
-        for name in MAILBOX_SENDER_ID_FIELDS:
-            self.fields[name] = sender_id_field(name)
+        for name in HTTP_PROVIDERS:
+            self.fields.update(config_form_fields(PROVIDERS[name].config_class, provider_label=PROVIDERS[name].label, required=False))
 
-    def sender_id_groups(self) -> list[dict]:
-        """[{provider, label, fields}] for each HTTP provider, in registry order (leadlex: no fields)."""
+    def provider_groups(self) -> list[dict]:
+        """[{provider, label, fieldsets}] for each HTTP provider, in registry order (leadlex: none)."""
         return [{"provider": name, "label": PROVIDERS[name].label,
-                 "fields": [self[f] for f in PROVIDERS[name].required_mailbox_fields]} for name in HTTP_PROVIDERS]
+                 "fieldsets": config_fieldsets(self, PROVIDERS[name].config_class, legend=f"{PROVIDERS[name].label} sender ids")}
+                for name in HTTP_PROVIDERS]
 
     def clean_sender_email(self) -> str:
         return normalize_email(self.cleaned_data["sender_email"])
-
-    def clean(self):
-        data = super().clean()
-        account = data.get("provider_account")
-        if account is not None:
-            present = {k: v for k, v in data.items() if k not in self.errors}
-            for name, message in mailbox_sender_id_problems(provider=account.provider, data=present).items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, message)
-        return data
 
 
 # --- Provider accounts ----------------------------------------------------------------------

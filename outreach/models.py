@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from providers.registry import provider_choices
+from providers.config import MailboxConfig
+from providers.registry import PROVIDERS, provider_choices
 
-from .crypto import EncryptedSecret
+from .crypto import EncryptedSecret, decrypt, encrypt
 from .dbindexes import TrigramIndex, contact_search_text
 
 
@@ -217,12 +219,15 @@ class ProviderAccount(TeamOwned):
 
 
 class Mailbox(TeamOwned):
-    """A sending identity: an SMTP/IMAP account, or a sender at a provider account."""
+    """A sending identity: an SMTP/IMAP account, or a sender at a provider account.
 
-    class Security(models.TextChoices):
-        SSL = "ssl", "SSL/TLS (implicit, e.g. port 465/993)"
-        STARTTLS = "starttls", "STARTTLS (e.g. port 587/143)"
-        NONE = "none", "None (plain text)"
+    What the provider's document needs from the mailbox (SMTP/IMAP servers, lemlist sender ids,
+    OpenMail inbox id, Unipile account id and tracking…) is declared by the provider
+    (``Provider.config_class``, a :class:`providers.config.MailboxConfig`) and stored in
+    ``provider_config``, keyed by setting name, with secrets encrypted (outreach.crypto). Only the
+    mailbox services write it (they validate it against the declaration); providers read it as
+    :attr:`provider_settings`.
+    """
 
     provider = models.CharField(max_length=30, default="smtp", choices=provider_choices(),
                                 help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
@@ -230,29 +235,11 @@ class Mailbox(TeamOwned):
     sender_email = models.EmailField(max_length=254)
     is_active = models.BooleanField(default=True)
 
-    smtp_host = models.CharField("SMTP host", max_length=253, blank=True)
-    smtp_port = models.PositiveIntegerField("SMTP port", null=True, blank=True)
-    smtp_login = models.CharField("SMTP login", max_length=254, blank=True)
-    smtp_password_encrypted = models.TextField(blank=True, editable=False)
-    smtp_security = models.CharField("SMTP security", max_length=10, choices=Security.choices, default=Security.STARTTLS)
-    imap_host = models.CharField("IMAP host", max_length=253, blank=True)
-    imap_port = models.PositiveIntegerField("IMAP port", null=True, blank=True)
-    imap_login = models.CharField("IMAP login", max_length=254, blank=True)
-    imap_password_encrypted = models.TextField(blank=True, editable=False)
-    imap_security = models.CharField("IMAP security", max_length=10, choices=Security.choices, default=Security.SSL)
-    imap_sent_folder = models.CharField("IMAP Sent folder", max_length=200, default="Sent", blank=True)
-
-    smtp_password = EncryptedSecret("smtp_password_encrypted", "SMTP password")
-    imap_password = EncryptedSecret("imap_password_encrypted", "IMAP password")
-
-    # Provider-bound mailboxes: the account and that provider's sender identifiers.
+    provider_config = models.JSONField(
+        "provider settings", default=dict, blank=True, editable=False,
+        help_text="The settings the provider declares, by name; secrets encrypted (never shown).")
+    # Provider-bound mailboxes: the account (API key, base URL) they send through.
     provider_account = models.ForeignKey(ProviderAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes")
-    lemlist_send_user_id = models.CharField("lemlist sendUserId", max_length=100, blank=True)
-    lemlist_send_user_email = models.EmailField("lemlist sendUserEmail", max_length=254, blank=True)
-    lemlist_send_user_mailbox_id = models.CharField("lemlist sendUserMailboxId", max_length=100, blank=True)
-    lemlist_email_account_id = models.CharField("lemlist email account id", max_length=100, blank=True, help_text="Set when this SMTP mailbox was registered at lemlist.")
-    openmail_inbox_id = models.CharField("OpenMail inbox id", max_length=100, blank=True)
-    unipile_account_id = models.CharField("Unipile account_id", max_length=100, blank=True)
 
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True, blank=True)
@@ -277,8 +264,59 @@ class Mailbox(TeamOwned):
         return f"{self.sender_name} <{self.sender_email}>" if self.sender_name else self.sender_email
 
     @property
+    def config_class(self) -> type[MailboxConfig]:
+        """The provider's declared config class (the empty base for an unknown provider)."""
+        provider_cls = PROVIDERS.get(self.provider)
+        return provider_cls.config_class if provider_cls is not None else MailboxConfig
+
+    def setting(self, name: str) -> Any:
+        """The stored value of the non-secret setting ``name`` (its declared default when unset)."""
+        if name in self.config_class.secrets():
+            raise KeyError(f"{name} is a secret: read provider_settings (decrypted) or has_secret()")
+        return (self.provider_config or {}).get(name, self.config_class.defaults().get(name, ""))
+
+    def has_secret(self, name: str) -> bool:
+        """Whether a secret setting (e.g. ``smtp_password``) is stored."""
+        return bool((self.provider_config or {}).get(name))
+
+    def set_secret(self, name: str, plaintext: str) -> None:
+        """Store secret setting ``name`` encrypted ('' removes it); saving is the caller's."""
+        self.provider_config = {**(self.provider_config or {}), name: encrypt(plaintext) if plaintext else ""}
+
+    @property
+    def provider_settings(self) -> dict[str, Any]:
+        """{setting name: value} of ``provider_config`` with its secrets decrypted — what providers
+        read (``Provider.from_mailbox``). Raises CredentialDecryptionError on a wrong key. Never
+        render or log it."""
+        values = dict(self.provider_config or {})
+        labels = dict(self.config_class.settings())
+        for name in self.config_class.secrets():
+            if values.get(name):
+                values[name] = decrypt(values[name], what=f"{labels[name].label} of Mailbox {self.pk}")
+        return values
+
+    @property
     def has_imap(self) -> bool:
-        return bool(self.imap_host)
+        """Whether the mailbox has an IMAP server (replies, bounces, copies to Sent)."""
+        return bool((self.provider_config or {}).get("imap_host"))
+
+    def clean(self) -> None:
+        """``provider_config`` holds only the provider's declared settings, each of its declared
+        type (secrets are checked by the services that encrypt them)."""
+        from django.core.exceptions import ValidationError
+
+        config_class = self.config_class
+        stored = dict(self.provider_config or {}) if isinstance(self.provider_config, dict) else None
+        if stored is None:
+            raise ValidationError({"provider_config": "The provider settings must be a JSON object."})
+        unknown = sorted(set(stored) - set(config_class.defaults()))
+        secrets = set(config_class.secrets())
+        _, problems = config_class.coerce({k: v for k, v in stored.items() if k not in secrets and k not in unknown})
+        messages = [f"{name}: {text}" for name, text in problems.items()]
+        if unknown:
+            messages.append(f"Not a setting of {self.provider} mailboxes: {', '.join(unknown)}.")
+        if messages:
+            raise ValidationError({"provider_config": messages})
 
 
 class SentMessage(TeamOwned):

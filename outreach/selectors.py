@@ -11,6 +11,7 @@ from typing import Iterable, Iterator, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Expression, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.utils.text import smart_split, unescape_string_literal
 
 from .dbindexes import contact_search_text
@@ -214,7 +215,7 @@ def leads_selected(*, team: Team, selection: Selection) -> QuerySet:
 
 # --- Mailboxes -----------------------------------------------------------------------------
 
-MAILBOX_SEARCH = ("sender_email", "sender_name", "smtp_host", "imap_host")
+MAILBOX_SEARCH = ("sender_email", "sender_name", "provider_config__smtp_host", "provider_config__imap_host")
 MAILBOX_ORDERING = {
     "sender": ("sender_email",),
     "provider": ("provider",),
@@ -227,7 +228,10 @@ MAILBOX_ORDERING = {
 
 def mailbox_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's mailboxes. Filters: ``active`` ("yes"/"no"), ``provider``."""
-    qs = Mailbox.objects.for_team(team).defer("smtp_password_encrypted", "imap_password_encrypted")
+    # The list shows each SMTP mailbox's servers from its settings (provider_config); secrets are
+    # never read here.
+    qs = Mailbox.objects.for_team(team).annotate(**{
+        name: KeyTextTransform(name, "provider_config") for name in ("smtp_host", "smtp_port", "imap_host", "imap_port")})
     qs = apply_search(qs, query.q, MAILBOX_SEARCH)
     active = query.filters.get("active", "")
     if active in ("yes", "no"):

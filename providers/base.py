@@ -3,7 +3,9 @@
 outreach turns a SentMessage into an :class:`OutgoingMessage` and calls
 ``provider.send(message)``; a provider returns a :class:`SendResult` or raises one
 of :mod:`providers.errors`. Providers never import outreach: they read the mailbox
-they are built from by attribute (``Provider.from_mailbox``).
+they are built from by attribute (``Provider.from_mailbox``): its ``provider_settings`` (the
+values of the provider's declared :class:`providers.config.MailboxConfig`, secrets decrypted)
+and, for HTTP providers, its ``provider_account``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
 from .addresses import format_address
+from .config import MailboxConfig
 from .errors import UnsupportedFeature
 
 #: Closed vocabulary of provider statuses (anymail's), stored in SentMessage.provider_status.
@@ -148,21 +151,26 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
-    #: Mailbox attributes holding the sender identifiers this provider's document requires
-    #: (e.g. lemlist's sendUserId). Forms, the add_mailbox command and ``from_mailbox`` agree on them.
-    required_mailbox_fields: ClassVar[tuple[str, ...]] = ()
+    #: What this provider's document needs from a mailbox (sender ids, servers), declared once:
+    #: forms, admin, ``add_mailbox`` and the stored JSON (Mailbox.provider_config) follow from it.
+    config_class: ClassVar[type[MailboxConfig]] = MailboxConfig
 
     @classmethod
-    def missing_mailbox_fields(cls, values: Mapping[str, Any]) -> list[str]:
-        """The names in :attr:`required_mailbox_fields` that are blank in ``values`` (a dict of mailbox fields)."""
-        return [name for name in cls.required_mailbox_fields if not str(values.get(name) or "").strip()]
+    def from_mailbox(cls, mailbox: Any) -> "Provider":
+        """Build a provider bound to ``mailbox`` (an outreach Mailbox, read by attribute): its
+        ``provider_settings`` ({setting name: value}, secrets decrypted) are loaded into
+        :attr:`config_class`, then :meth:`from_config` finishes.
+
+        Raises ConfigurationError naming the missing or malformed setting (``provider_code`` its
+        form field name, e.g. ``lemlist_send_user_id``) before any network call."""
+        config = cls.config_class.load(mailbox.provider_settings, provider=cls.name, provider_label=cls.label)
+        return cls.from_config(config, mailbox=mailbox)
 
     @classmethod
     @abc.abstractmethod
-    def from_mailbox(cls, mailbox: Any) -> "Provider":
-        """Build a provider bound to ``mailbox`` (an outreach Mailbox, read by attribute).
-
-        Raises ConfigurationError naming the missing setting (e.g. a sender id)."""
+    def from_config(cls, config: MailboxConfig, *, mailbox: Any) -> "Provider":
+        """Build the provider from its loaded ``config`` (and, for HTTP providers, the mailbox's
+        ``provider_account``). Raises ConfigurationError."""
 
     # Two-phase send: ``prepare`` builds the request once (the caller stores it), ``deliver`` makes it,
     # calling ``on_handover()`` just before the point of no return (SMTP DATA, the HTTP request) so the

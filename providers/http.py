@@ -217,7 +217,9 @@ class HttpProvider(Provider):
     rate_limit: ClassVar[RateLimit]
     idempotency_header: ClassVar[bool] = False
 
-    def __init__(self, *, api_key: str, base_url: str = ""):
+    def __init__(self, *, api_key: str, base_url: str = "", config: Any = None):
+        """``config``: an instance of the provider's ``config_class`` (None = its defaults)."""
+        self.config = config if config is not None else self.config_class()
         if not api_key:
             raise ConfigurationError(f"The {self.label} provider account has no API key.", provider=self.name, provider_code="api_key")
         self.api_key = api_key
@@ -227,6 +229,12 @@ class HttpProvider(Provider):
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     # --- helpers for from_mailbox ------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: Any, *, mailbox: Any) -> "HttpProvider":
+        """The provider with ``config`` and the key and base URL of the mailbox's provider account."""
+        account = cls.account_of(mailbox)
+        return cls(api_key=account.api_key, base_url=account.base_url, config=config)
 
     @classmethod
     def account_of(cls, mailbox: Any) -> Any:

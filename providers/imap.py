@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .errors import ProviderError, ProviderUnavailable
-from .smtp import ServerSettings, _network_error, open_imap
+from .smtp import ServerSettings, SmtpConfig, _network_error, open_imap
 
 _SIZE_ITEM = re.compile(rb"UID (\d+)|RFC822\.SIZE (\d+)|X-GM-THRID (\d+)")
 _UID_ITEM = re.compile(rb"UID (\d+)")
@@ -82,11 +82,13 @@ class ImapReader:
 
     @classmethod
     def from_mailbox(cls, mailbox: Any, *, max_message_bytes: int) -> "ImapReader":
-        """Read the imap_* fields of an outreach Mailbox (password decrypted here)."""
-        if not mailbox.imap_host:
+        """The IMAP server of an SMTP mailbox's config (``mailbox.provider_settings``, password
+        decrypted; a blank login is the sender address). Raises ProviderError when it has no IMAP."""
+        values = {k: v for k, v in mailbox.provider_settings.items() if k in SmtpConfig.defaults()}
+        config = SmtpConfig(**{**SmtpConfig.defaults(), **values})
+        server = config.imap_server(default_login=mailbox.sender_email)
+        if server is None:
             raise ProviderError("This mailbox has no IMAP host.", provider="smtp", provider_code="imap_host")
-        server = ServerSettings(mailbox.imap_host, int(mailbox.imap_port or 993), mailbox.imap_login or mailbox.sender_email,
-                                mailbox.imap_password, mailbox.imap_security)
         return cls(server, max_message_bytes=max_message_bytes)
 
     def __enter__(self) -> "ImapReader":

@@ -51,7 +51,7 @@ class LeadlexProvider(HttpProvider):
     name = "leadlex"
     label = "leadlex"
     default_base_url = schema.DEFAULT_BASE_URL
-    required_mailbox_fields = ()  # the API key identifies the sender; no per-mailbox id
+    # No config: the API key identifies the sender, no per-mailbox id (base.MailboxConfig).
     # The document says "per-second or per-day send cap" without numbers: a conservative pace,
     # and every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
@@ -61,15 +61,9 @@ class LeadlexProvider(HttpProvider):
         html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
     )
 
-    def __init__(self, *, api_key: str, base_url: str = "", require_contact_id: bool = False):
-        super().__init__(api_key=api_key, base_url=base_url)
+    def __init__(self, *, api_key: str, base_url: str = "", config=None, require_contact_id: bool = False):
+        super().__init__(api_key=api_key, base_url=base_url, config=config)
         self.require_contact_id = require_contact_id
-
-    @classmethod
-    def from_mailbox(cls, mailbox: Any) -> "LeadlexProvider":
-        """Reads mailbox.provider_account (api_key, base_url)."""
-        account = cls.account_of(mailbox)
-        return cls(api_key=account.api_key, base_url=account.base_url)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}

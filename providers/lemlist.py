@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from .base import Capabilities, OutgoingMessage, SendResult
+from .config import EMAIL, MailboxConfig, setting
 from .errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -65,6 +66,19 @@ class ConnectedAccount:
     raw: dict
 
 
+@dataclass(frozen=True)
+class LemlistConfig(MailboxConfig):
+    """The sender of Send Email (seed 000): all three ids are required by the document."""
+
+    prefix = "lemlist_"
+    send_user_id: str = setting("lemlist sendUserId", required=True, max_length=100,
+                                help="The lemlist user who sends, e.g. usr_FU6yAd3UdBFel0UDy.")
+    send_user_email: str = setting("lemlist sendUserEmail", kind=EMAIL, required=True,
+                                   help="That user's sending address at lemlist.")
+    send_user_mailbox_id: str = setting("lemlist sendUserMailboxId", required=True, max_length=100,
+                                        help="The lemlist mailbox it sends from, e.g. usm_pmZsNNO1gl5nwCQ07.")
+
+
 class LemlistProvider(HttpProvider):
     """lemlist Send Email (seed 000). Needs the mailbox's sendUserId, sendUserEmail and
     sendUserMailboxId, and the contact's contactId and the lead's leadId (all required by the document)."""
@@ -72,7 +86,7 @@ class LemlistProvider(HttpProvider):
     name = "lemlist"
     label = "lemlist"
     default_base_url = schema.DEFAULT_BASE_URL
-    required_mailbox_fields = ("lemlist_send_user_id", "lemlist_send_user_email", "lemlist_send_user_mailbox_id")
+    config_class = LemlistConfig
     rate_limit = RateLimit(requests=20, period=2.0)
     idempotency_header = False
     # The document's body: one contact (contactId/leadId), subject, HTML message, cc. Nothing else.
@@ -80,26 +94,6 @@ class LemlistProvider(HttpProvider):
         cc=True, bcc=False, multiple_recipients=False, attachments=False, max_attachments_bytes=0,
         html=True, text=False, reply_to=False, threads=False, custom_headers=False, tracking=False, idempotent=False,
     )
-
-    def __init__(self, *, api_key: str, base_url: str = "", send_user_id: str = "", send_user_email: str = "",
-                 send_user_mailbox_id: str = ""):
-        super().__init__(api_key=api_key, base_url=base_url)
-        self.send_user_id = send_user_id
-        self.send_user_email = send_user_email
-        self.send_user_mailbox_id = send_user_mailbox_id
-
-    @classmethod
-    def from_mailbox(cls, mailbox: Any) -> "LemlistProvider":
-        """Reads mailbox.provider_account (api_key, base_url) and mailbox.lemlist_send_user_id /
-        _email / _mailbox_id. Raises ConfigurationError naming what is missing."""
-        account = cls.account_of(mailbox)
-        return cls(
-            api_key=account.api_key, base_url=account.base_url,
-            send_user_id=cls.require(mailbox.lemlist_send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id"),
-            send_user_email=cls.require(mailbox.lemlist_send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email"),
-            send_user_mailbox_id=cls.require(mailbox.lemlist_send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId",
-                                             code="lemlist_send_user_mailbox_id"),
-        )
 
     @classmethod
     def for_account(cls, account: Any) -> "LemlistProvider":
@@ -112,17 +106,17 @@ class LemlistProvider(HttpProvider):
         return {"Authorization": f"Basic {token}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id")
-        self.require(self.send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email")
-        self.require(self.send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId", code="lemlist_send_user_mailbox_id")
+        self.require(self.config.send_user_id, "mailbox's lemlist sendUserId", code="lemlist_send_user_id")
+        self.require(self.config.send_user_email, "mailbox's lemlist sendUserEmail", code="lemlist_send_user_email")
+        self.require(self.config.send_user_mailbox_id, "mailbox's lemlist sendUserMailboxId", code="lemlist_send_user_mailbox_id")
         self.require(message.vendor_ids.get("lemlist_contact_id", ""), "contact's lemlist contactId", code="lemlist_contact_id")
         self.require(message.vendor_ids.get("lemlist_lead_id", ""), "lead's lemlist leadId", code="lemlist_lead_id")
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         body = {
-            "sendUserId": self.send_user_id,
-            "sendUserEmail": self.send_user_email,
-            "sendUserMailboxId": self.send_user_mailbox_id,
+            "sendUserId": self.config.send_user_id,
+            "sendUserEmail": self.config.send_user_email,
+            "sendUserMailboxId": self.config.send_user_mailbox_id,
             "contactId": message.vendor_ids["lemlist_contact_id"],
             "leadId": message.vendor_ids["lemlist_lead_id"],
             "subject": message.subject,

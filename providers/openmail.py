@@ -8,12 +8,14 @@ adds the recipient to the team's suppression list. 429 with Retry-After.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from .base import Capabilities, OutgoingMessage, SendResult
+from .config import MailboxConfig, setting
 from .errors import (
     ConfigurationError,
     InvalidRequest,
@@ -31,13 +33,21 @@ STATUS_MAP = {"pending": "queued", "sent": "sent", "failed": "failed"}
 BODY_MAX = 100_000  # body.maxLength
 
 
+@dataclass(frozen=True)
+class OpenMailConfig(MailboxConfig):
+    """The inbox of Send email (seed 002): ``inbox_id`` is in the path /v1/inboxes/{inbox_id}/send."""
+
+    prefix = "openmail_"
+    inbox_id: str = setting("OpenMail inbox id", required=True, max_length=100, help="The inbox id of /v1/inboxes/{id}/send.")
+
+
 class OpenMailProvider(HttpProvider):
     """OpenMail Send email (seed 002). Needs the mailbox's OpenMail inbox id."""
 
     name = "openmail"
     label = "OpenMail"
     default_base_url = schema.DEFAULT_BASE_URL
-    required_mailbox_fields = ("openmail_inbox_id",)  # in the path: /v1/inboxes/{inbox_id}/send
+    config_class = OpenMailConfig
     # "global daily, per-inbox daily, per-inbox burst" limits without numbers: a conservative pace;
     # every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
@@ -47,22 +57,11 @@ class OpenMailProvider(HttpProvider):
         html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
     )
 
-    def __init__(self, *, api_key: str, base_url: str = "", inbox_id: str = ""):
-        super().__init__(api_key=api_key, base_url=base_url)
-        self.inbox_id = inbox_id
-
-    @classmethod
-    def from_mailbox(cls, mailbox: Any) -> "OpenMailProvider":
-        """Reads mailbox.provider_account (api_key, base_url) and mailbox.openmail_inbox_id."""
-        account = cls.account_of(mailbox)
-        return cls(api_key=account.api_key, base_url=account.base_url,
-                   inbox_id=cls.require(mailbox.openmail_inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id"))
-
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id")
+        self.require(self.config.inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id")
         if not message.idempotency_key:  # the document makes the header required
             raise ConfigurationError("Cannot send through OpenMail without an idempotency key.", provider=self.name,
                                      provider_code="idempotency_key")
@@ -96,7 +95,7 @@ class OpenMailProvider(HttpProvider):
         return fields
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
-        path = f"/v1/inboxes/{quote(self.inbox_id, safe='')}/send"
+        path = f"/v1/inboxes/{quote(self.config.inbox_id, safe='')}/send"
         fields = self.fields(message)
         if not message.attachments:
             return HttpRequest(path=path, json=fields)

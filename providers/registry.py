@@ -19,9 +19,6 @@ PROVIDERS: dict[str, type[Provider]] = {
 #: Providers reached over HTTP with a ProviderAccount (API key, base URL).
 HTTP_PROVIDERS = tuple(name for name in PROVIDERS if name != "smtp")
 
-#: Every mailbox sender-id attribute some provider requires (``required_mailbox_fields``), in registry order.
-MAILBOX_SENDER_ID_FIELDS = tuple(dict.fromkeys(f for cls in PROVIDERS.values() for f in cls.required_mailbox_fields))
-
 
 def get_provider_class(name: str) -> type[Provider]:
     """Return the Provider class registered as ``name``; raises KeyError naming the unknown provider."""

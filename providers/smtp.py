@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, localtime
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from django.conf import settings
 
 from .addresses import SMTP_POLICY, address_header
 from .base import Capabilities, OutgoingMessage, Provider, SendResult
+from .config import CHOICE, INT, SECRET, MailboxConfig, Server, setting
 from .errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -286,6 +287,75 @@ def build_mime(message: OutgoingMessage) -> EmailMessage:
     return mime
 
 
+# --- config ------------------------------------------------------------------------------
+
+SECURITY_CHOICES = ((SSL, "SSL/TLS (implicit, e.g. port 465/993)"), (STARTTLS, "STARTTLS (e.g. port 587/143)"),
+                    (NONE, "None (plain text)"))
+SMTP_GROUP, IMAP_GROUP = "SMTP (sending)", "IMAP (copy to Sent folder, replies)"
+
+
+@dataclass(frozen=True)
+class SmtpConfig(MailboxConfig):
+    """The mailbox's own servers (the fields of lemlist's Connect Email Account document, seed 004):
+    SMTP is required; IMAP is optional as a group, but complete when any of it is given. Each
+    password is bound to the host, port, login and security it was saved with."""
+
+    servers = (Server("smtp", "smtp_host", "smtp_port", "smtp_login", "smtp_password", "smtp_security"),
+               Server("imap", "imap_host", "imap_port", "imap_login", "imap_password", "imap_security"))
+
+    smtp_host: str = setting("SMTP host", required=True, max_length=253, group=SMTP_GROUP)
+    smtp_port: int | None = setting("SMTP port", kind=INT, default=587, required=True, min_value=1, max_value=65535, group=SMTP_GROUP)
+    smtp_login: str = setting("SMTP login", group=SMTP_GROUP, help="Blank for a relay that takes mail without a login.")
+    smtp_password: str = setting("SMTP password", kind=SECRET, max_length=500, group=SMTP_GROUP,
+                                 bound_to=("smtp_host", "smtp_port", "smtp_login", "smtp_security"))
+    smtp_security: str = setting("SMTP security", kind=CHOICE, choices=SECURITY_CHOICES, default=STARTTLS, group=SMTP_GROUP)
+    imap_host: str = setting("IMAP host", max_length=253, group=IMAP_GROUP)
+    imap_port: int | None = setting("IMAP port", kind=INT, default=993, min_value=1, max_value=65535, group=IMAP_GROUP)
+    imap_login: str = setting("IMAP login", group=IMAP_GROUP)
+    imap_password: str = setting("IMAP password", kind=SECRET, max_length=500, group=IMAP_GROUP,
+                                 bound_to=("imap_host", "imap_port", "imap_login", "imap_security"))
+    imap_security: str = setting("IMAP security", kind=CHOICE, choices=SECURITY_CHOICES, default=SSL, group=IMAP_GROUP)
+    imap_sent_folder: str = setting("IMAP Sent folder", default="Sent", max_length=200, group=IMAP_GROUP)
+    lemlist_email_account_id: str = setting("lemlist email account id", editable=False, max_length=100,
+                                            help="Set when this SMTP mailbox was registered at lemlist.")
+
+    IMAP_GIVEN: ClassVar[tuple[str, ...]] = ("imap_host", "imap_login", "imap_password")
+
+    @classmethod
+    def normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """No IMAP host, login or password: the whole IMAP group is cleared (port None); the Sent
+        folder defaults to "Sent"."""
+        if not any(values.get(name) for name in cls.IMAP_GIVEN):
+            values.update(imap_host="", imap_login="", imap_password="", imap_port=None)
+        values["imap_sent_folder"] = values.get("imap_sent_folder") or "Sent"
+        return values
+
+    @classmethod
+    def problems(cls, values, *, provider_label, present=None):
+        """The required SMTP settings (a password once there is a login), and IMAP all-or-nothing:
+        once any IMAP setting is given, host, port, login and password are all needed."""
+        present = present or {}
+        found = super().problems(values, provider_label=provider_label, present=present)
+        if values.get("smtp_login") and not values.get("smtp_password") and not present.get("smtp_password"):
+            found.setdefault("smtp_password", "Enter the SMTP password.")
+        if values.get("imap_host") or values.get("imap_login") or values.get("imap_password"):
+            for name, label in (("imap_host", "host"), ("imap_port", "port"), ("imap_login", "login"), ("imap_password", "password")):
+                if not values.get(name) and not present.get(name):
+                    found.setdefault(name, f"Enter the IMAP {label} too, or leave every IMAP field empty.")
+        return found
+
+    def smtp_server(self) -> ServerSettings:
+        """The SMTP login (password in plaintext)."""
+        return ServerSettings(self.smtp_host, int(self.smtp_port or 0), self.smtp_login, self.smtp_password, self.smtp_security)
+
+    def imap_server(self, *, default_login: str = "") -> ServerSettings | None:
+        """The IMAP login, or None when the mailbox has no IMAP (``default_login`` for a blank login)."""
+        if not self.imap_host:
+            return None
+        return ServerSettings(self.imap_host, int(self.imap_port or 993), self.imap_login or default_login,
+                              self.imap_password, self.imap_security)
+
+
 # --- provider ----------------------------------------------------------------------------
 
 class SmtpProvider(Provider):
@@ -293,6 +363,7 @@ class SmtpProvider(Provider):
 
     name = "smtp"
     label = "SMTP"
+    config_class = SmtpConfig
     capabilities = Capabilities(
         cc=True, bcc=True, multiple_recipients=True, attachments=True,
         max_attachments_bytes=20 * 1024 * 1024, html=True, text=True, reply_to=True,
@@ -305,17 +376,9 @@ class SmtpProvider(Provider):
         self.sent_folder = sent_folder or "Sent"
 
     @classmethod
-    def from_mailbox(cls, mailbox: Any) -> "SmtpProvider":
-        """Read smtp_* / imap_* fields of an outreach Mailbox (passwords decrypted here)."""
-        if not mailbox.smtp_host or not mailbox.smtp_port:
-            raise ConfigurationError("This mailbox has no SMTP host and port.", provider=cls.name, provider_code="smtp_host")
-        smtp = ServerSettings(mailbox.smtp_host, int(mailbox.smtp_port), mailbox.smtp_login,
-                              mailbox.smtp_password, mailbox.smtp_security)
-        imap = None
-        if mailbox.imap_host:
-            imap = ServerSettings(mailbox.imap_host, int(mailbox.imap_port or 993), mailbox.imap_login,
-                                  mailbox.imap_password, mailbox.imap_security)
-        return cls(smtp=smtp, imap=imap, sent_folder=mailbox.imap_sent_folder)
+    def from_config(cls, config: SmtpConfig, *, mailbox: Any = None) -> "SmtpProvider":
+        """The provider for the servers of ``config`` (passwords already decrypted by the caller)."""
+        return cls(smtp=config.smtp_server(), imap=config.imap_server(), sent_folder=config.imap_sent_folder)
 
     def prepare(self, message: OutgoingMessage) -> bytes:
         """The RFC 5322 bytes of ``message`` (build_mime), stored by the pipeline so a retry sends the same

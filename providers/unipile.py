@@ -12,12 +12,14 @@ No idempotency key: a lost response or a 504 is ``outcome_unknown``, not retried
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
 from .addresses import safe_display_name
 from .base import Capabilities, OutgoingMessage, SendResult
+from .config import BOOL, MailboxConfig, setting
 from .errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -62,13 +64,43 @@ _422: dict[str, tuple[type[ProviderError], str]] = {
 _401_PERMISSION = {"errors/insufficient_privileges", "errors/disconnected_feature"}
 
 
+@dataclass(frozen=True)
+class UnipileConfig(MailboxConfig):
+    """The sending account of Send an email (seed 003) and its ``tracking_options`` (opens, links,
+    label, custom_domain: all optional; sent only when one is set)."""
+
+    prefix = "unipile_"
+    account_id: str = setting("Unipile account_id", required=True, max_length=100,
+                              help="The connected email account's id at Unipile.")
+    track_opens: bool = setting("Track opens", kind=BOOL, default=False, group="Unipile tracking",
+                                help="Unipile adds an open-tracking pixel (tracking_options.opens).")
+    track_links: bool = setting("Track links", kind=BOOL, default=False, group="Unipile tracking",
+                                help="Unipile rewrites links to count clicks (tracking_options.links).")
+    tracking_label: str = setting("Tracking label", max_length=200, group="Unipile tracking",
+                                  help="Optional label of the tracked events (tracking_options.label).")
+    tracking_domain: str = setting("Tracking domain", max_length=253, group="Unipile tracking",
+                                   help="Optional custom domain of tracked links (tracking_options.custom_domain).")
+
+    @property
+    def tracking(self) -> dict[str, Any]:
+        """The document's ``tracking_options`` object ({} when nothing is tracked or labelled)."""
+        if not (self.track_opens or self.track_links or self.tracking_label or self.tracking_domain):
+            return {}
+        options: dict[str, Any] = {"opens": self.track_opens, "links": self.track_links}
+        if self.tracking_label:
+            options["label"] = self.tracking_label
+        if self.tracking_domain:
+            options["custom_domain"] = self.tracking_domain
+        return options
+
+
 class UnipileProvider(HttpProvider):
     """Unipile Send an email (seed 003). Needs the mailbox's Unipile account_id."""
 
     name = "unipile"
     label = "Unipile"
     default_base_url = schema.DEFAULT_BASE_URL
-    required_mailbox_fields = ("unipile_account_id",)
+    config_class = UnipileConfig
     # No limit in the document: a conservative pace; every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
     idempotency_header = False
@@ -76,19 +108,6 @@ class UnipileProvider(HttpProvider):
         cc=True, bcc=True, multiple_recipients=True, attachments=True, max_attachments_bytes=0,
         html=True, text=True, reply_to=True, threads=True, custom_headers=True, tracking=True, idempotent=False,
     )
-
-    def __init__(self, *, api_key: str, base_url: str = "", account_id: str = "",
-                 tracking: Mapping[str, Any] | None = None):
-        super().__init__(api_key=api_key, base_url=base_url)
-        self.account_id = account_id
-        self.tracking = dict(tracking or {})
-
-    @classmethod
-    def from_mailbox(cls, mailbox: Any) -> "UnipileProvider":
-        """Reads mailbox.provider_account (api_key, base_url) and mailbox.unipile_account_id."""
-        account = cls.account_of(mailbox)
-        return cls(api_key=account.api_key, base_url=account.base_url,
-                   account_id=cls.require(mailbox.unipile_account_id, "mailbox's Unipile account_id", code="unipile_account_id"))
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-KEY": self.api_key}
@@ -103,7 +122,7 @@ class UnipileProvider(HttpProvider):
                     provider=self.name, provider_code="headers")
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
-        self.require(self.account_id, "mailbox's Unipile account_id", code="unipile_account_id")
+        self.require(self.config.account_id, "mailbox's Unipile account_id", code="unipile_account_id")
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         def attendee(a):
@@ -114,7 +133,7 @@ class UnipileProvider(HttpProvider):
             return [attendee(a) for a in addresses]
 
         data: list[tuple[str, str]] = [
-            ("account_id", self.account_id),
+            ("account_id", self.config.account_id),
             ("from", compact_json(attendee(message.sender))),
             ("to", compact_json(attendees(message.to))),
         ]
@@ -131,8 +150,8 @@ class UnipileProvider(HttpProvider):
             headers.append({"name": "Reply-To", "value": message.reply_to.formatted()})
         if headers:
             data.append(("custom_headers", compact_json(headers)))
-        if self.tracking:
-            data.append(("tracking_options", compact_json(self.tracking)))
+        if self.config.tracking:
+            data.append(("tracking_options", compact_json(self.config.tracking)))
         files = [("attachments", (a.filename, a.content, a.content_type or "application/octet-stream")) for a in message.attachments]
         # requests sends multipart/form-data only when files are present; an empty file list would
         # send urlencoded, so the form fields go as (None, value) parts instead.

@@ -6,6 +6,9 @@ import itertools
 
 from django.contrib.auth import get_user_model
 
+from providers.registry import get_provider_class
+
+from outreach.crypto import encrypt
 from outreach.models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 
 _seq = itertools.count(1)
@@ -51,19 +54,50 @@ NO_SENDING_RULES = dict(daily_cap=0, min_interval_seconds=0, interval_jitter_sec
                         send_window_start=datetime.time(0, 0), send_window_end=datetime.time(0, 0))
 
 
+def provider_config(provider: str, *, base: dict | None = None, **settings) -> dict:
+    """A stored ``Mailbox.provider_config`` for ``provider``: ``base`` (a stored config; default the
+    declared defaults) updated with ``settings`` (by form field name, e.g. ``smtp_host``,
+    ``lemlist_send_user_id``; secrets in plaintext, encrypted here). Raises KeyError for a name
+    the provider does not declare."""
+    config_class = get_provider_class(provider).config_class
+    names = {config_class.form_name(name): name for name, _ in config_class.settings()}
+    values = dict(base) if base is not None else config_class.defaults()
+    secrets = config_class.secrets()
+    for key, value in settings.items():
+        name = names[key]
+        values[name] = (encrypt(value) if value else "") if name in secrets else value
+    return config_class.normalize(values)
+
+
+def set_fields(obj, **fields):
+    """Set ``fields`` on ``obj`` and save it; on a Mailbox they may be provider settings by form
+    field name (``lemlist_send_user_id``…), merged into its provider_config."""
+    if isinstance(obj, Mailbox):
+        fields, settings = split_mailbox_fields(obj.provider, fields)
+        obj.provider_config = provider_config(obj.provider, base=obj.provider_config, **settings)
+    for name, value in fields.items():
+        setattr(obj, name, value)
+    obj.save()
+    return obj
+
+
+def split_mailbox_fields(provider: str, fields: dict) -> tuple[dict, dict]:
+    """(Mailbox column values, provider settings by form field name) from one dict of both."""
+    columns = {f.name for f in Mailbox._meta.get_fields()} | {"team_id", "provider_account_id"}
+    return ({k: v for k, v in fields.items() if k in columns}, {k: v for k, v in fields.items() if k not in columns})
+
+
 def make_mailbox(team: Team, *, smtp_password: str = "smtp-secret", imap_password: str = "", **fields) -> Mailbox:
-    """An active SMTP mailbox of ``team`` with an encrypted SMTP password (IMAP optional)."""
+    """An active SMTP mailbox of ``team`` with an encrypted SMTP password (IMAP optional). ``fields``
+    mixes Mailbox columns and SMTP settings (``smtp_host``, ``imap_host``…)."""
     n = next(_seq)
     values = dict(provider="smtp", sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com",
                   smtp_host="smtp.acme.com", smtp_port=587, smtp_login=f"sender{n}@acme.com",
-                  smtp_security=Mailbox.Security.STARTTLS, **NO_SENDING_RULES)
+                  smtp_security="starttls", **NO_SENDING_RULES)
     values.update(fields)
-    mailbox = Mailbox(team=team, **values)
-    mailbox.smtp_password = smtp_password
-    if imap_password:
-        mailbox.imap_password = imap_password
-    mailbox.save()
-    return mailbox
+    columns, settings = split_mailbox_fields("smtp", values)
+    config = provider_config("smtp", smtp_password=smtp_password, imap_password=imap_password, **settings)
+    return Mailbox.objects.create(team=team, provider_config=config, **columns)
 
 
 def make_provider_account(team: Team, *, provider: str = "lemlist", api_key: str = "key-for-tests",
@@ -85,12 +119,15 @@ PROVIDER_SENDER_IDS = {
 
 
 def make_provider_mailbox(account: ProviderAccount, **fields) -> Mailbox:
-    """An active mailbox bound to ``account`` with the sender ids its provider requires."""
+    """An active mailbox bound to ``account`` with the sender ids its provider requires (``fields``
+    mixes Mailbox columns and the provider's settings by form field name)."""
     n = next(_seq)
     values = dict(sender_name=f"Sender {n}", sender_email=f"sender{n}@acme.com", **PROVIDER_SENDER_IDS[account.provider],
                   **NO_SENDING_RULES)
     values.update(fields)
-    return Mailbox.objects.create(team=account.team, provider=account.provider, provider_account=account, **values)
+    columns, settings = split_mailbox_fields(account.provider, values)
+    return Mailbox.objects.create(team=account.team, provider=account.provider, provider_account=account,
+                                  provider_config=provider_config(account.provider, **settings), **columns)
 
 
 def make_sent_message(mailbox: Mailbox, contact: Contact, *, status: str = SentMessage.Status.QUEUED,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from outreach.models import Contact, Mailbox, Team
 from outreach.services.teams import team_create_with_owner
-from tests.factories import NO_SENDING_RULES
+from tests.factories import NO_SENDING_RULES, provider_config
 
 _counter = iter(range(1, 10**6))
 
@@ -19,19 +19,14 @@ def smtp_mailbox(team: Team, servers, *, security: str = "starttls", password: s
                  imap: bool = True, smtp_port: int | None = None) -> Mailbox:
     """A Mailbox pointing at the test SMTP server (STARTTLS or implicit SSL) and dovecot's Sent folder."""
     smtp = servers.smtp_ssl if security == "ssl" else servers.smtp
-    mailbox = Mailbox(team=team, provider="smtp", sender_name="Ann Lée", sender_email="ann@example.test",
-                      smtp_host="localhost", smtp_port=smtp_port or smtp.port, smtp_login=smtp.username,
-                      smtp_security=security, **NO_SENDING_RULES)
-    mailbox.smtp_password = smtp.password if password is None else password
+    settings = dict(smtp_host="localhost", smtp_port=smtp_port or smtp.port, smtp_login=smtp.username,
+                    smtp_password=smtp.password if password is None else password, smtp_security=security)
     if imap:
-        mailbox.imap_host = "localhost"
-        mailbox.imap_port = servers.imap.ssl_port if security == "ssl" else servers.imap.port
-        mailbox.imap_login = servers.imap.username
-        mailbox.imap_security = security
-        mailbox.imap_password = servers.imap.password
-        mailbox.imap_sent_folder = "Sent"
-    mailbox.save()
-    return mailbox
+        settings.update(imap_host="localhost", imap_port=servers.imap.ssl_port if security == "ssl" else servers.imap.port,
+                        imap_login=servers.imap.username, imap_security=security, imap_password=servers.imap.password,
+                        imap_sent_folder="Sent")
+    return Mailbox.objects.create(team=team, provider="smtp", sender_name="Ann Lée", sender_email="ann@example.test",
+                                  provider_config=provider_config("smtp", **settings), **NO_SENDING_RULES)
 
 
 def make_contact(team: Team, email: str = "bob@example.org", **fields) -> Contact:

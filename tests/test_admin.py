@@ -3,6 +3,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from outreach.models import Contact, Mailbox
+from tests.factories import provider_config
 from tests.mailhelpers import make_contact, make_team
 
 pytestmark = pytest.mark.django_db
@@ -32,12 +33,11 @@ def test_staff_sees_only_their_team(staff_client):
 def test_mailbox_passwords_are_write_only(staff_client, settings):
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True  # the admin applies the UI's host rules
     client, team = staff_client
-    mailbox = Mailbox(team=team, sender_email="a@example.com", smtp_host="127.0.0.1", smtp_port=587)
-    mailbox.smtp_password = "very-secret-smtp-pw"
-    mailbox.save()
+    mailbox = Mailbox.objects.create(team=team, sender_email="a@example.com", provider_config=provider_config(
+        "smtp", smtp_host="127.0.0.1", smtp_port=587, smtp_password="very-secret-smtp-pw"))
     page = client.get(f"/admin/outreach/mailbox/{mailbox.pk}/change/").content.decode()
     assert "very-secret-smtp-pw" not in page
-    assert mailbox.smtp_password_encrypted not in page
+    assert mailbox.provider_config["smtp_password"] not in page
     form = {"team": team.pk, "provider": "smtp", "sender_name": "A", "sender_email": "a@example.com",
             "is_active": "on", "smtp_host": "127.0.0.1", "smtp_port": "587", "smtp_login": "",
             "smtp_password": "", "smtp_security": "starttls", "imap_security": "ssl", "imap_sent_folder": "Sent",
@@ -46,11 +46,11 @@ def test_mailbox_passwords_are_write_only(staff_client, settings):
     response = client.post(f"/admin/outreach/mailbox/{mailbox.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     mailbox.refresh_from_db()
-    assert mailbox.smtp_password == "very-secret-smtp-pw"  # blank keeps the stored password
+    assert mailbox.provider_settings["smtp_password"] == "very-secret-smtp-pw"  # blank keeps the stored password
     form["smtp_password"] = "new-pw"
     client.post(f"/admin/outreach/mailbox/{mailbox.pk}/change/", form)
     mailbox.refresh_from_db()
-    assert mailbox.smtp_password == "new-pw"
+    assert mailbox.provider_settings["smtp_password"] == "new-pw"
 
 
 def test_staff_cannot_pick_another_teams_contact_in_forms(staff_client):
@@ -125,8 +125,8 @@ def test_mailbox_provider_is_a_registry_choice(staff_client, settings):
     assert response.status_code == 200 and "provider" in response.context["adminform"].form.errors
     assert not Mailbox.objects.exists()
     # A legacy row with an unknown provider: its edit page answers, the service refuses by name.
-    legacy = Mailbox(team=team, provider="bogus", sender_email="b@example.com", smtp_host="127.0.0.1", smtp_port=587)
-    legacy.save()
+    legacy = Mailbox.objects.create(team=team, provider="bogus", sender_email="b@example.com",
+                                    provider_config={"smtp_host": "127.0.0.1", "smtp_port": 587})
     assert client.get(f"/admin/outreach/mailbox/{legacy.pk}/change/").status_code == 200
     with pytest.raises(ValidationError) as err:
         mailbox_update(mailbox=legacy, data={"sender_name": "B"})
@@ -156,11 +156,11 @@ def test_rotate_credentials_action_honours_the_selection(staff_client, settings)
 
     client, team = staff_client
     chosen, other = make_mailbox(team), make_mailbox(team)
-    before = {m.pk: Mailbox.objects.get(pk=m.pk).smtp_password_encrypted for m in (chosen, other)}
+    before = {m.pk: Mailbox.objects.get(pk=m.pk).provider_config["smtp_password"] for m in (chosen, other)}
     new_key = "bmV3LXJvdGF0aW9uLWtleS1mb3ItdGVzdHMtMDEyMzQ="
     settings.OUTREACH_ENCRYPTION_KEYS = [new_key, *settings.OUTREACH_ENCRYPTION_KEYS]
     response = client.post("/admin/outreach/mailbox/", {"action": "rotate_selected_credentials", "_selected_action": [chosen.pk]})
     assert response.status_code == 302
-    assert Mailbox.objects.get(pk=chosen.pk).smtp_password_encrypted != before[chosen.pk]
-    assert Mailbox.objects.get(pk=other.pk).smtp_password_encrypted == before[other.pk]
-    assert Mailbox.objects.get(pk=chosen.pk).smtp_password == "smtp-secret"
+    assert Mailbox.objects.get(pk=chosen.pk).provider_config["smtp_password"] != before[chosen.pk]
+    assert Mailbox.objects.get(pk=other.pk).provider_config["smtp_password"] == before[other.pk]
+    assert Mailbox.objects.get(pk=chosen.pk).provider_settings["smtp_password"] == "smtp-secret"

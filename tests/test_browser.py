@@ -59,7 +59,7 @@ def test_login_connect_mailbox_send_and_see_it_sent(page, live_server, celery_wo
     mailbox = Mailbox.objects.get(team=team)
     assert mailbox.daily_cap == 50  # a new mailbox starts with the cold-mailbox sending rules ...
     Mailbox.objects.filter(pk=mailbox.pk).update(**NO_SENDING_RULES)  # ... lifted here to send at once
-    assert mailbox.smtp_password == smtp.password
+    assert mailbox.provider_settings["smtp_password"] == smtp.password
     assert smtp.password not in page.content()
     screenshot(page, "04-mailbox-list")
 

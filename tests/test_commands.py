@@ -53,8 +53,8 @@ def test_add_mailbox_reads_passwords_from_stdin_and_never_prints_them(mail_setti
     assert result["connection_test"][0].startswith("SMTP: logged in")
     mailbox = Mailbox.objects.get(pk=result["id"])
     assert mailbox.sender_email == "ann@example.com"
-    assert mailbox.smtp_password == smtp.password and mailbox.imap_password == imap.password
-    assert smtp.password not in mailbox.smtp_password_encrypted
+    assert mailbox.provider_settings["smtp_password"] == smtp.password and mailbox.provider_settings["imap_password"] == imap.password
+    assert smtp.password not in mailbox.provider_config["smtp_password"]
 
 
 def test_add_mailbox_refuses_private_host(settings, monkeypatch):

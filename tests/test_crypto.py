@@ -38,34 +38,34 @@ def test_malformed_key_is_a_configuration_error(settings):
 def test_rotation_reencrypts_under_newest_key(settings):
     settings.OUTREACH_ENCRYPTION_KEYS = [OLD]
     team = Team.objects.create(name="T")
-    mailbox = Mailbox(team=team, sender_email="a@example.com", smtp_host="smtp.example.com", smtp_port=587)
-    mailbox.smtp_password = "smtp-pw"
-    mailbox.imap_password = "imap-pw"
+    mailbox = Mailbox(team=team, sender_email="a@example.com", provider_config={"smtp_host": "smtp.example.com", "smtp_port": 587})
+    mailbox.set_secret("smtp_password", "smtp-pw")
+    mailbox.set_secret("imap_password", "imap-pw")
     mailbox.save()
-    old_token = mailbox.smtp_password_encrypted
+    old_token = mailbox.provider_config["smtp_password"]
 
     settings.OUTREACH_ENCRYPTION_KEYS = [NEW, OLD]
     assert credentials_rotate() == {"mailboxes": 1, "provider_accounts": 0}
     mailbox.refresh_from_db()
-    assert mailbox.smtp_password_encrypted != old_token
+    assert mailbox.provider_config["smtp_password"] != old_token
 
     settings.OUTREACH_ENCRYPTION_KEYS = [NEW]  # old key dropped: still readable
-    assert mailbox.smtp_password == "smtp-pw"
-    assert mailbox.imap_password == "imap-pw"
+    assert mailbox.provider_settings["smtp_password"] == "smtp-pw"
+    assert mailbox.provider_settings["imap_password"] == "imap-pw"
 
 
 @pytest.mark.django_db
 def test_rotation_with_missing_key_changes_nothing(settings):
     settings.OUTREACH_ENCRYPTION_KEYS = [OLD]
     team = Team.objects.create(name="T")
-    mailbox = Mailbox(team=team, sender_email="a@example.com", smtp_host="smtp.example.com", smtp_port=587)
-    mailbox.smtp_password = "smtp-pw"
+    mailbox = Mailbox(team=team, sender_email="a@example.com", provider_config={"smtp_host": "smtp.example.com", "smtp_port": 587})
+    mailbox.set_secret("smtp_password", "smtp-pw")
     mailbox.save()
-    before = mailbox.smtp_password_encrypted
+    before = mailbox.provider_config["smtp_password"]
     settings.OUTREACH_ENCRYPTION_KEYS = [NEW]
     with pytest.raises(CredentialDecryptionError):
         credentials_rotate()
     mailbox.refresh_from_db()
-    assert mailbox.smtp_password_encrypted == before
+    assert mailbox.provider_config["smtp_password"] == before
     with pytest.raises(CredentialDecryptionError):
         rotate(before)

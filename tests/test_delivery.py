@@ -149,7 +149,7 @@ def test_retry_is_a_due_time_in_the_database_and_the_request_is_reused_verbatim(
 @pytest.mark.django_db
 def test_redis_down_in_the_limiter_is_transient_and_not_an_attempt(settings):
     from tests.fakes.lemlist import FakeLemlist
-    from tests.factories import NO_SENDING_RULES, make_provider_account
+    from tests.factories import make_provider_account, make_provider_mailbox
     from tests.servers import free_port
 
     settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = True
@@ -159,9 +159,8 @@ def test_redis_down_in_the_limiter_is_transient_and_not_an_attempt(settings):
         contact_id, lead_id = fake.add_lead()
         team, user = make_team()
         account = make_provider_account(team, provider="lemlist", api_key=fake.api_key, base_url=fake.url + "/api")
-        mailbox = Mailbox.objects.create(team=team, provider="lemlist", provider_account=account, sender_email=email,
-                                         lemlist_send_user_id=user_id, lemlist_send_user_email=email,
-                                         lemlist_send_user_mailbox_id=mailbox_id, **NO_SENDING_RULES)
+        mailbox = make_provider_mailbox(account, sender_email=email, lemlist_send_user_id=user_id, lemlist_send_user_email=email,
+                                        lemlist_send_user_mailbox_id=mailbox_id)
         contact = make_contact(team, lemlist_contact_id=contact_id)
         from outreach.models import Lead
 
@@ -488,8 +487,8 @@ def test_mailbox_form_edits_sending_rules_and_refuses_bad_ones(world, client):
     url = reverse("mailbox_edit", args=[mailbox.pk])
     page = client.get(url).content.decode()
     assert "Sending rules" in page and 'name="daily_cap"' in page
-    form = {"sender_name": "Ann", "sender_email": "ann@example.com", "smtp_host": mailbox.smtp_host,
-            "smtp_port": mailbox.smtp_port, "smtp_login": mailbox.smtp_login, "smtp_security": "starttls",
+    form = {"sender_name": "Ann", "sender_email": "ann@example.com", "smtp_host": mailbox.setting("smtp_host"),
+            "smtp_port": mailbox.setting("smtp_port"), "smtp_login": mailbox.setting("smtp_login"), "smtp_security": "starttls",
             "imap_security": "ssl", "imap_sent_folder": "Sent", "daily_cap": "20", "min_interval_seconds": "300", "interval_jitter_seconds": "30",
             "send_days": ["0", "2"], "send_window_start": "09:30", "send_window_end": "16:00", "time_zone": "Europe/Berlin"}
     bad = client.post(url, {**form, "time_zone": "Mars/Olympus"})

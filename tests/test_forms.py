@@ -152,34 +152,6 @@ def private_hosts(settings):
     return settings
 
 
-def test_mailbox_form_smtp_only_is_valid_and_clears_imap(private_hosts):
-    form = MailboxForm(_data())
-    assert form.is_valid(), form.errors
-    assert form.cleaned_data["imap_host"] == "" and form.cleaned_data["imap_port"] is None
-    assert form.cleaned_data["imap_sent_folder"] == "Sent"
-
-
-def test_mailbox_form_imap_is_all_or_nothing(private_hosts):
-    form = MailboxForm(_data(imap_login="ann"))
-    assert not form.is_valid()
-    assert {"imap_host", "imap_password"} <= set(form.errors)
-    assert "leave every IMAP field empty" in form.errors["imap_host"][0]
-    assert MailboxForm(_data(imap_host="127.0.0.1", imap_login="ann", imap_password="pw")).is_valid()
-
-
-def test_mailbox_form_refuses_private_hosts_and_odd_ports(settings):
-    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = False
-    form = MailboxForm(_data(imap_host="10.0.0.5", imap_login="a", imap_password="b"))
-    assert not form.is_valid()
-    assert "loopback" in form.errors["smtp_host"][0]
-    assert "private" in form.errors["imap_host"][0]
-    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    form = MailboxForm(_data(smtp_port="8025"))
-    assert not form.is_valid() and "not a usual SMTP port" in form.errors["smtp_port"][0]
-    form = MailboxForm(_data(smtp_host="smtp.gmail.com"))
-    assert not form.is_valid() and "OAuth" in form.errors["smtp_host"][0]
-
-
 def test_mailbox_form_refuses_line_breaks(private_hosts):
     form = MailboxForm(_data(sender_name="Ann\r\nBcc: x@y.com", smtp_login="a\nb"))
     assert not form.is_valid()
@@ -198,8 +170,3 @@ def test_mailbox_form_edit_never_renders_passwords_and_keeps_them_optional(priva
     assert form.is_valid(), form.errors
     bound_html = MailboxForm(_data(smtp_password="typed-secret"), mailbox=mailbox).as_div()
     assert "typed-secret" not in bound_html
-
-
-def test_mailbox_form_new_requires_smtp_password(private_hosts):
-    form = MailboxForm(_data(smtp_password=""))
-    assert not form.is_valid() and "smtp_password" in form.errors

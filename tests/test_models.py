@@ -31,13 +31,13 @@ def test_encrypted_secret_descriptor_encrypts_and_refuses_wrong_key(settings):
     settings.OUTREACH_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     team = Team.objects.create(name="A")
     mailbox = Mailbox(team=team, sender_email="a@example.com")
-    mailbox.smtp_password = "p4ss"
+    mailbox.set_secret("smtp_password", "p4ss")
     mailbox.save()
     stored = Mailbox.objects.get(pk=mailbox.pk)
-    assert "p4ss" not in stored.smtp_password_encrypted and stored.smtp_password == "p4ss"
+    assert "p4ss" not in stored.provider_config["smtp_password"] and stored.provider_settings["smtp_password"] == "p4ss"
     settings.OUTREACH_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(CredentialDecryptionError, match=f"SMTP password of Mailbox {mailbox.pk}"):
-        stored.smtp_password
+        stored.provider_settings["smtp_password"]
 
 
 def test_sent_message_settled_states():

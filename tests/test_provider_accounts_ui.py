@@ -17,6 +17,7 @@ from providers import registry
 from providers.errors import ConfigurationError
 from tests.factories import (
     PROVIDER_SENDER_IDS,
+    provider_config,
     make_contact,
     make_provider_account,
     make_provider_mailbox,
@@ -175,9 +176,10 @@ def test_provider_mailbox_form_saves_the_chosen_providers_ids(user_client, team,
     assert response.status_code == 302 and response.url == reverse("mailbox_list")
     mailbox = Mailbox.objects.get()
     assert (mailbox.team, mailbox.provider, mailbox.provider_account) == (team, provider, account)
-    assert (mailbox.sender_name, mailbox.sender_email, mailbox.smtp_host) == ("Ann Lee", "ann@acme.com", "")
-    for name in registry.MAILBOX_SENDER_ID_FIELDS:
-        assert getattr(mailbox, name) == PROVIDER_SENDER_IDS[provider].get(name, ""), name
+    assert (mailbox.sender_name, mailbox.sender_email, mailbox.setting("smtp_host")) == ("Ann Lee", "ann@acme.com", "")
+    config_class = registry.get_provider_class(provider).config_class
+    stored = {config_class.form_name(name): value for name, value in mailbox.provider_config.items()}
+    assert {k: v for k, v in stored.items() if v not in ("", False)} == PROVIDER_SENDER_IDS[provider]
 
 
 @pytest.mark.parametrize("provider,field,label", [
@@ -218,23 +220,26 @@ def test_provider_mailbox_edit_page_edits_and_requires_the_sender_ids(user_clien
     response = user_client.post(url, {"sender_name": "Ann", "sender_email": "ann@acme.com", "unipile_account_id": "acc_2"})
     assert response.status_code == 302
     mailbox.refresh_from_db()
-    assert (mailbox.unipile_account_id, mailbox.provider_account) == ("acc_2", account)
+    assert (mailbox.setting("account_id"), mailbox.provider_account) == ("acc_2", account)
 
 
 # --- The declaration agrees with what sending needs -------------------------------------------------
 
 
 @pytest.mark.parametrize("provider", registry.HTTP_PROVIDERS)
-def test_required_mailbox_fields_are_what_from_mailbox_requires(team, settings, provider):
+def test_required_settings_are_what_from_mailbox_requires(team, settings, provider):
     settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = True
     account = make_provider_account(team, provider=provider, base_url="http://127.0.0.1:9")
     cls = registry.get_provider_class(provider)
-    cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account, **PROVIDER_SENDER_IDS[provider]))
-    assert set(cls.required_mailbox_fields) == set(PROVIDER_SENDER_IDS[provider])
-    for name in cls.required_mailbox_fields:
+    cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account,
+                             provider_config=provider_config(provider, **PROVIDER_SENDER_IDS[provider])))
+    required = {cls.config_class.form_name(name) for name, spec in cls.config_class.settings() if spec.required}
+    assert required == set(PROVIDER_SENDER_IDS[provider])
+    for name in required:
         ids = {**PROVIDER_SENDER_IDS[provider], name: ""}
         with pytest.raises(ConfigurationError) as info:
-            cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account, **ids))
+            cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account,
+                                     provider_config=provider_config(provider, **ids)))
         assert info.value.provider_code == name
 
 

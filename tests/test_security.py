@@ -36,9 +36,9 @@ def capture(settings):
 
 
 def _edit_data(mailbox: Mailbox, **overrides) -> dict:
-    data = {"sender_name": mailbox.sender_name, "sender_email": mailbox.sender_email, "smtp_host": mailbox.smtp_host,
-            "smtp_port": mailbox.smtp_port, "smtp_login": mailbox.smtp_login, "smtp_password": "",
-            "smtp_security": mailbox.smtp_security, "imap_host": "", "imap_port": "", "imap_login": "",
+    data = {"sender_name": mailbox.sender_name, "sender_email": mailbox.sender_email, "smtp_host": mailbox.setting("smtp_host"),
+            "smtp_port": mailbox.setting("smtp_port"), "smtp_login": mailbox.setting("smtp_login"), "smtp_password": "",
+            "smtp_security": mailbox.setting("smtp_security"), "imap_host": "", "imap_port": "", "imap_login": "",
             "imap_password": "", "imap_security": "ssl", "imap_sent_folder": "Sent"}
     data.update(overrides)
     return data
@@ -58,7 +58,7 @@ def test_test_connection_to_a_changed_host_with_blank_password_sends_no_auth(use
     assert capture.auths == []
     # Control: with the password typed again the server does see it (so the capture works).
     ok, _ = mailbox_test_connection(data={**evil, "smtp_password": "typed-again"}, existing=mailbox)
-    assert ok and capture.auths == [(mailbox.smtp_login, "typed-again")]
+    assert ok and capture.auths == [(mailbox.setting("smtp_login"), "typed-again")]
 
 
 @pytest.mark.parametrize("change", [{"smtp_host": "localhost"}, {"smtp_port": 2525}, {"smtp_login": "other@acme.com"},
@@ -70,14 +70,14 @@ def test_saving_a_changed_server_requires_the_password_again(user_client, team, 
     assert response.status_code == 200
     assert "smtp_password" in response.context["form"].errors
     fresh = Mailbox.objects.get(pk=mailbox.pk)
-    assert (fresh.smtp_host, fresh.smtp_port, fresh.smtp_login) == (mailbox.smtp_host, mailbox.smtp_port, mailbox.smtp_login)
+    assert (fresh.setting("smtp_host"), fresh.setting("smtp_port"), fresh.setting("smtp_login")) == (mailbox.setting("smtp_host"), mailbox.setting("smtp_port"), mailbox.setting("smtp_login"))
     with pytest.raises(ValidationError) as err:
         mailbox_update(mailbox=fresh, data=_edit_data(mailbox, **change))
     assert "smtp_password" in err.value.message_dict
     # Unchanged server: a blank password keeps the stored one.
     mailbox_update(mailbox=fresh, data=_edit_data(mailbox, sender_name="Renamed"))
     fresh.refresh_from_db()
-    assert (fresh.sender_name, fresh.smtp_password) == ("Renamed", "stored-secret")
+    assert (fresh.sender_name, fresh.provider_settings["smtp_password"]) == ("Renamed", "stored-secret")
 
 
 def test_imap_change_requires_the_imap_password_again(team, settings):
@@ -175,7 +175,7 @@ def test_a_crlf_in_an_address_is_refused():
 def test_provider_payloads_carry_neutralised_names(settings):
     settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = True
     from providers.leadlex import LeadlexProvider
-    from providers.unipile import UnipileProvider
+    from providers.unipile import UnipileConfig, UnipileProvider
 
     hostile = Address("bob@example.com", HOSTILE_NAMES[0] + " " + HOSTILE_NAMES[1])
     message = OutgoingMessage(sender=Address("me@example.net", "Me"), to=(hostile,), subject="Hi", text="x",
@@ -183,6 +183,6 @@ def test_provider_payloads_carry_neutralised_names(settings):
     leadlex = LeadlexProvider(api_key="wbk_test", base_url="http://127.0.0.1:9").build_request(message)
     for value in leadlex.json["to"]:
         assert [a.lower() for _, a in getaddresses([value])] == ["bob@example.com"]
-    unipile = UnipileProvider(api_key="k", account_id="acc", base_url="http://127.0.0.1:9").build_request(message)
+    unipile = UnipileProvider(api_key="k", config=UnipileConfig(account_id="acc"), base_url="http://127.0.0.1:9").build_request(message)
     to_field = dict(unipile.files)["to"][1].decode()
     assert "evil.example" not in to_field.replace("boss evil example", "") and "<" not in to_field

@@ -8,6 +8,7 @@ from django.utils import timezone
 from outreach.models import SentMessage, Suppression, TimelineEvent
 from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
 from outreach.services.sending import AttachmentData, retry_delay, sent_message_create, sent_message_send
+from tests.factories import set_fields
 from tests.mailhelpers import make_contact, make_team, smtp_mailbox
 from tests.servers import free_port
 
@@ -104,8 +105,7 @@ def test_running_twice_sends_once(world, django_capture_on_commit_callbacks):
 
 def test_wrong_password_fails_permanently_with_reason(world, django_capture_on_commit_callbacks):
     team, user, mailbox, contact, servers = world
-    mailbox.smtp_password = "wrong"
-    mailbox.save()
+    set_fields(mailbox, smtp_password="wrong")
     message, _ = queue(world, django_capture_on_commit_callbacks)
     outcome = sent_message_send(sent_message_id=message.pk)
     message.refresh_from_db()
@@ -122,8 +122,7 @@ def test_server_down_retries_then_fails(world, settings, django_capture_on_commi
     port = free_port()
     settings.OUTREACH_SMTP_PORTS = [*settings.OUTREACH_SMTP_PORTS, port]
     settings.OUTREACH_SEND_MAX_ATTEMPTS = 2
-    mailbox.smtp_port = port
-    mailbox.save()
+    set_fields(mailbox, smtp_port=port)
     message, _ = queue(world, django_capture_on_commit_callbacks)
     first = sent_message_send(sent_message_id=message.pk)
     assert first.retry_in is not None and first.sent_message.status == "queued"

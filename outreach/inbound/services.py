@@ -220,7 +220,7 @@ def mailbox_sync(*, mailbox: Mailbox, folder: str = "INBOX", now: datetime | Non
     started = time.monotonic()
     now = now or timezone.now()
     result = SyncResult(mailbox=mailbox.pk, folder=folder)
-    if mailbox.provider != "smtp" or not mailbox.imap_host:
+    if mailbox.provider != "smtp" or not mailbox.has_imap:
         result.skipped = "no IMAP settings"
         return result
     state, _ = MailboxSyncState.objects.get_or_create(mailbox=mailbox, folder=folder)
@@ -296,7 +296,8 @@ def mailboxes_to_sync(*, now: datetime | None = None):
     """Active SMTP/IMAP mailboxes whose folder state is not in an error backoff (QuerySet)."""
     now = now or timezone.now()
     backing_off = MailboxSyncState.objects.filter(next_attempt_at__gt=now).values("mailbox_id")
-    return Mailbox.objects.filter(provider="smtp", is_active=True).exclude(imap_host="").exclude(pk__in=backing_off)
+    return Mailbox.objects.filter(provider="smtp", is_active=True).filter(
+        provider_config__has_key="imap_host").exclude(provider_config__imap_host="").exclude(pk__in=backing_off)
 
 
 # --- replying from the timeline ------------------------------------------------------------------

@@ -2,204 +2,32 @@
 and rotate stored credentials."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from providers.config import EMAIL, SECRET, MailboxConfig, Server
 from providers.errors import ProviderError
 from providers.netguard import check_mail_host
 from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
-from providers.smtp import ServerSettings, check_plaintext_login, test_connection
+from providers.smtp import ServerSettings, SmtpConfig, check_plaintext_login, test_connection
 
-from ..crypto import rotate
+from ..crypto import decrypt, encrypt, rotate
 from ..models import Mailbox, ProviderAccount, Team
-from ..validation import normalize_email, sender_problems, validate_header_value
+from ..validation import normalize_email, sender_problems
 from .sending_rules import mailbox_rules_apply
 
-SMTP_FIELDS = ("sender_name", "sender_email", "smtp_host", "smtp_port", "smtp_login", "smtp_security",
-               "imap_host", "imap_port", "imap_login", "imap_security", "imap_sent_folder")
-
-
-#: The connection fields a stored password is bound to: change one and the password must be entered again.
-CREDENTIAL_BOUND_FIELDS = ("host", "port", "login", "security")
-
-
-def _normalized(kind: str, name: str, value: Any) -> str:
+def _normalized(name: str, value: Any) -> str:
     text = "" if value is None else str(value).strip()
-    return text.lower().rstrip(".") if name == "host" else text
+    return text.lower().rstrip(".") if name.endswith("host") else text
 
 
-def mailbox_credential_problems(*, existing: Mailbox | None, data: dict[str, Any]) -> dict[str, str]:
-    """Where ``data`` would send a password stored on ``existing`` to a different server.
-
-    A stored SMTP or IMAP password is bound to the host, port, login and security it was saved
-    with: when ``data`` changes any of them (for that protocol) and leaves the password blank,
-    the stored one must not be reused (else anyone who may edit the mailbox could point it at a
-    server they control and read the password). Returns {"smtp_password"|"imap_password": message};
-    empty when nothing is wrong (or ``existing`` is None: a new mailbox has no stored password).
-    """
-    problems: dict[str, str] = {}
-    if existing is None:
-        return problems
-    for kind in ("smtp", "imap"):
-        if data.get(f"{kind}_password") or not getattr(existing, f"{kind}_password_encrypted"):
-            continue
-        if kind == "imap" and not data.get("imap_host", existing.imap_host):
-            continue  # IMAP removed: no password will be used
-        changed = [name for name in CREDENTIAL_BOUND_FIELDS if f"{kind}_{name}" in data
-                   and _normalized(kind, name, data[f"{kind}_{name}"]) != _normalized(kind, name, getattr(existing, f"{kind}_{name}"))]
-        if changed:
-            problems[f"{kind}_password"] = (
-                f"Enter the {kind.upper()} password again: the {', '.join(changed)} changed, and the stored "
-                "password is only ever sent to the server it was saved for.")
-    return problems
-
-
-def server_settings_from_data(data: dict[str, Any], *, existing: Mailbox | None = None) -> tuple[ServerSettings, ServerSettings | None]:
-    """Build (smtp, imap-or-None) ServerSettings from form-shaped ``data``.
-
-    A blank password falls back to the one stored on ``existing`` (passwords are write-only in
-    forms), but only while host, port, login and security are unchanged: otherwise raises
-    ValidationError({"smtp_password"|"imap_password": ...}) (:func:`mailbox_credential_problems`).
-    """
-    problems = mailbox_credential_problems(existing=existing, data=data)
-    if problems:
-        raise ValidationError(problems)
-    smtp_password = data.get("smtp_password") or (existing.smtp_password if existing else "")
-    smtp = ServerSettings(data["smtp_host"], int(data["smtp_port"]), data.get("smtp_login", ""),
-                          smtp_password, data.get("smtp_security", "starttls"))
-    imap = None
-    if data.get("imap_host"):
-        imap_password = data.get("imap_password") or (existing.imap_password if existing else "")
-        imap = ServerSettings(data["imap_host"], int(data["imap_port"]), data.get("imap_login", ""),
-                              imap_password, data.get("imap_security", "ssl"))
-    return smtp, imap
-
-
-def mailbox_check_hosts(data: dict[str, Any]) -> dict[str, str]:
-    """Check SMTP/IMAP host and port against the SSRF rules, and refuse a login over an
-    unencrypted connection (security "none") to a public host (``check_plaintext_login``).
-    Returns {field: message} for problems."""
-    problems: dict[str, str] = {}
-    for kind in ("smtp", "imap"):
-        host, port = data.get(f"{kind}_host"), data.get(f"{kind}_port")
-        if not host or not port:
-            continue
-        try:
-            resolved = check_mail_host(host, int(port), kind=kind)
-            check_plaintext_login(ServerSettings(host, int(port), data.get(f"{kind}_login") or "", "",
-                                                 data.get(f"{kind}_security") or ""), resolved, label=kind.upper())
-        except ProviderError as err:
-            fields = (f"{kind}_host", f"{kind}_port", f"{kind}_security")
-            problems[err.provider_code if err.provider_code in fields else f"{kind}_host"] = err.message
-    return problems
-
-
-def mailbox_test_connection(*, data: dict[str, Any], existing: Mailbox | None = None) -> tuple[bool, list[str]]:
-    """Really log in to SMTP and IMAP with ``data``. Returns (ok, lines for the user).
-
-    Never raises for connection problems: the failure is the last line, in plain words. A
-    changed server with a blank password (:func:`mailbox_credential_problems`) is refused before
-    any connection is made.
-    """
-    try:
-        smtp, imap = server_settings_from_data(data, existing=existing)
-    except ValidationError as err:
-        return False, err.messages
-    try:
-        lines = test_connection(smtp, imap)
-    except ProviderError as err:
-        ok, lines = False, [err.message]
-    else:
-        ok = True
-    if existing is not None:
-        Mailbox.objects.filter(pk=existing.pk).update(last_checked_at=timezone.now(), last_check_ok=ok)
-    return ok, lines
-
-
-@transaction.atomic
-def mailbox_connect(*, team: Team, data: dict[str, Any]) -> Mailbox:
-    """Create an SMTP/IMAP mailbox from validated form data (passwords plaintext in ``data``;
-    they are encrypted before saving). Returns the Mailbox."""
-    mailbox = Mailbox(team=team, provider="smtp")
-    return _apply(mailbox, data)
-
-
-def sender_id_missing_text(*, provider: str, name: str) -> str:
-    """The message for a missing sender id ``name`` of a ``provider`` mailbox."""
-    return f"Enter the {_label(name)}: {get_provider_class(provider).label} cannot send from this mailbox without it."
-
-
-def mailbox_sender_id_problems(*, provider: str, data: dict[str, Any]) -> dict[str, str]:
-    """Check the sender identifiers ``provider`` requires (its class' ``required_mailbox_fields``)
-    in form-shaped ``data``. Returns {field: message} for each missing or malformed one (an
-    unknown ``provider`` is {"provider": message})."""
-    try:
-        provider_cls = get_provider_class(provider)
-    except KeyError:
-        return {"provider": f"Unknown provider {provider!r}."}
-    problems = {name: sender_id_missing_text(provider=provider, name=name) for name in provider_cls.missing_mailbox_fields(data)}
-    for name in provider_cls.required_mailbox_fields:
-        if name in problems:
-            continue
-        try:
-            _clean_sender_id(name, data[name])
-        except ValidationError as err:
-            problems[name] = " ".join(err.messages)
-    return problems
-
-
-@transaction.atomic
-def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict[str, Any]) -> Mailbox:
-    """Create a mailbox of ``team`` that sends through provider account ``account``.
-
-    ``data`` holds ``sender_name``, ``sender_email`` and the sender ids the account's provider
-    requires (``required_mailbox_fields``, e.g. lemlist's sendUserId, sendUserEmail and
-    sendUserMailboxId); ids of other providers are ignored. Returns the Mailbox. Raises
-    ValidationError naming the field: an account of another team, a missing or malformed id.
-    """
-    if account.team_id != team.pk or account.provider not in HTTP_PROVIDERS:
-        raise ValidationError({"provider_account": "Choose one of your team's provider accounts."})
-    problems = mailbox_sender_id_problems(provider=account.provider, data=data)
-    try:
-        sender_email = normalize_email(data.get("sender_email", ""))
-    except ValidationError as err:
-        problems["sender_email"] = " ".join(err.messages)
-    sender_name = (data.get("sender_name") or "").strip()
-    try:
-        validate_header_value(sender_name)
-    except ValidationError as err:
-        problems["sender_name"] = " ".join(err.messages)
-    if problems:
-        raise ValidationError(problems)
-    mailbox = Mailbox(team=team, provider=account.provider, provider_account=account,
-                      sender_name=sender_name, sender_email=sender_email)
-    _apply_sender_ids(mailbox, data)
-    mailbox_rules_apply(mailbox=mailbox, data=data)
-    mailbox.save()
-    return mailbox
-
-
-@transaction.atomic
-def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
-    """Update a mailbox; a blank password keeps the stored one. For a provider-bound mailbox the
-    sender ids its provider requires are updated too (ValidationError naming a missing one).
-    Returns the Mailbox. Raises ValidationError when the host, port, login or security change
-    without the password being entered again (:func:`mailbox_credential_problems`)."""
-    provider_class_or_error(mailbox.provider)
-    problems = mailbox_credential_problems(existing=mailbox, data=data) if mailbox.provider == "smtp" else {}
-    if problems:
-        raise ValidationError(problems)
-    if mailbox.provider != "smtp":
-        problems = mailbox_sender_id_problems(provider=mailbox.provider, data={
-            **{name: getattr(mailbox, name) for name in get_provider_class(mailbox.provider).required_mailbox_fields},
-            **data})
-        if problems:
-            raise ValidationError(problems)
-        _apply_sender_ids(mailbox, data)
-    return _apply(mailbox, data)
+def mailbox_config_class(provider: str) -> type[MailboxConfig]:
+    """The config class ``provider`` declares; ValidationError({"provider": ...}) for an unknown provider."""
+    return provider_class_or_error(provider).config_class
 
 
 def provider_class_or_error(provider: str):
@@ -211,43 +39,216 @@ def provider_class_or_error(provider: str):
                                            f"{', '.join(PROVIDERS)}."}) from None
 
 
-def _label(name: str) -> str:
-    return str(Mailbox._meta.get_field(name).verbose_name)
+@dataclass
+class CleanConfig:
+    """The outcome of :func:`mailbox_config_clean`: ``values`` by setting name with secrets in
+    plaintext (what a connection test uses), ``stored`` the JSON to save (secrets encrypted;
+    a kept secret is its stored token), ``problems`` {form field: message}."""
+
+    values: dict[str, Any]
+    stored: dict[str, Any]
+    problems: dict[str, str] = field(default_factory=dict)
 
 
-def _clean_sender_id(name: str, value: Any) -> str:
-    """A sender id stripped; an email-typed one (lemlist sendUserEmail) normalized. Raises ValidationError."""
-    value = str(value or "").strip()
-    validate_header_value(value)
-    if isinstance(Mailbox._meta.get_field(name), models.EmailField):
-        return normalize_email(value)
-    return value
+def mailbox_config_clean(*, provider: str, data: Mapping[str, Any], existing: Mailbox | None = None,
+                         check_hosts: bool = True) -> CleanConfig:
+    """Check form-shaped ``data`` ({form field name: value}) against the config ``provider``
+    declares, on top of ``existing``'s stored settings (a setting missing from ``data`` keeps its
+    stored value; a blank secret keeps the stored one).
+
+    The rules, one place for the UI, the admin, ``add_mailbox`` and the tasks: each setting's type;
+    required settings; the provider's own cross-setting rules (SMTP: IMAP all-or-nothing); a stored
+    password is only reused while the host, port, login and security it was saved with are
+    unchanged (else "Enter the … password again"); every declared mail server passes the SSRF
+    rules and refuses a plain-text login to a public host (``check_hosts``). Never raises for
+    user input: the problems are in the result (:func:`mailbox_config_or_error` raises them).
+    """
+    provider_cls = provider_class_or_error(provider)
+    config_class = provider_cls.config_class
+    stored = dict(existing.provider_config or {}) if existing is not None else {}
+    raw: dict[str, Any] = {}
+    for name, spec in config_class.settings():
+        form_name = config_class.form_name(name)
+        if spec.kind == SECRET:
+            raw[name] = data.get(form_name) or ""
+        elif spec.editable and form_name in data:
+            raw[name] = data[form_name]
+        elif name in stored:
+            raw[name] = stored[name]
+    problems: dict[str, str] = {}
+    for name, spec in config_class.settings():
+        if spec.kind == EMAIL and isinstance(raw.get(name), str) and raw[name].strip():
+            try:
+                raw[name] = normalize_email(raw[name])  # email-validator's reasons, before the declared checks
+            except ValidationError as err:
+                problems[config_class.form_name(name)] = " ".join(err.messages)
+                del raw[name]
+    values, type_problems = config_class.coerce(raw)
+    problems.update(type_problems)
+    values = config_class.normalize(values)
+    kept: dict[str, bool] = {}
+    for name in config_class.secrets():
+        spec = dict(config_class.settings())[name]
+        if values.get(name) or not stored.get(name) or existing is None:
+            continue
+        if spec.bound_to and not values.get(spec.bound_to[0]):
+            continue  # its server was removed: the stored secret goes with it
+        changed = [bound.rpartition("_")[2] for bound in spec.bound_to
+                   if _normalized(bound, values.get(bound)) != _normalized(bound, stored.get(bound))]
+        if changed:
+            problems.setdefault(config_class.form_name(name), (
+                f"Enter the {spec.label} again: the {', '.join(changed)} changed, and the stored "
+                "password is only ever sent to the server it was saved for."))
+        else:
+            kept[name] = True
+    for form_name, message in config_class.problems(values, provider_label=provider_cls.label, present=kept).items():
+        problems.setdefault(form_name, message)
+    if check_hosts:
+        # A server is checked when it is new or changed (a stored one passed when it was saved,
+        # and every connection checks its address again).
+        changed = [server for server in config_class.servers if existing is None or any(
+            _normalized(name, values.get(name)) != _normalized(name, stored.get(name))
+            for name in (server.host, server.port, server.login, server.security))]
+        for form_name, message in mailbox_check_hosts(values, config_class=config_class, servers=changed).items():
+            if form_name not in problems:
+                problems[form_name] = message
+    result = {name: value for name, value in values.items() if name not in config_class.secrets()}
+    plain = dict(values)
+    for name in config_class.secrets():
+        if values.get(name):
+            result[name] = encrypt(values[name])
+        elif kept.get(name):
+            result[name] = stored[name]
+            plain[name] = decrypt(stored[name], what=f"{dict(config_class.settings())[name].label} of Mailbox {existing.pk}")
+        else:
+            result[name] = ""
+    return CleanConfig(values=plain, stored=result, problems=problems)
 
 
-def _apply_sender_ids(mailbox: Mailbox, data: dict[str, Any]) -> None:
-    """Set the sender ids the mailbox's provider requires from ``data`` (when given)."""
-    for name in get_provider_class(mailbox.provider).required_mailbox_fields:
+def mailbox_config_or_error(**kwargs) -> CleanConfig:
+    """:func:`mailbox_config_clean`, raising ValidationError({form field: message}) on any problem."""
+    clean = mailbox_config_clean(**kwargs)
+    if clean.problems:
+        raise ValidationError(clean.problems)
+    return clean
+
+
+def mailbox_check_hosts(values: Mapping[str, Any], *, config_class: type[MailboxConfig] = SmtpConfig,
+                        servers: Sequence[Server] | None = None) -> dict[str, str]:
+    """Check each mail server ``config_class`` declares (or those of ``servers``: its host and
+    port) against the SSRF rules, and refuse a login over an unencrypted connection (security
+    "none") to a public host (``check_plaintext_login``). ``values`` by setting name. Returns
+    {form field: message}."""
+    problems: dict[str, str] = {}
+    for server in config_class.servers if servers is None else servers:
+        host, port = values.get(server.host), values.get(server.port)
+        if not host or not port:
+            continue
+        try:
+            resolved = check_mail_host(host, int(port), kind=server.protocol)
+            check_plaintext_login(ServerSettings(host, int(port), values.get(server.login) or "", "",
+                                                 values.get(server.security) or ""), resolved, label=server.protocol.upper())
+        except ProviderError as err:
+            fields = (server.host, server.port, server.security)
+            name = err.provider_code if err.provider_code in fields else server.host
+            problems[config_class.form_name(name)] = err.message
+    return problems
+
+
+def mailbox_test_connection(*, data: dict[str, Any], existing: Mailbox | None = None) -> tuple[bool, list[str]]:
+    """Really log in to SMTP and IMAP with form-shaped ``data`` (blank passwords fall back to the
+    ones stored on ``existing``). Returns (ok, lines for the user).
+
+    Never raises for user input: a config the services would refuse (a changed server with a
+    blank password, a private host…) is (False, its problems) before any connection is made, and
+    a connection problem is the last line, in plain words.
+    """
+    clean = mailbox_config_clean(provider="smtp", data=data, existing=existing)
+    if clean.problems:
+        return False, [" ".join(clean.problems.values())]
+    config = SmtpConfig(**clean.values)
+    try:
+        lines = test_connection(config.smtp_server(), config.imap_server())
+    except ProviderError as err:
+        ok, lines = False, [err.message]
+    else:
+        ok = True
+    if existing is not None:
+        Mailbox.objects.filter(pk=existing.pk).update(last_checked_at=timezone.now(), last_check_ok=ok)
+    return ok, lines
+
+
+def mailbox_connect(*, team: Team, data: dict[str, Any], register_at_lemlist: ProviderAccount | None = None,
+                    lemlist_user_id: str = "") -> Mailbox:
+    """Create an SMTP/IMAP mailbox of ``team`` from form-shaped ``data`` (sender, the SMTP config's
+    settings with plaintext passwords — encrypted before saving —, sending rules).
+
+    With ``register_at_lemlist`` (a lemlist ProviderAccount of the team) the mailbox is also
+    connected there (seed 004) after it is saved; if lemlist refuses, the new mailbox is deleted
+    again (nothing half-done) and the ValidationError is raised with ``provider_account`` renamed
+    ``register_at_lemlist``. Returns the Mailbox. Raises ValidationError({field: message}).
+    """
+    with transaction.atomic():
+        mailbox = _apply(Mailbox(team=team, provider="smtp"), data)
+    if register_at_lemlist is not None:
+        from .provider_accounts import mailbox_register_at_lemlist
+
+        try:
+            mailbox_register_at_lemlist(mailbox=mailbox, account=register_at_lemlist, user_id=lemlist_user_id)
+        except ValidationError as err:
+            mailbox.delete()  # nothing half-done: fix the form and connect again
+            raise ValidationError({("register_at_lemlist" if name == "provider_account" else name): errors
+                                   for name, errors in err.message_dict.items()}) from err
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict[str, Any]) -> Mailbox:
+    """Create a mailbox of ``team`` that sends through provider account ``account``.
+
+    ``data`` holds ``sender_name``, ``sender_email``, the settings the account's provider declares
+    (its ``config_class``, by form field name, e.g. ``lemlist_send_user_id``) and optional sending
+    rules; other providers' settings are ignored. Returns the Mailbox. Raises ValidationError
+    naming the field: an account of another team, a missing or malformed setting.
+    """
+    if account.team_id != team.pk or account.provider not in HTTP_PROVIDERS:
+        raise ValidationError({"provider_account": "Choose one of your team's provider accounts."})
+    mailbox = Mailbox(team=team, provider=account.provider, provider_account=account)
+    return _apply(mailbox, data)
+
+
+@transaction.atomic
+def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
+    """Update a mailbox from form-shaped ``data``: sender, its provider's settings (a missing one
+    keeps its stored value; a blank password keeps the stored one) and sending rules. Returns the
+    Mailbox. Raises ValidationError naming the field, e.g. when the host, port, login or security
+    change without the password being entered again (:func:`mailbox_config_clean`)."""
+    return _apply(mailbox, data)
+
+
+def _apply(mailbox: Mailbox, data: Mapping[str, Any]) -> Mailbox:
+    """Check everything, then save: sender, provider settings, sending rules. ValidationError lists
+    every problem at once (nothing is saved then)."""
+    existing = mailbox if mailbox.pk else None
+    clean = mailbox_config_clean(provider=mailbox.provider, data=data, existing=existing)
+    problems = dict(clean.problems)
+    for name in ("sender_name", "sender_email"):
         if name in data:
-            setattr(mailbox, name, _clean_sender_id(name, data[name]))
-
-
-def _apply(mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
-    for key in SMTP_FIELDS:
-        if key in data:
-            value = data[key]
-            setattr(mailbox, key, value if value is not None else "")
-    mailbox.sender_email = (mailbox.sender_email or "").lower()
-    if not mailbox.imap_port:
-        mailbox.imap_port = None
-    for secret in ("smtp_password", "imap_password"):
-        if data.get(secret):
-            setattr(mailbox, secret, data[secret])
-    if not mailbox.imap_host:
-        mailbox.imap_password = ""
-    problems = sender_problems(name=mailbox.sender_name, email=mailbox.sender_email)  # add_mailbox skips the form
+            setattr(mailbox, name, (data[name] or "").strip())
+    try:
+        mailbox.sender_email = normalize_email(mailbox.sender_email)
+    except ValidationError as err:
+        problems["sender_email"] = " ".join(err.messages)
+    for name, message in sender_problems(name=mailbox.sender_name, email=mailbox.sender_email).items():
+        problems.setdefault(name, message)
+    try:
+        mailbox_rules_apply(mailbox=mailbox, data=data)  # sending rules (cap, interval, window), when given
+    except ValidationError as err:
+        for name, messages in err.message_dict.items():
+            problems.setdefault(name, " ".join(messages))
     if problems:
         raise ValidationError(problems)
-    mailbox_rules_apply(mailbox=mailbox, data=data)  # sending rules (cap, interval, window), when given
+    mailbox.provider_config = clean.stored
     mailbox.save()
     return mailbox
 
@@ -277,13 +278,16 @@ def credentials_rotate(*, mailboxes=None, provider_accounts=None) -> dict[str, i
     mailbox_ids = None if mailboxes is None else list(mailboxes.values_list("pk", flat=True))
     account_ids = None if provider_accounts is None else list(provider_accounts.values_list("pk", flat=True))
     with transaction.atomic():
-        box_rows = Mailbox.objects.select_for_update().only("pk", "smtp_password_encrypted", "imap_password_encrypted")
+        box_rows = Mailbox.objects.select_for_update().only("pk", "provider", "provider_config")
         if mailbox_ids is not None:
             box_rows = box_rows.filter(pk__in=mailbox_ids)
         for mailbox in box_rows:
-            mailbox.smtp_password_encrypted = rotate(mailbox.smtp_password_encrypted, what=f"SMTP password of mailbox {mailbox.pk}")
-            mailbox.imap_password_encrypted = rotate(mailbox.imap_password_encrypted, what=f"IMAP password of mailbox {mailbox.pk}")
-            mailbox.save(update_fields=["smtp_password_encrypted", "imap_password_encrypted"])
+            config = dict(mailbox.provider_config or {})
+            for name in mailbox.config_class.secrets():
+                if config.get(name):
+                    config[name] = rotate(config[name], what=f"{dict(mailbox.config_class.settings())[name].label} of mailbox {mailbox.pk}")
+            mailbox.provider_config = config
+            mailbox.save(update_fields=["provider_config"])
             counts["mailboxes"] += 1
         account_rows = ProviderAccount.objects.select_for_update().only("pk", "api_key_encrypted")
         if account_ids is not None:

@@ -14,6 +14,7 @@ from providers import errors as perr
 from providers.http import check_base_url
 from providers.lemlist import LemlistProvider
 from providers.registry import HTTP_PROVIDERS, get_provider_class
+from providers.smtp import SSL
 
 from ..models import Mailbox, ProviderAccount, Team
 
@@ -94,19 +95,20 @@ def provider_account_label(account: ProviderAccount) -> str:
 def lemlist_connect_payload(*, mailbox: Mailbox, user_id: str = "") -> dict:
     """The Connect Email Account body (seed 004) for an SMTP/IMAP ``mailbox`` (passwords decrypted).
     ``smtp_secure``/``imap_secure`` are true for implicit SSL/TLS (465/993), false for STARTTLS/plain."""
+    config = mailbox.provider_settings
     payload = {
         "sender_name": mailbox.sender_name or mailbox.sender_email,
         "sender_email": mailbox.sender_email,
-        "smtp_host": mailbox.smtp_host,
-        "smtp_port": int(mailbox.smtp_port or 0),
-        "smtp_login": mailbox.smtp_login,
-        "smtp_password": mailbox.smtp_password,
-        "smtp_secure": mailbox.smtp_security == Mailbox.Security.SSL,
-        "imap_host": mailbox.imap_host,
-        "imap_port": int(mailbox.imap_port or 0),
-        "imap_login": mailbox.imap_login,
-        "imap_password": mailbox.imap_password,
-        "imap_secure": mailbox.imap_security == Mailbox.Security.SSL,
+        "smtp_host": config.get("smtp_host", ""),
+        "smtp_port": int(config.get("smtp_port") or 0),
+        "smtp_login": config.get("smtp_login", ""),
+        "smtp_password": config.get("smtp_password", ""),
+        "smtp_secure": config.get("smtp_security") == SSL,
+        "imap_host": config.get("imap_host", ""),
+        "imap_port": int(config.get("imap_port") or 0),
+        "imap_login": config.get("imap_login", ""),
+        "imap_password": config.get("imap_password", ""),
+        "imap_secure": config.get("imap_security") == SSL,
     }
     if user_id:
         payload["userId"] = user_id
@@ -115,7 +117,7 @@ def lemlist_connect_payload(*, mailbox: Mailbox, user_id: str = "") -> dict:
 
 def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, user_id: str = "") -> Mailbox:
     """Connect ``mailbox`` (SMTP + IMAP) to the lemlist team of ``account`` (POST /user/email-accounts,
-    seed 004) and store the returned id in ``mailbox.lemlist_email_account_id``.
+    seed 004) and store the returned id as the mailbox's ``lemlist_email_account_id`` setting.
 
     ``user_id`` (optional lemlist userId) assigns the account to that team member.
     Returns the Mailbox. Raises ValidationError mapped onto the connect form's fields:
@@ -130,7 +132,7 @@ def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, u
         raise ValidationError({"provider_account": "The lemlist account must belong to your team."})
     if mailbox.provider != "smtp":
         raise ValidationError({NON_FIELD_ERRORS: "Only SMTP/IMAP mailboxes can be registered at lemlist."})
-    missing = [f for f in ("smtp_host", "smtp_port", "smtp_login", "imap_host", "imap_port", "imap_login") if not getattr(mailbox, f)]
+    missing = [f for f in ("smtp_host", "smtp_port", "smtp_login", "imap_host", "imap_port", "imap_login") if not mailbox.setting(f)]
     if missing:
         raise ValidationError({f: "lemlist needs this to connect the mailbox (SMTP and IMAP are both required)." for f in missing})
     try:
@@ -147,8 +149,9 @@ def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, u
     except perr.ProviderError as err:
         raise ValidationError({NON_FIELD_ERRORS: f"lemlist could not connect the mailbox: {err.message}"}) from err
     with transaction.atomic():
-        Mailbox.objects.filter(pk=mailbox.pk).update(lemlist_email_account_id=connected.id)
-        mailbox.lemlist_email_account_id = connected.id
+        locked = Mailbox.objects.select_for_update().only("provider_config").get(pk=mailbox.pk)
+        mailbox.provider_config = {**locked.provider_config, "lemlist_email_account_id": connected.id}
+        Mailbox.objects.filter(pk=mailbox.pk).update(provider_config=mailbox.provider_config)
     return mailbox
 
 

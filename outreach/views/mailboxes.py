@@ -12,12 +12,12 @@ from providers.registry import provider_choices
 
 from ..inbound.selectors import sync_state
 from .. import selectors
-from ..forms import MailboxForm
+from ..forms import SECRET_FIELD_NAMES, MailboxForm
 from ..models import Mailbox
 from ..services.mailboxes import mailbox_connect as mailbox_connect_service
-from ..services.provider_accounts import mailbox_register_at_lemlist
 from ..services.teams import user_is_team_admin
-from ..services.mailboxes import mailbox_delete_unused, mailbox_test_connection, mailbox_update, mailboxes_set_active
+from ..services.mailboxes import (mailbox_config_clean, mailbox_delete_unused, mailbox_test_connection, mailbox_update,
+                                 mailboxes_set_active)
 from .common import add_service_errors, get_team, require_team_admin, team_admin_required, team_object_or_404
 from .listing import AdminListView, BulkAction, Column, ListFilter
 
@@ -31,8 +31,8 @@ class MailboxListView(AdminListView):
     noun_plural = "mailboxes"
     search_placeholder = "Search sender, host"
     columns = (
-        Column("Sender", "sender"), Column("Provider", "provider"), Column("SMTP host", "smtp_host"),
-        Column("IMAP host", "imap_host"), Column("Last check", "checked"), Column("Active", "active"),
+        Column("Sender", "sender"), Column("Provider", "provider"), Column("SMTP server", "smtp_host"),
+        Column("IMAP server", "imap_host"), Column("Last check", "checked"), Column("Active", "active"),
     )
     filters = (
         ListFilter("active", "Active", lambda team: [("yes", "Active"), ("no", "Inactive")], all_label="Active or not"),
@@ -74,33 +74,32 @@ mailbox_list = MailboxListView.as_view()
 
 
 @team_admin_required  # owners/admins only (views.common)
-@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
+@sensitive_post_parameters(*SECRET_FIELD_NAMES)  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_connect(request: HttpRequest) -> HttpResponse:
-    """GET: the connect form (``mailboxes/form.html``). POST: check hosts, save through
-    ``mailbox_connect`` and redirect to the list."""
+    """GET: the connect form (``mailboxes/form.html``). POST: save through ``mailbox_connect``
+    (which checks everything and, when asked, registers the mailbox at lemlist too, deleting it
+    again if lemlist refuses) and redirect to the list."""
     team = get_team(request)
     form = MailboxForm(request.POST or None, team=team)
     if request.method == "POST" and form.is_valid():
-        mailbox = mailbox_connect_service(team=team, data=form.cleaned_data)
-        lemlist_account = form.cleaned_data.get("register_at_lemlist")
-        if lemlist_account is not None:
-            try:
-                mailbox_register_at_lemlist(mailbox=mailbox, account=lemlist_account,
-                                            user_id=form.cleaned_data.get("lemlist_user_id", ""))
-            except ValidationError as err:
-                mailbox.delete()  # nothing half-done: fix the form and connect again
-                for field, errors in err.message_dict.items():
-                    form.add_error(field if field in form.fields else ("register_at_lemlist" if field == "provider_account" else None), errors)
-                return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
-            messages.success(request, f"Registered at lemlist ({lemlist_account.name}) as {mailbox.lemlist_email_account_id}.")
-        messages.success(request, f"Mailbox {mailbox.sender_email} connected. Use “Test connection” to check the login.")
-        return redirect("mailbox_list")
+        data = form.cleaned_data
+        try:
+            mailbox = mailbox_connect_service(team=team, data=data, register_at_lemlist=data.get("register_at_lemlist"),
+                                              lemlist_user_id=data.get("lemlist_user_id", ""))
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            if data.get("register_at_lemlist") is not None:
+                messages.success(request, f"Registered at lemlist ({data['register_at_lemlist'].name}) as "
+                                          f"{mailbox.setting('lemlist_email_account_id')}.")
+            messages.success(request, f"Mailbox {mailbox.sender_email} connected. Use “Test connection” to check the login.")
+            return redirect("mailbox_list")
     return render(request, "mailboxes/form.html", {"form": form, "title": "Connect a mailbox"})
 
 
 @team_admin_required  # owners/admins only (views.common)
-@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
+@sensitive_post_parameters(*SECRET_FIELD_NAMES)  # error reports show them as ********
 @require_http_methods(["GET", "POST"])
 def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the mailbox's form without its passwords (``mailboxes/form.html``); a provider-bound
@@ -121,7 +120,7 @@ def mailbox_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @team_admin_required  # owners/admins only (views.common)
-@sensitive_post_parameters("smtp_password", "imap_password")  # error reports show them as ********
+@sensitive_post_parameters(*SECRET_FIELD_NAMES)  # error reports show them as ********
 @require_POST
 def mailbox_test(request: HttpRequest) -> HttpResponse:
     """htmx POST from the connect/edit form: validate it and really log in to SMTP (and IMAP).
@@ -138,8 +137,12 @@ def mailbox_test(request: HttpRequest) -> HttpResponse:
     form = MailboxForm(request.POST, mailbox=existing)
     if not form.is_valid():
         return render(request, "mailboxes/_test_result.html", {"form_errors": form.errors, "form": form})
-    if not form.is_smtp:
+    if not form.can_test:
         return render(request, "mailboxes/_test_result.html", {"ok": False, "lines": ["This mailbox sends through a provider account; there is no SMTP login to test."]})
+    problems = mailbox_config_clean(provider=form.provider, data=form.cleaned_data, existing=existing).problems
+    if problems:  # the same checks as saving, shown on their fields
+        add_service_errors(form, ValidationError(problems))
+        return render(request, "mailboxes/_test_result.html", {"form_errors": form.errors, "form": form})
     ok, lines = mailbox_test_connection(data=form.cleaned_data, existing=existing)
     return render(request, "mailboxes/_test_result.html", {"ok": ok, "lines": lines})
 

@@ -13,7 +13,7 @@ from outreach.inbound.models import InboundMessage, MailboxSyncState
 from outreach.inbound.services import mailbox_sync
 from outreach.inbound.unsubscribe import unsubscribe_key_for_message, unsubscribe_token
 from outreach.models import Contact, Lead, SentMessage, Suppression, TimelineEvent
-from tests.factories import make_contact, make_lead, make_sent_message, make_team
+from tests.factories import make_contact, make_lead, make_sent_message, make_team, set_fields
 from tests.inbound import mails as M
 from tests.mailhelpers import smtp_mailbox
 
@@ -208,8 +208,7 @@ def test_oversized_message_is_read_only_up_to_the_bound(env, settings):
 
 
 def test_broken_mailbox_is_reported_and_backs_off(env):
-    env.mailbox.imap_password = "wrong"
-    env.mailbox.save()
+    set_fields(env.mailbox, imap_password="wrong")
     first = mailbox_sync(mailbox=env.mailbox)
     assert "IMAP authentication refused" in first.error
     state = MailboxSyncState.objects.get(mailbox=env.mailbox)
@@ -218,8 +217,7 @@ def test_broken_mailbox_is_reported_and_backs_off(env):
     assert again.skipped.startswith("backing off") and again.error == ""
     assert MailboxSyncState.objects.get(mailbox=env.mailbox).consecutive_failures == 1
 
-    env.mailbox.imap_password = env.imap.password
-    env.mailbox.save()
+    set_fields(env.mailbox, imap_password=env.imap.password)
     out = StringIO()
     call_command("sync_mailboxes", "--mailbox", str(env.mailbox.pk), stdout=out)
     result = json.loads(out.getvalue())

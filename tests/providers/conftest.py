@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
-from tests.factories import NO_SENDING_RULES
+from tests.factories import NO_SENDING_RULES, provider_config, split_mailbox_fields
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +55,12 @@ def make_account(team: Team, *, provider: str, base_url: str, api_key: str) -> P
 
 
 def make_mailbox(team: Team, account: ProviderAccount, **fields) -> Mailbox:
+    """A mailbox of ``account``; ``fields`` mixes Mailbox columns and the provider's settings by form field name."""
     fields.setdefault("sender_name", "John Seller")
     fields.setdefault("sender_email", "john@example.com")
-    fields = {**NO_SENDING_RULES, **fields}
-    return Mailbox.objects.create(team=team, provider=account.provider, provider_account=account, **fields)
+    columns, settings = split_mailbox_fields(account.provider, {**NO_SENDING_RULES, **fields})
+    return Mailbox.objects.create(team=team, provider=account.provider, provider_account=account,
+                                  provider_config=provider_config(account.provider, **settings), **columns)
 
 
 def timeline_kinds(message: SentMessage) -> list[str]:

@@ -10,6 +10,7 @@ from providers import errors as perr
 from providers.schemas import lemlist as schema
 from tests.fakes.base import Reply
 from tests.fakes.lemlist import FakeLemlist
+from tests.factories import set_fields
 
 from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase
@@ -18,10 +19,7 @@ USER, USER_EMAIL, USER_MAILBOX = "usr_FU6yAd3UdBFel0UDy", "john@example.com", "u
 CONTACT, LEAD = "ctc_ei6zVayP9B2ugwUPN", "lea_wadZOcDDSFWSbFaCf"
 
 
-def _set(obj, **fields):
-    for name, value in fields.items():
-        setattr(obj, name, value)
-    obj.save()
+_set = set_fields  # columns, or a mailbox's provider settings by form field name
 
 
 def _text(status, body):
@@ -127,4 +125,5 @@ class TestLemlist(ProviderContract):
         from providers.lemlist import LemlistProvider
 
         with pytest.raises(perr.ConfigurationError, match="no lemlist provider account"):
-            LemlistProvider.from_mailbox(Mailbox(provider="lemlist", sender_email="x@example.com"))
+            LemlistProvider.from_mailbox(Mailbox(provider="lemlist", sender_email="x@example.com", provider_config={
+                "send_user_id": USER, "send_user_email": USER_EMAIL, "send_user_mailbox_id": USER_MAILBOX}))

@@ -9,6 +9,7 @@ from outreach.services.sending import AttachmentData
 from providers import errors as perr
 from providers.base import OutgoingAttachment
 from tests.fakes.openmail import FakeOpenMail
+from tests.factories import set_fields
 
 from .conftest import make_contact, timeline_kinds
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
@@ -17,10 +18,7 @@ INBOX = "inb_8f2a1c"
 K = TimelineEvent.Kind
 
 
-def _set(obj, **fields):
-    for name, value in fields.items():
-        setattr(obj, name, value)
-    obj.save()
+_set = set_fields  # columns, or a mailbox's provider settings by form field name
 
 
 class TestOpenMail(ProviderContract):

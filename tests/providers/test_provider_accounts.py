@@ -15,7 +15,7 @@ from outreach.services.sending import sent_message_create
 from providers.schemas import lemlist as schema
 from tests.fakes.base import Reply
 from tests.fakes.lemlist import FakeLemlist
-from tests.factories import NO_SENDING_RULES
+from tests.factories import NO_SENDING_RULES, provider_config, set_fields
 
 from .conftest import make_account, make_contact
 from .contract import drive
@@ -30,16 +30,12 @@ def lemlist():
 
 
 def smtp_mailbox(team, **fields) -> Mailbox:
-    mailbox = Mailbox(team=team, provider="smtp", sender_name="John Doe", sender_email="john@company.com",
-                      smtp_host="smtp.company.com", smtp_port=587, smtp_login="john@company.com",
-                      smtp_security=Mailbox.Security.STARTTLS, imap_host="imap.company.com", imap_port=993,
-                      imap_login="john@company.com", imap_security=Mailbox.Security.SSL)
-    for name, value in fields.items():
-        setattr(mailbox, name, value)
-    mailbox.smtp_password = "password123"
-    mailbox.imap_password = "password123"
-    mailbox.save()
-    return mailbox
+    settings = dict(smtp_host="smtp.company.com", smtp_port=587, smtp_login="john@company.com", smtp_security="starttls",
+                    smtp_password="password123", imap_host="imap.company.com", imap_port=993, imap_login="john@company.com",
+                    imap_security="ssl", imap_password="password123")
+    settings.update(fields)
+    return Mailbox.objects.create(team=team, provider="smtp", sender_name="John Doe", sender_email="john@company.com",
+                                  provider_config=provider_config("smtp", **settings))
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -119,7 +115,7 @@ def test_register_at_lemlist_stores_the_returned_id(team, lemlist):
     mailbox = smtp_mailbox(team)
     mailbox_register_at_lemlist(mailbox=mailbox, account=account)
     mailbox.refresh_from_db()
-    assert mailbox.lemlist_email_account_id.startswith("umx_")
+    assert mailbox.setting("lemlist_email_account_id").startswith("umx_")
     sent = lemlist.requests[0]
     assert sent.path == "/api/user/email-accounts" and sent.json() == {
         "sender_name": "John Doe", "sender_email": "john@company.com", "smtp_host": "smtp.company.com", "smtp_port": 587,
@@ -132,7 +128,7 @@ def test_register_at_lemlist_stores_the_returned_id(team, lemlist):
 @pytest.mark.django_db
 @pytest.mark.parametrize("arrange,field,text", [
     (lambda fake, mb: fake.fail_next(reply=Reply(400, "Missing required fields", "text/plain")), "__all__", "required fields"),
-    (lambda fake, mb: Mailbox.objects.filter(pk=mb.pk).update(smtp_host="smtp.gmail.com"), "smtp_host", "refused the mail server host"),
+    (lambda fake, mb: set_fields(mb, smtp_host="smtp.gmail.com"), "smtp_host", "refused the mail server host"),
     (lambda fake, mb: fake.accounts.setdefault("john@company.com", {}), "sender_email", "already connected at lemlist"),
     (lambda fake, mb: setattr(fake, "team_ok", False), "provider_account", "Bad team"),
 ], ids=["missing-fields", "invalid-host", "already-exists", "bad-team"])
@@ -144,7 +140,7 @@ def test_register_at_lemlist_maps_the_documented_400s_to_form_fields(team, lemli
     with pytest.raises(ValidationError) as info:
         mailbox_register_at_lemlist(mailbox=mailbox, account=account)
     assert text in " ".join(info.value.message_dict[field])
-    assert Mailbox.objects.get(pk=mailbox.pk).lemlist_email_account_id == ""
+    assert Mailbox.objects.get(pk=mailbox.pk).setting("lemlist_email_account_id") == ""
 
 
 @pytest.mark.django_db

@@ -18,7 +18,7 @@ import pytest
 from providers import ratelimit
 from providers.base import Address, OutgoingMessage
 from providers.http import parse_retry_after
-from providers.lemlist import LemlistProvider
+from providers.lemlist import LemlistConfig, LemlistProvider
 from providers.ratelimit import LocalRateLimiter, RateLimit, limiter_key
 from tests.fakes.lemlist import FakeLemlist
 
@@ -84,8 +84,8 @@ def _send_many(api_key: str, base_url: str, numbers: list[int], threads: int) ->
     chunks = [numbers[i::threads] for i in range(threads)]
 
     def work(chunk):
-        provider = LemlistProvider(api_key=api_key, base_url=base_url, send_user_id=USER, send_user_email=EMAIL,
-                                   send_user_mailbox_id=MAILBOX)
+        provider = LemlistProvider(api_key=api_key, base_url=base_url, config=LemlistConfig(
+            send_user_id=USER, send_user_email=EMAIL, send_user_mailbox_id=MAILBOX))
         for i in chunk:
             try:
                 provider.send(_message(i))

@@ -50,7 +50,7 @@ def test_registered_mailbox_keeps_the_lemlist_id(owner_client, lemlist, monkeypa
     account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     response = _post(client, account)
     assert response.status_code == 302
-    assert Mailbox.objects.get(team=team).lemlist_email_account_id.startswith("umx_")
+    assert Mailbox.objects.get(team=team).setting("lemlist_email_account_id").startswith("umx_")
 
 
 def test_choice_is_hidden_without_a_lemlist_account(owner_client):

@@ -9,9 +9,10 @@ from outreach.models import SentMessage, Suppression
 from outreach.services.sending import AttachmentData, sent_message_outgoing
 from providers import errors as perr
 from providers.schemas import unipile as schema
-from providers.unipile import UnipileProvider
+from providers.unipile import UnipileConfig, UnipileProvider
 from tests.fakes.base import parse_multipart
 from tests.fakes.unipile import FakeUnipile, typed
+from tests.factories import set_fields
 
 from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
@@ -19,10 +20,7 @@ from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCas
 ACCOUNT = "acc_Y2FkZjE3"
 
 
-def _set(obj, **fields):
-    for name, value in fields.items():
-        setattr(obj, name, value)
-    obj.save()
+_set = set_fields  # columns, or a mailbox's provider settings by form field name
 
 
 def _inject(status, kind):
@@ -121,8 +119,8 @@ class TestUnipile(ProviderContract):
 
         message = self.queue(env, attachments=[AttachmentData("quote.pdf", "application/pdf", b"%PDF-1.4")])
         account = env.account
-        provider = UnipileProvider(api_key=account.api_key, base_url=account.base_url, account_id=ACCOUNT,
-                                   tracking={"opens": True, "links": True, "label": "outreach"})
+        provider = UnipileProvider(api_key=account.api_key, base_url=account.base_url, config=UnipileConfig(
+            account_id=ACCOUNT, track_opens=True, track_links=True, tracking_label="outreach"))
         outgoing = dataclasses.replace(sent_message_outgoing(message), headers={"X-Campaign": "spring"})
         result = provider.send(outgoing)
         sent = fake.messages[0]

@@ -19,7 +19,7 @@ class Command(JsonCommand):
             mailbox = Mailbox.objects.filter(pk=o["mailbox"]).first()
             if mailbox is None:
                 raise CommandError(f"No mailbox with id {o['mailbox']}.")
-            if not mailbox.imap_host:
+            if not mailbox.has_imap:
                 raise CommandError(f"Mailbox {mailbox.pk} ({mailbox.sender_email}) has no IMAP settings.")
             results = [mailbox_sync(mailbox=mailbox, honour_backoff=False)]
         else:
