@@ -75,7 +75,8 @@ class EncryptedSecret:
     """Model attribute that stores a secret encrypted in the text field ``field_name``.
 
     Reading decrypts (raising CredentialDecryptionError on a wrong key); assigning encrypts.
-    Example: ``smtp_password = EncryptedSecret("smtp_password_encrypted", "SMTP password")``.
+    Example: ``api_key = EncryptedSecret("api_key_encrypted", "API key")`` (mailbox secrets live encrypted in
+    ``Mailbox.provider_config`` instead: ``Mailbox.set_secret`` / ``provider_settings``).
     """
 
     def __init__(self, field_name: str, label: str):

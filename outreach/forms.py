@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from providers.config import BOOL, CHOICE, INT, SECRET, MailboxConfig, Setting, missing_text
-from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class, provider_choices
+from providers.registry import PROVIDERS, get_provider_class, http_providers, provider_choices
 
 from .models import Contact, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, provider_accounts, team_users
@@ -354,14 +354,14 @@ class ProviderMailboxForm(forms.Form):
         field.label_from_instance = provider_account_label
         # Lets app.js show only the chosen account's settings (all are shown without JavaScript).
         field.widget.attrs["data-account-providers"] = json.dumps({str(a.pk): a.provider for a in accounts})
-        for name in HTTP_PROVIDERS:
+        for name in http_providers():
             self.fields.update(config_form_fields(PROVIDERS[name].config_class, provider_label=PROVIDERS[name].label, required=False))
 
     def provider_groups(self) -> list[dict]:
         """[{provider, label, fieldsets}] for each HTTP provider, in registry order (leadlex: none)."""
         return [{"provider": name, "label": PROVIDERS[name].label,
                  "fieldsets": config_fieldsets(self, PROVIDERS[name].config_class, legend=f"{PROVIDERS[name].label} sender ids")}
-                for name in HTTP_PROVIDERS]
+                for name in http_providers()]
 
     def clean_sender_email(self) -> str:
         return normalize_email(self.cleaned_data["sender_email"])
@@ -388,7 +388,7 @@ class ProviderAccountForm(forms.Form):
         if account is not None and "initial" not in kwargs:
             kwargs["initial"] = {"name": account.name, "base_url": account.base_url}
         super().__init__(*args, **kwargs)
-        defaults = {name: PROVIDERS[name].default_base_url for name in HTTP_PROVIDERS}
+        defaults = {name: PROVIDERS[name].default_base_url for name in http_providers()}
         base_url = self.fields["base_url"]
         if account is None:
             provider = self.fields["provider"]

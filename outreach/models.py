@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from providers.config import MailboxConfig
-from providers.registry import PROVIDERS, provider_choices
+from providers.registry import PROVIDERS, http_provider_choices, provider_choices
 
 from .crypto import EncryptedSecret, decrypt, encrypt
 from .dbindexes import TrigramIndex, contact_search_text
@@ -204,7 +204,7 @@ class ProviderAccount(TeamOwned):
     provider document's server and can be overridden (tests, self-hosted gateways).
     """
 
-    provider = models.CharField(max_length=30, choices=provider_choices(include_smtp=False))
+    provider = models.CharField(max_length=30, choices=http_provider_choices)
     name = models.CharField(max_length=200)
     base_url = models.URLField(max_length=500, blank=True)
     api_key_encrypted = models.TextField(blank=True, editable=False)
@@ -229,7 +229,7 @@ class Mailbox(TeamOwned):
     :attr:`provider_settings`.
     """
 
-    provider = models.CharField(max_length=30, default="smtp", choices=provider_choices(),
+    provider = models.CharField(max_length=30, default="smtp", choices=provider_choices,
                                 help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
     sender_name = models.CharField(max_length=200)
     sender_email = models.EmailField(max_length=254)

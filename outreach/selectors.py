@@ -18,8 +18,6 @@ from .dbindexes import contact_search_text
 from .models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
 
-PENDING_STATUSES = (SentMessage.Status.QUEUED, SentMessage.Status.SENDING)
-
 
 # --- Generic list helpers ------------------------------------------------------------------
 

@@ -16,8 +16,15 @@ PROVIDERS: dict[str, type[Provider]] = {
     UnipileProvider.name: UnipileProvider,
 }
 
-#: Providers reached over HTTP with a ProviderAccount (API key, base URL).
-HTTP_PROVIDERS = tuple(name for name in PROVIDERS if name != "smtp")
+
+def http_providers() -> tuple[str, ...]:
+    """Names of the providers reached over HTTP with a ProviderAccount (API key, base URL), in
+    registry order. A function, not a constant: everything reads the registry when it runs."""
+    return tuple(name for name in PROVIDERS if name != "smtp")
+
+
+#: Every provider's name; kept for readers of the old constant (read at import time: prefer http_providers()).
+HTTP_PROVIDERS = http_providers()
 
 
 def get_provider_class(name: str) -> type[Provider]:
@@ -29,8 +36,14 @@ def get_provider_class(name: str) -> type[Provider]:
 
 
 def provider_choices(*, include_smtp: bool = True) -> list[tuple[str, str]]:
-    """[(name, label)] for form and admin choices."""
+    """[(name, label)] for form and admin choices (``Mailbox.provider`` takes it as callable choices,
+    so a new provider needs no migration)."""
     return [(name, cls.label) for name, cls in PROVIDERS.items() if include_smtp or name != "smtp"]
+
+
+def http_provider_choices() -> list[tuple[str, str]]:
+    """[(name, label)] of the HTTP providers (``ProviderAccount.provider``'s callable choices)."""
+    return provider_choices(include_smtp=False)
 
 
 def provider_for_mailbox(mailbox) -> Provider:

@@ -291,7 +291,7 @@ def build_mime(message: OutgoingMessage) -> EmailMessage:
 
 SECURITY_CHOICES = ((SSL, "SSL/TLS (implicit, e.g. port 465/993)"), (STARTTLS, "STARTTLS (e.g. port 587/143)"),
                     (NONE, "None (plain text)"))
-SMTP_GROUP, IMAP_GROUP = "SMTP (sending)", "IMAP (copy to Sent folder, replies)"
+SMTP_GROUP, IMAP_GROUP = "SMTP (sending) — required", "IMAP (copy to Sent, replies, bounces) — optional: fill all or none"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # --- xdist: one Redis database pair per worker -------------------------------------------
 
 
-def _with_redis_db(url: str, db: int) -> str:
+def redis_db_url(url: str, db: int) -> str:
+    """``url`` (redis://host:port/n) pointed at database ``db``."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{db}"))
 
@@ -54,7 +55,7 @@ def pytest_configure(config):
     for name, db in (("CELERY_BROKER_URL", 2 + 2 * n), ("REDIS_URL", 3 + 2 * n)):
         url = os.environ.get(name, "")
         if url.startswith(("redis://", "rediss://")):
-            overrides[name] = _with_redis_db(url, db)
+            overrides[name] = redis_db_url(url, db)
     if not overrides:
         return
     os.environ.update(overrides)

@@ -15,80 +15,30 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from outreach.models import SentMessage
 from outreach.services import sending
 from outreach.services.sending import sent_message_create
-from tests.conftest import REPO_ROOT, CeleryWorkerProcess
+from tests.conftest import CeleryWorkerProcess
 from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_url
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-FAST_LEASES = dict(
-    OUTREACH_DISPATCH_INTERVAL_SECONDS="0.5", OUTREACH_DISPATCH_LEASE_SECONDS="4", OUTREACH_SEND_LEASE_SECONDS="5",
-    OUTREACH_DISPATCH_CHUNK="4", OUTREACH_RETRY_BASE_SECONDS="0.2", OUTREACH_RETRY_MAX_SECONDS="1",
-    OUTREACH_INFRA_RETRY_SECONDS="0.5",
-)
-
-
-def _redis_db(url: str, db: int) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
-
-
-class Beat:
-    """A real ``celery -A outreach beat`` process (the dispatcher's clock)."""
-
-    def __init__(self, env: dict, directory: Path):
-        self.env, self.directory = env, directory
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "Beat":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "outreach", "beat", "-l", "info",
-             "-s", str(self.directory / "beat-schedule"), "--pidfile="],
-            cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=open(self.directory / "beat.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        return []
-
-
-def _kill_group(worker: CeleryWorkerProcess) -> None:
-    if worker.process is not None:
-        try:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        worker.process.wait()
-        worker.process = None
-
-
 def _prefork_worker(base_env: dict, tmp_path: Path, *, name: str, redis_db: int, concurrency: int = 2,
-                    **overrides: str) -> tuple[CeleryWorkerProcess, "Beat"]:
+                    **overrides: str) -> tuple[CeleryWorkerProcess, Beat]:
     """A prefork worker and a beat on their own Redis database (``redis_db`` + this xdist worker's number)
     with FAST_LEASES and ``overrides`` in their environment. Not started."""
     from django.conf import settings
 
     xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-    env = {**base_env, **FAST_LEASES, **overrides, "CELERY_BROKER_URL": _redis_db(settings.CELERY_BROKER_URL, redis_db + xdist)}
+    env = {**base_env, **FAST_LEASES, **overrides, "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, redis_db + xdist)}
     worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename=f"{name}@%h",
                                  args=("--pool=prefork", f"--concurrency={concurrency}", "--prefetch-multiplier=1"))
     return worker, Beat(env, tmp_path)
@@ -144,7 +94,7 @@ def test_sigkill_pool_children_and_main_process_while_sending(celery_worker_env,
             pending = SentMessage.objects.filter(pk__in=ids, status__in=("queued", "sending")).count()
             if not pending:
                 break
-            children = _children(worker.process.pid)
+            children = child_pids(worker.process.pid)
             if children and rng.random() < 0.6:
                 os.kill(rng.choice(children), signal.SIGKILL)  # what the OOM killer does to a pool process
                 kills["pool child"] += 1
@@ -152,12 +102,12 @@ def test_sigkill_pool_children_and_main_process_while_sending(celery_worker_env,
                 os.kill(worker.process.pid, signal.SIGKILL)  # the main process (its prefetched tasks are lost)
                 kills["main process"] += 1
                 time.sleep(0.3)
-                _kill_group(worker)  # orphaned pool children go too, as with a killed container
+                kill_group(worker)  # orphaned pool children go too, as with a killed container
                 worker.start(timeout=60)
         counts = _wait_settled(ids, timeout=90, worker=worker)
     finally:
         beat.stop()
-        _kill_group(worker)
+        kill_group(worker)
     assert sum(kills.values()) >= 3, kills
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
     assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)
@@ -197,7 +147,7 @@ def test_redis_restart_mid_burst_loses_nothing(celery_worker_env, mail_settings,
         _wait_settled(ids, timeout=90, worker=worker)
     finally:
         beat.stop()
-        _kill_group(worker)
+        kill_group(worker)
         redis.kill()
         redis.wait()
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
@@ -220,7 +170,7 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
         _wait_settled(ids, timeout=120, worker=worker)
     finally:
         beat.stop()
-        _kill_group(worker)
+        kill_group(worker)
     assert "stopped by its soft time limit" in worker.logs(tail=10**6)
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
     assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)

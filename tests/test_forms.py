@@ -10,7 +10,6 @@ from outreach.forms import (
     ComposeForm,
     ContactForm,
     LeadForm,
-    MailboxForm,
     MultipleFileField,
     format_custom_fields,
     parse_custom_fields,
@@ -133,40 +132,3 @@ def test_compose_form_offers_only_the_teams_active_mailboxes():
     choices = set(ComposeForm(team=team).fields["mailbox"].queryset)
     assert choices == {active}
     assert inactive not in choices and foreign not in choices
-
-
-# --- Mailbox form ------------------------------------------------------------------------------
-
-
-def _data(**overrides):
-    data = {"sender_name": "Ann", "sender_email": "ann@acme.com", "smtp_host": "127.0.0.1", "smtp_port": "587",
-            "smtp_login": "ann", "smtp_password": "pw", "smtp_security": "starttls", "imap_port": "993",
-            "imap_security": "ssl", "imap_sent_folder": ""}
-    data.update(overrides)
-    return data
-
-
-@pytest.fixture
-def private_hosts(settings):
-    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
-    return settings
-
-
-def test_mailbox_form_refuses_line_breaks(private_hosts):
-    form = MailboxForm(_data(sender_name="Ann\r\nBcc: x@y.com", smtp_login="a\nb"))
-    assert not form.is_valid()
-    assert {"sender_name", "smtp_login"} <= set(form.errors)
-
-
-@pytest.mark.django_db
-def test_mailbox_form_edit_never_renders_passwords_and_keeps_them_optional(private_hosts):
-    team, _ = make_team_user()
-    mailbox = make_mailbox(team, smtp_password="stored-smtp-secret", imap_password="stored-imap-secret",
-                           imap_host="127.0.0.1", imap_port=993, imap_login="ann", smtp_host="127.0.0.1", smtp_login="ann")
-    html = MailboxForm(mailbox=mailbox).as_div()
-    assert "stored-smtp-secret" not in html and "stored-imap-secret" not in html
-    assert 'value="127.0.0.1"' in html
-    form = MailboxForm(_data(smtp_password="", imap_host="127.0.0.1", imap_login="ann", imap_password=""), mailbox=mailbox)
-    assert form.is_valid(), form.errors
-    bound_html = MailboxForm(_data(smtp_password="typed-secret"), mailbox=mailbox).as_div()
-    assert "typed-secret" not in bound_html

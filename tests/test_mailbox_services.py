@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from outreach.forms import MailboxForm
 from outreach.models import Mailbox
 from outreach.services.mailboxes import (
     mailbox_config_clean,
@@ -14,7 +15,7 @@ from outreach.services.mailboxes import (
     mailbox_update,
 )
 from providers.unipile import UnipileProvider
-from tests.factories import make_mailbox, make_provider_account, make_team, provider_config
+from tests.factories import make_mailbox, make_provider_account, make_team, make_team_user, provider_config
 from tests.fakes.lemlist import FakeLemlist
 
 
@@ -151,3 +152,26 @@ def test_connect_deletes_the_new_mailbox_when_lemlist_refuses_it(lemlist):
     with pytest.raises(ValidationError):
         mailbox_connect(team=team, data={**_connect_data(), "imap_password": ""}, register_at_lemlist=account)
     assert len(lemlist.requests) == before and not Mailbox.objects.exists()
+
+
+# --- The form parses only ---------------------------------------------------------------------
+
+
+def test_mailbox_form_refuses_line_breaks(private_hosts):
+    form = MailboxForm(_data(sender_name="Ann\r\nBcc: x@y.com", smtp_login="a\nb"))
+    assert not form.is_valid()
+    assert {"sender_name", "smtp_login"} <= set(form.errors)
+
+
+@pytest.mark.django_db
+def test_mailbox_form_edit_never_renders_passwords_and_keeps_them_optional(private_hosts):
+    team, _ = make_team_user()
+    mailbox = make_mailbox(team, smtp_password="stored-smtp-secret", imap_password="stored-imap-secret",
+                           imap_host="127.0.0.1", imap_port=993, imap_login="ann", smtp_host="127.0.0.1", smtp_login="ann")
+    html = MailboxForm(mailbox=mailbox).as_div()
+    assert "stored-smtp-secret" not in html and "stored-imap-secret" not in html
+    assert 'value="127.0.0.1"' in html
+    form = MailboxForm(_data(smtp_password="", imap_host="127.0.0.1", imap_login="ann", imap_password=""), mailbox=mailbox)
+    assert form.is_valid(), form.errors
+    bound_html = MailboxForm(_data(smtp_password="typed-secret"), mailbox=mailbox).as_div()
+    assert "typed-secret" not in bound_html

@@ -226,7 +226,7 @@ def test_provider_mailbox_edit_page_edits_and_requires_the_sender_ids(user_clien
 # --- The declaration agrees with what sending needs -------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", registry.HTTP_PROVIDERS)
+@pytest.mark.parametrize("provider", registry.http_providers())
 def test_required_settings_are_what_from_mailbox_requires(team, settings, provider):
     settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS = True
     account = make_provider_account(team, provider=provider, base_url="http://127.0.0.1:9")

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from ..message_templates.engine import TemplateInfo
@@ -41,9 +41,9 @@ from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineE
 from ..selectors import Selection, contacts_selected, id_batches
 from ..services.sending import sent_message_create, sent_messages_cancel
 from ..services.timeline import timeline_event_record
+from ..services.sending_rules import parse_send_days, validate_zone, window_opening, zone_or_default
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
-from ..services.sending_rules import parse_send_days
-from .schedule import add_delay, validate_zone, window_opening, zone_or_default
+from .schedule import add_delay
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +463,7 @@ def _stop(enrolment: Enrolment, reason: str, detail: str, *, actor=None, now: da
 def _stop_signal(enrolment: Enrolment) -> tuple[str, str] | None:
     """(reason, detail) when something since ``enrolment`` began means no more steps, else None."""
     contact = enrolment.contact
-    suppression = Suppression.objects.for_team(contact.team).filter(email=contact.email).first()
+    suppression = Suppression.objects.filter(team_id=contact.team_id, email=contact.email).first()
     if suppression is not None:
         return SUPPRESSION_REASONS.get(suppression.reason, R.SUPPRESSED), suppression.detail[:300]
     kinds = dict(STOP_EVENT_KINDS)
@@ -563,10 +563,21 @@ def _thread_fields(enrolment: Enrolment, step: CampaignStep) -> dict[str, Any]:
     return {"subject": draft.subject, **threading}
 
 
-def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceResult) -> bool:
-    """Render and queue ``enrolment``'s due step (one transaction). Returns True when a message was created."""
+def _step_and_variants(campaign_id: int, position: int, cache: dict) -> tuple[CampaignStep | None, list]:
+    """The step at ``position`` of a campaign and its variants (by label), looked up once per scheduler run."""
+    key = (campaign_id, position)
+    if key not in cache:
+        step = CampaignStep.objects.filter(campaign_id=campaign_id, position=position).first()
+        cache[key] = (step, list(step.variants.order_by("label")) if step is not None else [])
+    return cache[key]
+
+
+def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceResult, steps: dict) -> bool:
+    """Render and queue ``enrolment``'s due step (one transaction). Returns True when a message was created.
+
+    ``steps`` is the run's cache for :func:`_step_and_variants`."""
     campaign, contact = enrolment.campaign, enrolment.contact
-    step = CampaignStep.objects.filter(campaign=campaign, position=enrolment.next_step).first()
+    step, variants = _step_and_variants(campaign.pk, enrolment.next_step, steps)
     if step is None:  # steps deleted after the last one was sent
         Enrolment.objects.filter(pk=enrolment.pk, status=E.ACTIVE).update(status=E.COMPLETED, finished_at=now,
                                                                          next_due_at=None, updated_at=now)
@@ -589,7 +600,6 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
         _stop(enrolment, R.SEND_FAILED, "Its mailbox is disabled or gone; choose active mailboxes and enrol again.", now=now)
         result.stopped += 1
         return False
-    variants = list(step.variants.order_by("label"))
     if not variants:
         _stop(enrolment, R.SEND_FAILED, f"Step {step.position} has no email.", now=now)
         result.stopped += 1
@@ -633,32 +643,47 @@ def _create_step_message(enrolment: Enrolment, now: datetime, result: AdvanceRes
 def _create_due_messages(now: datetime, result: AdvanceResult, batch: int) -> None:
     due = (Enrolment.objects.filter(status=E.ACTIVE, campaign__status=S.ACTIVE, next_due_at__lte=now)
            .order_by("next_due_at", "pk"))
-    room = None
-    for enrolment_id, mailbox_id in due.values_list("pk", "mailbox_id")[: batch * 4]:
-        if room is None:
-            room = _outbox_room(set(Mailbox.objects.filter(campaigns__status=S.ACTIVE).values_list("pk", flat=True)))
-        if mailbox_id is not None and room.get(mailbox_id, 0) <= 0:
-            continue
-        with transaction.atomic():
-            locked = Enrolment.objects.filter(pk=enrolment_id, status=E.ACTIVE, next_due_at__lte=now)
-            if connection.features.has_select_for_update_skip_locked:
-                locked = locked.select_for_update(skip_locked=True, of=("self",))
-            enrolment = locked.select_related("campaign__team", "contact__lead__owner", "mailbox").first()
+    room = _outbox_room(set(Mailbox.objects.filter(campaigns__status=S.ACTIVE).values_list("pk", flat=True)))
+    # Mailboxes whose outbox share is full are left out of the query, so that they cannot fill the
+    # candidates and starve the due steps of every other mailbox.
+    due = due.exclude(mailbox_id__in=[pk for pk, left in room.items() if left <= 0])
+    steps: dict = {}
+    candidates = list(due.values_list("pk", "mailbox_id")[: batch * 4])
+    for start in range(0, len(candidates), 100):
+        chunk = candidates[start:start + 100]
+        # One query loads the chunk's enrolments with what rendering needs; each is then locked on its
+        # own (a small query) and moved in its own transaction.
+        loaded = {
+            e.pk: e for e in Enrolment.objects.filter(pk__in=[pk for pk, _ in chunk])
+            .select_related("campaign__team", "contact__lead__owner", "mailbox")}
+        for enrolment_id, mailbox_id in chunk:
+            if mailbox_id is not None and room.get(mailbox_id, 0) <= 0:
+                continue
+            enrolment = loaded.get(enrolment_id)
             if enrolment is None:
                 continue
-            if _create_step_message(enrolment, now, result) and mailbox_id is not None:
-                room[mailbox_id] -= 1
-        if result.created >= batch:
-            break
+            with transaction.atomic():
+                locked = Enrolment.objects.filter(pk=enrolment_id, status=E.ACTIVE, next_due_at__lte=now)
+                if connection.features.has_select_for_update_skip_locked:
+                    locked = locked.select_for_update(skip_locked=True, of=("self",))
+                if not locked.values_list("pk", flat=True):
+                    continue
+                if _create_step_message(enrolment, now, result, steps) and mailbox_id is not None:
+                    room[mailbox_id] -= 1
+            if result.created >= batch:
+                return
 
 
 def _complete_campaigns(now: datetime, result: AdvanceResult) -> None:
-    for campaign in Campaign.objects.filter(status=S.ACTIVE).annotate(
-            active=Count("enrolments", filter=Q(enrolments__status=E.ACTIVE)), total=Count("enrolments")):
-        if campaign.total and not campaign.active:
-            if Campaign.objects.filter(pk=campaign.pk, status=S.ACTIVE).update(status=S.COMPLETED, finished_at=now,
-                                                                              updated_at=now):
-                result.campaigns_completed += 1
+    """Active campaigns with enrolments but none still active are completed (two index-served EXISTS
+    tests per campaign, not a count of its enrolments)."""
+    enrolments = Enrolment.objects.filter(campaign=OuterRef("pk"))
+    finished = (Campaign.objects.filter(status=S.ACTIVE)
+                .filter(Exists(enrolments)).exclude(Exists(enrolments.filter(status=E.ACTIVE))))
+    for campaign_id in finished.values_list("pk", flat=True):
+        if Campaign.objects.filter(pk=campaign_id, status=S.ACTIVE).update(status=S.COMPLETED, finished_at=now,
+                                                                          updated_at=now):
+            result.campaigns_completed += 1
 
 
 def campaigns_advance(*, now: datetime | None = None, batch: int = 500) -> AdvanceResult:

@@ -39,7 +39,7 @@ from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows,
 from .report import BLANKED, REJECTED, ErrorReport
 from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
-from ..campaigns.schedule import validate_zone
+from ..services.sending_rules import validate_zone
 from ..validation import normalize_http_url
 
 logger = logging.getLogger(__name__)

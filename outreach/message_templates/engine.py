@@ -25,6 +25,7 @@ Options may hold merge fields (``{Hi {{ first_name }}|Hello}``) and nest. A brac
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -317,8 +318,14 @@ def check_template(source: str, *, field: str = "body") -> TemplateInfo:
     """Validate ``source`` (a subject or body) as a message template. Returns its :class:`TemplateInfo`.
 
     Raises ValidationError({field: "Line N: …"}) for a syntax error, an unknown merge field or filter,
-    or a construct the sandbox does not allow. Every spintax option is checked.
+    or a construct the sandbox does not allow. Every spintax option is checked. A template that checks
+    is remembered (by source), so a campaign step rendered for thousands of contacts is parsed once.
     """
+    return _check_template(source or "", field)
+
+
+@functools.lru_cache(maxsize=512)
+def _check_template(source: str, field: str) -> TemplateInfo:
     checked = _jinja_filters(_all_options(source or ""))
     try:
         tree = _TEXT_ENV.parse(checked)
@@ -346,8 +353,13 @@ def render_template(source: str, context: dict, *, html: bool, seed: str) -> str
     """
     check_template(source, field="body" if html else "subject")
     expanded = _jinja_filters(expand_spintax(source or "", seed=seed))
-    env = _HTML_ENV if html else _TEXT_ENV
-    return env.from_string(expanded).render(context)
+    return _compiled(expanded, html).render(context)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(expanded: str, html: bool):
+    """The compiled Jinja2 template for ``expanded`` (spintax already chosen), kept across renders."""
+    return (_HTML_ENV if html else _TEXT_ENV).from_string(expanded)
 
 
 def missing_fields(info: TemplateInfo, context: dict) -> list[str]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from providers.config import EMAIL, SECRET, MailboxConfig, Server
 from providers.errors import ProviderError
 from providers.netguard import check_mail_host
-from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
+from providers.registry import PROVIDERS, get_provider_class, http_providers
 from providers.smtp import ServerSettings, SmtpConfig, check_plaintext_login, test_connection
 
 from ..crypto import decrypt, encrypt, rotate
@@ -211,7 +211,7 @@ def mailbox_connect_provider(*, team: Team, account: ProviderAccount, data: dict
     rules; other providers' settings are ignored. Returns the Mailbox. Raises ValidationError
     naming the field: an account of another team, a missing or malformed setting.
     """
-    if account.team_id != team.pk or account.provider not in HTTP_PROVIDERS:
+    if account.team_id != team.pk or account.provider not in http_providers():
         raise ValidationError({"provider_account": "Choose one of your team's provider accounts."})
     mailbox = Mailbox(team=team, provider=account.provider, provider_account=account)
     return _apply(mailbox, data)

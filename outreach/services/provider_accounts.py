@@ -13,7 +13,7 @@ from django.db.models import ProtectedError
 from providers import errors as perr
 from providers.http import check_base_url
 from providers.lemlist import LemlistProvider
-from providers.registry import HTTP_PROVIDERS, get_provider_class
+from providers.registry import get_provider_class, http_providers
 from providers.smtp import SSL
 
 from ..models import Mailbox, ProviderAccount, Team
@@ -31,15 +31,15 @@ def _clean_base_url(provider: str, base_url: str) -> str:
 
 
 def provider_account_create(*, team: Team, provider: str, name: str, api_key: str, base_url: str = "") -> ProviderAccount:
-    """Create a ProviderAccount for ``team``. ``provider`` is one of providers.registry.HTTP_PROVIDERS;
+    """Create a ProviderAccount for ``team``. ``provider`` is one of providers.registry.http_providers();
     ``api_key`` (plaintext) is encrypted before saving; ``base_url`` '' means the document's server
     (checked against private/loopback addresses unless OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
 
     Returns the saved ProviderAccount. Raises ValidationError naming the field.
     """
     problems = {}
-    if provider not in HTTP_PROVIDERS:
-        problems["provider"] = f"Unknown provider {provider!r}; choose one of {', '.join(HTTP_PROVIDERS)}."
+    if provider not in http_providers():
+        problems["provider"] = f"Unknown provider {provider!r}; choose one of {', '.join(http_providers())}."
     if not (name or "").strip():
         problems["name"] = "Enter a name for this account."
     if not (api_key or "").strip():

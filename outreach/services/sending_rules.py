@@ -48,12 +48,28 @@ def parse_send_days(value: str) -> set[int]:
     return days
 
 
+def zone_or_default(name: str, default: str = "UTC") -> ZoneInfo:
+    """ZoneInfo for the IANA ``name``; ``default``'s zone when ``name`` is blank or unknown, else UTC."""
+    for candidate in (name, default):
+        try:
+            if candidate:
+                return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def validate_zone(name: str) -> None:
+    """Raise ValidationError unless ``name`` is an IANA time zone name (e.g. Europe/Paris)."""
+    try:
+        ZoneInfo(name or "")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from None
+
+
 def mailbox_zone(mailbox: Mailbox) -> ZoneInfo:
     """The mailbox's time zone (UTC when the stored name is unknown)."""
-    try:
-        return ZoneInfo(mailbox.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return zone_or_default(mailbox.time_zone)
 
 
 def validate_sending_rules(*, daily_cap: int, min_interval_seconds: int, interval_jitter_seconds: int, send_days: str,
@@ -65,9 +81,9 @@ def validate_sending_rules(*, daily_cap: int, min_interval_seconds: int, interva
     except ValidationError as err:
         problems["send_days"] = err.messages[0]
     try:
-        ZoneInfo(time_zone or "")
-    except (ZoneInfoNotFoundError, ValueError):
-        problems["time_zone"] = f"Unknown time zone {time_zone!r}; use an IANA name such as Europe/Paris."
+        validate_zone(time_zone)
+    except ValidationError as err:
+        problems["time_zone"] = err.messages[0]
     for name, value in (("daily_cap", daily_cap), ("min_interval_seconds", min_interval_seconds),
                         ("interval_jitter_seconds", interval_jitter_seconds)):
         if value is None or value < 0:
@@ -75,31 +91,37 @@ def validate_sending_rules(*, daily_cap: int, min_interval_seconds: int, interva
     return problems
 
 
-def _in_window(local: datetime, days: set[int], start: time, end: time) -> bool:
-    if local.weekday() not in days:
-        return False
+def in_window(local: datetime, days: set[int], start: time, end: time) -> bool:
+    """True when ``local`` (a datetime in the window's zone) is inside the window: ``days`` (0 = Monday),
+    from ``start`` to ``end`` local time; ``start == end`` = all day; a window across midnight
+    (22:00–06:00) belongs to the day it opens. Used by mailbox rules and campaign windows alike."""
     if start == end:
-        return True
+        return local.weekday() in days
     t = local.time()
     if start < end:
-        return start <= t < end
-    return t >= start or t < end  # a window across midnight, e.g. 22:00–06:00
+        return local.weekday() in days and start <= t < end
+    if t >= start:
+        return local.weekday() in days
+    return t < end and (local - timedelta(days=1)).weekday() in days
+
+
+def window_opening(after: datetime, *, zone: ZoneInfo, days: set[int], start: time, end: time) -> datetime:
+    """The first moment at or after ``after`` (aware) inside the window (see :func:`in_window`) read
+    in ``zone``; an aware datetime. With no allowed day at all: ``after`` plus a week (look again then)."""
+    local = after.astimezone(zone)
+    if in_window(local, days, start, end):
+        return after
+    for offset in range(0, 8):
+        opening = datetime.combine((local + timedelta(days=offset)).date(), start, tzinfo=zone)
+        if opening >= local and in_window(opening, days, start, end):
+            return opening
+    return after + timedelta(days=7)
 
 
 def next_window_opening(*, mailbox: Mailbox, after: datetime) -> datetime:
     """The first moment at or after ``after`` (aware) inside the mailbox's send window (aware, UTC-comparable)."""
-    zone = mailbox_zone(mailbox)
-    days = parse_send_days(mailbox.send_days)
-    start, end = mailbox.send_window_start, mailbox.send_window_end
-    local = after.astimezone(zone)
-    if _in_window(local, days, start, end):
-        return after
-    for offset in range(0, 8):
-        day = (local + timedelta(days=offset)).date()
-        opening = datetime.combine(day, start, tzinfo=zone)
-        if opening >= local and _in_window(opening, days, start, end):
-            return opening
-    return after + timedelta(days=7)  # no allowed day at all: look again in a week
+    return window_opening(after, zone=mailbox_zone(mailbox), days=parse_send_days(mailbox.send_days),
+                          start=mailbox.send_window_start, end=mailbox.send_window_end)
 
 
 def _day_start(mailbox: Mailbox, now: datetime) -> datetime:

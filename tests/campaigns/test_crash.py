@@ -27,7 +27,7 @@ from outreach.models import SentMessage
 from outreach.selectors import Selection
 from tests.conftest import CeleryWorkerProcess
 from tests.mailhelpers import make_contact, make_team, smtp_mailbox
-from tests.test_crash import FAST_LEASES, Beat, _children, _kill_group, _redis_db
+from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -81,7 +81,7 @@ def test_pause_resume_with_worker_kills_sends_every_step_once(celery_worker_env,
     xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
     env = {**celery_worker_env, **FAST_LEASES, "OUTREACH_CAMPAIGN_TICK_SECONDS": "0.5",
            "OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX": "4",
-           "CELERY_BROKER_URL": _redis_db(settings.CELERY_BROKER_URL, 100 + xdist)}
+           "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, 100 + xdist)}
     campaign = _build(mail_settings)
     campaign_start(campaign=campaign)
     worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="campaign-crash@%h",
@@ -103,13 +103,13 @@ def test_pause_resume_with_worker_kills_sends_every_step_once(celery_worker_env,
             elif roll < 0.5 and campaign.status == "paused":
                 campaign_start(campaign=campaign)
                 events["resume"] += 1
-            elif roll < 0.75 and _children(worker.process.pid):
-                os.kill(rng.choice(_children(worker.process.pid)), signal.SIGKILL)
+            elif roll < 0.75 and child_pids(worker.process.pid):
+                os.kill(rng.choice(child_pids(worker.process.pid)), signal.SIGKILL)
                 events["pool child killed"] += 1
             else:
                 os.kill(worker.process.pid, signal.SIGKILL)
                 time.sleep(0.3)
-                _kill_group(worker)
+                kill_group(worker)
                 worker.start(timeout=60)
                 events["main process killed"] += 1
         campaign.refresh_from_db()
@@ -119,7 +119,7 @@ def test_pause_resume_with_worker_kills_sends_every_step_once(celery_worker_env,
         worker.wait_for(lambda: _finished(campaign), timeout=150, message="campaign did not finish")
     finally:
         beat.stop()
-        _kill_group(worker)
+        kill_group(worker)
     assert events["pause"] >= 1 and events["resume"] >= 1 and (events["pool child killed"] + events["main process killed"]) >= 2, events
 
     ids = Counter(mail_settings.smtp.message_ids())

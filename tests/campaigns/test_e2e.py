@@ -130,3 +130,49 @@ def test_three_step_campaign_to_50_contacts_over_two_mailboxes(settings, celery_
     campaign.refresh_from_db()
     assert campaign.status == "completed"
     assert len(_received(smtp, "Re: [e2e] Hello")) == 96  # steps 2 and 3 in step 1's threads
+
+
+def test_campaign_steps_keep_the_mailbox_cap_and_the_recipients_window(settings, celery_worker_process, mail_settings):
+    """The campaign's window is read in each recipient's time zone (the campaign clock is the test's);
+    the mailbox's daily cap is enforced by the real worker and dispatcher at claim time: the capped
+    message stays in the outbox with the reason shown, and is not sent by a later dispatcher run."""
+    from outreach.services.outbox import sent_messages_dispatch
+
+    settings.OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = 100
+    team, _ = make_team("Campaign caps")
+    mailbox = _open_rules(smtp_mailbox(team, mail_settings, imap=False), daily_cap=5)
+    in_utc = [make_contact(team, email=f"u{i}@caps.example.org", first_name=f"U{i}", time_zone="UTC")
+              for i in range(6)]
+    far_east = [make_contact(team, email=f"k{i}@caps.example.org", first_name=f"K{i}", time_zone="Pacific/Kiritimati")
+                for i in range(3)]  # UTC+14: 12:00 UTC is 02:00 there, the next day
+    campaign = campaign_create(team=team, data={"name": "Caps", "mailboxes": [mailbox], "send_days": "",
+                                                "window_start": time(11, 0), "window_end": time(13, 0),
+                                                "time_zone": "UTC"})
+    campaign_step_save(campaign=campaign, data={}, variants=[VariantData("A", "[caps] Hi {{ first_name }}", "<p>Hi</p>")])
+    noon = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    assert campaign_enrol(campaign=campaign, selection=Selection.of_ids([c.pk for c in in_utc + far_east]), now=noon).enrolled == 9
+    campaign_start(campaign=campaign, now=noon)
+
+    result = campaigns_advance(now=noon)
+    assert result.created == 6 and result.rescheduled == 3
+    for enrolment in Enrolment.objects.filter(campaign=campaign, contact__in=far_east):
+        assert enrolment.next_due_at == noon + timedelta(hours=9)  # 11:00 in Kiritimati
+        assert not CampaignMessage.objects.filter(enrolment=enrolment).exists()
+
+    celery_worker_process.wait_for(lambda: SentMessage.objects.filter(team=team, status="sent").count() == 5,
+                                   timeout=120, message="the first five were not sent")
+
+    def held_by_the_cap() -> bool:
+        sent_messages_dispatch()  # the dispatcher runs again (as beat would): the cap holds the sixth back
+        return SentMessage.objects.filter(team=team, status="queued",
+                                          hold_reason__startswith="waiting: daily cap of 5 reached; next send").exists()
+
+    try:
+        celery_worker_process.wait_for(held_by_the_cap, timeout=60, message="the sixth is not held by the daily cap")
+    except pytest.fail.Exception:
+        unsent = SentMessage.objects.filter(team=team).exclude(status="sent").values("status", "due_at", "hold_reason")
+        pytest.fail(f"the sixth is not held by the daily cap: {list(unsent)}", pytrace=False)
+    held = SentMessage.objects.get(team=team, status="queued")
+    assert held.due_at > timezone.now() + timedelta(hours=1)  # not before the mailbox's next day
+    assert SentMessage.objects.filter(team=team, status="sent").count() == 5
+    assert len(_received(mail_settings.smtp, "[caps] Hi")) == 5

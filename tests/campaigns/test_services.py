@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from outreach.campaigns.models import Campaign, CampaignMessage, Enrolment
-from outreach.campaigns.schedule import add_delay, in_window, window_opening
+from outreach.campaigns.schedule import add_delay
 from outreach.services.sending_rules import parse_send_days as parse_days
 from outreach.campaigns.services import (
     VariantData,
@@ -25,6 +25,7 @@ from outreach.campaigns.services import (
     campaigns_advance,
 )
 from outreach.models import Contact, SentMessage, Suppression, TimelineEvent
+from outreach.services.sending_rules import in_window, window_opening
 from tests.factories import make_contact, make_mailbox, make_team_user
 
 pytestmark = pytest.mark.django_db
@@ -290,6 +291,25 @@ def test_outbox_room_per_mailbox_bounds_what_waits(setup, settings):
     assert campaigns_advance(now=T0).created == 4  # 2 per mailbox
     mark_sent(T0)
     assert campaigns_advance(now=T0).created == 4
+
+
+def test_a_full_mailbox_does_not_starve_other_campaigns(setup, settings):
+    """Many older due steps on a mailbox whose outbox share is full must not hide the due steps of
+    another mailbox from the scheduler (it looks at a bounded number of candidates per run)."""
+    settings.OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = 2
+    team, _, (full, other) = setup
+    busy = build(team, [full], steps=1, name="Busy")
+    campaign_enrol(campaign=busy, contact_ids=[c.pk for c in contacts(team, 12)], now=T0)
+    campaign_start(campaign=busy, now=T0)
+    assert campaigns_advance(now=T0, batch=1).created == 1
+    assert campaigns_advance(now=T0, batch=1).created == 1  # the busy mailbox's share (2) is now full
+    later = build(team, [other], steps=1, name="Later")
+    campaign_enrol(campaign=later, contact_ids=[make_contact(team, "late@example.net", first_name="Late").pk],
+                   now=T0 + timedelta(minutes=5))
+    campaign_start(campaign=later, now=T0 + timedelta(minutes=5))
+    assert campaigns_advance(now=T0 + timedelta(minutes=6), batch=1).created == 1
+    assert SentMessage.objects.filter(mailbox=other, to=["late@example.net"]).exists()
+    assert SentMessage.objects.filter(mailbox=full).count() == 2
 
 
 def test_ab_split_is_weighted_and_stable(setup):

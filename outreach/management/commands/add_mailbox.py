@@ -3,7 +3,7 @@ from datetime import time
 from django.core.management.base import CommandError, CommandParser
 
 from providers.config import BOOL, CHOICE, INT, SECRET
-from providers.registry import HTTP_PROVIDERS, PROVIDERS, get_provider_class
+from providers.registry import PROVIDERS, get_provider_class
 
 from ...models import Mailbox, ProviderAccount
 from ...services.mailboxes import mailbox_config_or_error, mailbox_connect, mailbox_connect_provider, mailbox_test_connection

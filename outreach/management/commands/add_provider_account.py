@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError, CommandParser
 
-from providers.registry import HTTP_PROVIDERS
+from providers.registry import http_providers
 
 from ...services.provider_accounts import provider_account_create
 from ..base import JsonCommand, get_team, read_secret
@@ -13,7 +13,7 @@ class Command(JsonCommand):
 
     def add_arguments(self, parser: CommandParser):
         parser.add_argument("--team", required=True)
-        parser.add_argument("--provider", required=True, choices=HTTP_PROVIDERS)
+        parser.add_argument("--provider", required=True, choices=http_providers())
         parser.add_argument("--name", required=True)
         parser.add_argument("--base-url", default="", help="Override the document's server (self-hosted gateways, tests).")
         parser.add_argument("--key-stdin", action="store_true", help="Read the API key from the first line of stdin.")
