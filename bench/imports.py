@@ -53,8 +53,8 @@ with transaction.atomic(), connection.cursor() as wrapper:
             copy.write(chunk)
     email = f"c{header.index(email_header)}"
     cur.execute(f"INSERT INTO {Contact._meta.db_table} (team_id, created_at, updated_at, email, first_name, last_name, "
-                "company, title, phone, linkedin_url, lemlist_contact_id, leadlex_contact_id, source, custom_fields) "
-                f"SELECT %s, now(), now(), lower({email}), '', '', '', '', '', '', '', '', 'copy', '{{}}' FROM bench_raw "
+                "company, title, phone, linkedin_url, source, custom_fields) "
+                f"SELECT %s, now(), now(), lower({email}), '', '', '', '', '', '', 'copy', '{{}}' FROM bench_raw "
                 "ON CONFLICT DO NOTHING", (team.pk,))
     inserted = cur.rowcount
 print(json.dumps({"seconds": time.perf_counter() - started, "contacts": inserted}))

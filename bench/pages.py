@@ -150,11 +150,10 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
                     created = (now - timedelta(seconds=rnd.randrange(year))).isoformat()
                     email = f"{f}.{l}.{cid}@example{cid % 97}.com".lower().replace("'", "")
                     yield (str(cid), str(team_id), created, created, email, f, l, company_name(rnd.randrange(companies)),
-                           TITLES[i % len(TITLES)], "", "", "{}", "bench", "", "")
+                           TITLES[i % len(TITLES)], "", "", "{}", "bench")
 
             _copy(cur, "COPY outreach_contact (id, team_id, created_at, updated_at, email, first_name, last_name, "
-                       "company, title, phone, linkedin_url, custom_fields, source, lemlist_contact_id, "
-                       "leadlex_contact_id) FROM STDIN", contacts())
+                       "company, title, phone, linkedin_url, custom_fields, source) FROM STDIN", contacts())
             next_contact += scale
 
             def leads():
@@ -164,10 +163,10 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
                             created = (now - timedelta(seconds=rnd.randrange(year))).isoformat()
                             owner = str(owners[rnd.randrange(5)]) if rnd.random() < 0.8 else "\\N"
                             yield (str(team_id), created, created, str(first_id + i + j),
-                                   STATUSES[rnd.randrange(7)], owner, "bench", "", "")
+                                   STATUSES[rnd.randrange(7)], owner, "bench")
 
-            _copy(cur, "COPY outreach_lead (team_id, created_at, updated_at, contact_id, status, owner_id, source, "
-                       "lemlist_lead_id, leadlex_deal_id) FROM STDIN", leads())
+            _copy(cur, "COPY outreach_lead (team_id, created_at, updated_at, contact_id, status, owner_id, source) "
+                       "FROM STDIN", leads())
             heavy = first_id  # the contact with HEAVY_EVENTS events
             n_messages = max(scale // 10, 100)
             first_message = next_message

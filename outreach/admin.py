@@ -16,9 +16,12 @@ from .dbindexes import contact_search_text
 from .forms import config_form_fields, config_initial
 from .pagination import EstimatedCountPaginator
 from .message_templates.services import template_check
-from .models import (Attachment, Contact, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
+from .external_ids import external_id_fields
+from .models import (Attachment, Contact, ExternalId, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
-from .services.contacts import CONTACT_FIELDS, LEAD_FIELDS, contact_create, contact_update, lead_create, lead_update
+from .services.contacts import (CONTACT_FIELDS, LEAD_FIELDS, contact_create, contact_update, lead_create, lead_update,
+                                leads_delete)
+from .services.external_ids import external_id_check, external_id_set
 from .services.mailboxes import (credentials_rotate, mailbox_config_clean, mailbox_connect, mailbox_connect_provider,
                                  mailbox_update)
 from .services.provider_accounts import provider_account_create, provider_account_delete, provider_account_update
@@ -140,7 +143,52 @@ class UserAdmin(TeamScopedAdmin, DjangoUserAdmin):
 class LeadInline(TeamScopedInline, admin.StackedInline):
     model = Lead
     extra = 0
-    fields = ("status", "owner", "source", "lemlist_lead_id", "leadlex_deal_id")
+    fields = ("status", "owner", "source")
+
+
+def _declared_choice(object: str, provider: str, kind: str) -> str:
+    return f"{object}:{provider}:{kind}"
+
+
+class ExternalIdInlineForm(forms.ModelForm):
+    """One vendor id: which one (a declared provider id, ``outreach.external_ids``), its value and extra data."""
+
+    declared = forms.ChoiceField(label="Vendor id")
+
+    class Meta:
+        model = ExternalId
+        fields = ("value", "extra_data")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["declared"].choices = [
+            (_declared_choice(f.object, f.provider, f.kind), f.label + (" (lead)" if f.object == "lead" else ""))
+            for f in external_id_fields()]
+        if self.instance.pk:
+            self.initial["declared"] = _declared_choice(self.instance.object, self.instance.provider, self.instance.kind)
+        self.fields["extra_data"].required = False
+
+    def clean(self):
+        data = super().clean()
+        if data.get("declared"):
+            obj, provider, kind = data["declared"].split(":", 2)
+            try:
+                data["value"] = external_id_check(object=obj, provider=provider, kind=kind, value=data.get("value", ""),
+                                                  extra_data=data.get("extra_data") or {})
+            except ValidationError as err:
+                raise ValidationError(err.messages) from None
+            self.instance.object, self.instance.provider, self.instance.kind = obj, provider, kind
+        return data
+
+
+class ExternalIdInline(TeamScopedInline, admin.TabularInline):
+    """The contact's and its lead's vendor ids, written through ``external_id_set``."""
+
+    model = ExternalId
+    form = ExternalIdInlineForm
+    extra = 0
+    fields = ("declared", "value", "extra_data")
+    verbose_name = "vendor id"
 
 
 def _copy_into(target, source) -> None:
@@ -156,7 +204,7 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     search_fields = ("email", "first_name", "last_name", "company")
     contact_search_prefix = ""
     list_select_related = ("team",)
-    inlines = [LeadInline]
+    inlines = [LeadInline, ExternalIdInline]
     readonly_fields = ("created_at", "updated_at")
     actions = [enrol_contacts_action]
 
@@ -170,18 +218,32 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
         _copy_into(obj, saved)
 
     def save_formset(self, request, form, formset, change):
-        """Leads of the inline through lead_create / lead_update (team taken from the contact)."""
+        """Leads of the inline through lead_create / lead_update / leads_delete, vendor ids through
+        external_id_set (team taken from the contact)."""
+        contact = form.instance
+        if formset.model is ExternalId:
+            return self._save_external_ids(contact, formset)
         if formset.model is not Lead:
             return super().save_formset(request, form, formset, change)
-        contact = form.instance
         for lead in formset.save(commit=False):
             data = {name: getattr(lead, name) for name in LEAD_FIELDS}
             if lead.pk is None:
                 lead_create(team=contact.team, contact=contact, actor=request.user, data=data)
             else:
                 lead_update(lead=Lead.objects.select_related("contact").get(pk=lead.pk), actor=request.user, data=data)
-        for lead in formset.deleted_objects:
-            lead.delete()
+        if formset.deleted_objects:
+            leads_delete(team=contact.team, ids=[lead.pk for lead in formset.deleted_objects])
+
+    @staticmethod
+    def _save_external_ids(contact, formset) -> None:
+        rows = formset.save(commit=False)
+        for row in [*formset.deleted_objects, *(r for r in rows if r.pk is not None)]:
+            old = ExternalId.objects.get(pk=row.pk)  # the row as stored: a changed "which id" clears the old one
+            if row in formset.deleted_objects or (old.object, old.provider, old.kind) != (row.object, row.provider, row.kind):
+                external_id_set(contact=contact, object=old.object, provider=old.provider, kind=old.kind, value="")
+        for row in rows:
+            external_id_set(contact=contact, object=row.object, provider=row.provider, kind=row.kind, value=row.value,
+                            extra_data=row.extra_data or {})
 
 
 @admin.register(Lead)
@@ -202,6 +264,14 @@ class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
             contact = form.cleaned_data["contact"]
             saved = lead_create(team=contact.team, contact=contact, actor=request.user, data=data)
         _copy_into(obj, saved)
+
+    def delete_model(self, request, obj):
+        """Through leads_delete: the lead's vendor ids go with it."""
+        leads_delete(team=obj.team, ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        for team_id in set(queryset.values_list("team_id", flat=True)):
+            leads_delete(team=Team.objects.get(pk=team_id), ids=queryset.filter(team_id=team_id).values_list("pk", flat=True))
 
 
 class SecretInput(forms.PasswordInput):

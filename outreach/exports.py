@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 from django.db import connections
 from django.db.models import QuerySet
 
+from .external_ids import external_id_fields
 from .imports.mapping import CONTACT_TARGETS, TARGETS
 from .imports.report import escape_cell
 
@@ -53,13 +54,17 @@ def csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
 
 def contact_columns(custom_keys: list[str], *, path: Callable = lambda obj: obj) -> tuple[list[str], Callable]:
     """Header and row function for contacts: the import's contact fields, then one column per
-    custom field. ``path`` reaches the contact from the exported object (a lead → its contact)."""
+    custom field. ``path`` reaches the contact from the exported object (a lead → its contact).
+    The contact's vendor ids are read from its prefetched ``external_ids``."""
     header = [TARGETS[t] for t in CONTACT_TARGETS] + custom_keys
+    id_keys = {f.key for f in external_id_fields("contact")}
 
     def row(obj) -> list:
         contact = path(obj)
         custom = contact.custom_fields if isinstance(contact.custom_fields, dict) else {}
-        return [getattr(contact, t) for t in CONTACT_TARGETS] + [custom.get(k, "") for k in custom_keys]
+        ids = {e.key: e.value for e in contact.external_ids.all() if e.object == "contact"}
+        return ([ids.get(t, "") if t in id_keys else getattr(contact, t) for t in CONTACT_TARGETS]
+                + [custom.get(k, "") for k in custom_keys])
 
     return header, row
 
@@ -68,7 +73,7 @@ def contacts_csv(qs: QuerySet) -> Iterator[str]:
     """CSV lines for the contacts of ``qs`` (in its order): only columns the import maps back to
     the same fields (lead status and owner are in the leads export)."""
     header, row = contact_columns(custom_field_keys(qs))
-    return csv_lines(header, (row(c) for c in qs.iterator(chunk_size=CHUNK_ROWS)))
+    return csv_lines(header, (row(c) for c in qs.prefetch_related("external_ids").iterator(chunk_size=CHUNK_ROWS)))
 
 
 def leads_csv(qs: QuerySet) -> Iterator[str]:
@@ -77,4 +82,4 @@ def leads_csv(qs: QuerySet) -> Iterator[str]:
     header, row = contact_columns(custom_field_keys(contacts), path=lambda lead: lead.contact)
     return csv_lines(header + ["Lead status", "Lead owner"],
                      (row(lead) + [lead.get_status_display(), lead.owner.get_username() if lead.owner else ""]
-                      for lead in qs.iterator(chunk_size=CHUNK_ROWS)))
+                      for lead in qs.prefetch_related("contact__external_ids").iterator(chunk_size=CHUNK_ROWS)))

@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from providers.config import BOOL, CHOICE, INT, SECRET, MailboxConfig, Setting, missing_text
 from providers.registry import PROVIDERS, get_provider_class, http_providers, provider_choices
 
-from .models import Contact, Lead, Mailbox, ProviderAccount, Team
-from .selectors import active_mailboxes, provider_accounts, team_users
+from .external_ids import external_id_fields
+from .models import Contact, ExternalId, Lead, Mailbox, ProviderAccount, Team
+from .selectors import active_mailboxes, external_id_values, provider_accounts, team_users
 from .services.provider_accounts import provider_account_label
 from .services.sending_rules import RULE_FIELDS, parse_send_days
 from .validation import normalize_email, parse_address_list, validate_header_value
@@ -62,14 +63,15 @@ class ContactForm(forms.Form):
     custom_fields = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "placeholder": "industry: SaaS\nsize: 50-200"}),
         help_text="One “key: value” per line.")
-    lemlist_contact_id = forms.CharField(label="lemlist contactId", max_length=100, required=False)
-    leadlex_contact_id = forms.CharField(label="leadlex contact_id", max_length=100, required=False)
+    # + one field per vendor id the providers declare for contacts (add_external_id_fields below).
 
     @classmethod
     def initial_for(cls, contact: Contact) -> dict:
-        """Initial values of the edit form for ``contact``."""
-        initial = {name: getattr(contact, name) for name in cls.base_fields if name != "custom_fields"}
+        """Initial values of the edit form for ``contact`` (its vendor ids included)."""
+        initial = {name: getattr(contact, name) for name in cls.base_fields
+                   if name != "custom_fields" and name not in cls.external_id_keys}
         initial["custom_fields"] = format_custom_fields(contact.custom_fields)
+        initial.update(external_id_values(contact=contact, object="contact"))
         return initial
 
     def clean_email(self) -> str:
@@ -87,8 +89,7 @@ class LeadForm(forms.Form):
 
     status = forms.ChoiceField(choices=Lead.Status.choices, initial=Lead.Status.NEW)
     owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="Unassigned")
-    lemlist_lead_id = forms.CharField(label="lemlist leadId", max_length=100, required=False)
-    leadlex_deal_id = forms.CharField(label="leadlex deal_id", max_length=100, required=False)
+    # + one field per vendor id the providers declare for leads (add_external_id_fields below).
 
     def __init__(self, *args, team: Team, **kwargs):
         super().__init__(*args, **kwargs)
@@ -97,8 +98,26 @@ class LeadForm(forms.Form):
 
     @classmethod
     def initial_for(cls, lead: Lead) -> dict:
-        return {"status": lead.status, "owner": lead.owner_id, "lemlist_lead_id": lead.lemlist_lead_id,
-                "leadlex_deal_id": lead.leadlex_deal_id}
+        return {"status": lead.status, "owner": lead.owner_id,
+                **external_id_values(contact=lead.contact, object="lead")}
+
+
+def add_external_id_fields(form_class: type[forms.Form], object: str) -> None:
+    """Give ``form_class`` one optional text field per vendor id the providers declare for
+    ``object`` ("contact" or "lead"), named by its key (``lemlist_contact_id``), and the
+    ``external_id_keys`` / ``external_id_fields`` the templates loop over. A provider that
+    declares a new id appears in the form without an edit here."""
+    keys = []
+    for declared in external_id_fields(object):
+        form_class.base_fields[declared.key] = forms.CharField(
+            label=declared.label, max_length=ExternalId._meta.get_field("value").max_length, required=False)
+        keys.append(declared.key)
+    form_class.external_id_keys = tuple(keys)
+    form_class.external_id_fields = property(lambda self: [self[key] for key in self.external_id_keys])
+
+
+add_external_id_fields(ContactForm, "contact")
+add_external_id_fields(LeadForm, "lead")
 
 
 # --- Compose -------------------------------------------------------------------------------

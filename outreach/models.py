@@ -90,9 +90,7 @@ class Contact(TeamOwned):
     source = models.CharField(max_length=200, blank=True, help_text="Where the contact came from (an import's name, 'manual').")
     time_zone = models.CharField("time zone", max_length=64, blank=True, default="", db_default="",
                                  help_text="IANA name (e.g. America/New_York); campaign send windows are read in it.")
-    # Vendor ids some provider documents require (lemlist contactId; leadlex contact_id).
-    lemlist_contact_id = models.CharField("lemlist contactId", max_length=100, blank=True)
-    leadlex_contact_id = models.CharField("leadlex contact_id", max_length=100, blank=True)
+    # Vendor ids some provider documents require (lemlist contactId…) are rows of ExternalId.
     # The import that created the contact and its spreadsheet row: the timeline shows "Imported
     # from …" from these instead of one stored event per imported contact (see outreach.imports.selectors).
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
@@ -146,9 +144,7 @@ class Lead(TeamOwned):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=200, blank=True)
-    # Vendor ids (lemlist leadId; leadlex deal_id).
-    lemlist_lead_id = models.CharField("lemlist leadId", max_length=100, blank=True)
-    leadlex_deal_id = models.CharField("leadlex deal_id", max_length=100, blank=True)
+    # Vendor ids (lemlist leadId; leadlex deal_id) are rows of ExternalId with object "lead".
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -161,6 +157,51 @@ class Lead(TeamOwned):
 
     def __str__(self) -> str:
         return f"Lead: {self.contact}"
+
+
+class ExternalId(TeamOwned):
+    """A vendor's id for a contact or its lead (lemlist contactId, leadlex deal_id…), shaped like
+    allauth's ``SocialAccount(provider, uid, extra_data)``: the core tables carry no column per provider.
+
+    ``object`` says whose id it is. A lead is one-to-one with its contact, so ``contact`` identifies
+    both: a real foreign key (cascade with the contact, a plain join, the team checked against it)
+    instead of a generic relation (no constraint, no cascade, a ContentType lookup per row). A
+    lead's ids are deleted with the lead by ``lead_delete``. ``provider``/``kind`` are a declared
+    pair (``Provider.external_id_kinds``, see :mod:`outreach.external_ids`); ``value`` is never blank
+    (clearing an id deletes its row); ``extra_data`` keeps whatever else the vendor said about it.
+    Written through :mod:`outreach.services.external_ids` and the import writer.
+    """
+
+    class Object(models.TextChoices):
+        CONTACT = "contact", "Contact"
+        LEAD = "lead", "Lead"
+
+    # No single-column index: the unique constraint leads with the contact.
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="external_ids", db_index=False)
+    object = models.CharField(max_length=10, choices=Object.choices, default=Object.CONTACT)
+    provider = models.CharField(max_length=50)
+    kind = models.CharField(max_length=50, help_text="The vendor document's name for the id, e.g. contactId.")
+    value = models.CharField(max_length=255)
+    extra_data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["contact", "object", "provider", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "object", "provider", "kind", "team"],
+                                    name="externalid_unique_per_contact"),
+        ]
+        # "Which contact is lemlist's ctc_123?" (webhooks, operators' search) and the team's cascade delete.
+        indexes = [models.Index(fields=["team", "provider", "kind", "value"], name="externalid_team_value")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.kind} {self.value}"
+
+    @property
+    def key(self) -> str:
+        """The id's name in forms and ``OutgoingMessage.vendor_ids`` (e.g. ``lemlist_contact_id``)."""
+        from .external_ids import key_of
+
+        return key_of(self.provider, self.kind)
 
 
 class Suppression(TeamOwned):

@@ -15,7 +15,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils.text import smart_split, unescape_string_literal
 
 from .dbindexes import contact_search_text
-from .models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
+from .external_ids import external_id_fields
+from .models import Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
 
 
@@ -393,3 +394,20 @@ def member_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
 def members_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
     """The team's memberships among ``ids``."""
     return Membership.objects.filter(team=team, pk__in=list(ids)).select_related("user")
+
+
+def external_id_values(*, contact: Contact, object: str) -> dict[str, str]:
+    """{key: value} of ``contact``'s (``object`` "contact") or its lead's ("lead") declared vendor ids
+    that are set, e.g. ``{"lemlist_contact_id": "ctc_1"}`` (keys: :mod:`outreach.external_ids`)."""
+    keys = {(f.provider, f.kind): f.key for f in external_id_fields(object)}
+    rows = ExternalId.objects.filter(contact=contact, object=object).values_list("provider", "kind", "value")
+    return {keys[(p, k)]: v for p, k, v in rows if (p, k) in keys}
+
+
+def external_id_rows(*, contact: Contact) -> list[dict[str, str]]:
+    """What the contact page shows: every declared id of the contact, then of its lead, as
+    {"label", "value" ('' when unset), "object"}, in declaration order."""
+    objects = ["contact", "lead"]
+    values = {(e.object, e.provider, e.kind): e.value for e in ExternalId.objects.filter(contact=contact)}
+    return [{"label": f.label, "value": values.get((f.object, f.provider, f.kind), ""), "object": f.object}
+            for obj in objects for f in external_id_fields(obj)]

@@ -10,6 +10,7 @@ and, for HTTP providers, its ``provider_account``.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -48,13 +49,44 @@ class OutgoingAttachment:
 
 
 @dataclass(frozen=True)
+class ExternalIdKind:
+    """One vendor id a provider's document needs on a contact or a lead (allauth's
+    ``SocialAccount(provider, uid)`` idea: outreach stores it in one table of external ids).
+
+    ``object`` is ``"contact"`` or ``"lead"``; ``kind`` is the document's own name for the id
+    (lemlist ``contactId``); ``aliases`` are other CSV header spellings of it in the vendor's
+    exports (leadlex ``dealId``). outreach builds its forms, admin, import mapping targets and
+    :attr:`OutgoingMessage.vendor_ids` from these declarations (:attr:`Provider.external_id_kinds`).
+    """
+
+    object: str
+    kind: str
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.object not in ("contact", "lead"):
+            raise ValueError(f"ExternalIdKind.object must be 'contact' or 'lead', not {self.object!r}")
+
+    def key(self, provider: str) -> str:
+        """This id's name in :attr:`OutgoingMessage.vendor_ids`: :func:`vendor_id_key`."""
+        return vendor_id_key(provider, self.kind)
+
+
+def vendor_id_key(provider: str, kind: str) -> str:
+    """The name of ``provider``'s id ``kind`` in :attr:`OutgoingMessage.vendor_ids` (and outreach's
+    form fields): ``<provider>_<kind in snake case>``, e.g. ``lemlist_contact_id`` for lemlist's ``contactId``."""
+    return provider + "_" + re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", kind).lower()
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """One email as every provider receives it.
 
     ``message_id`` is the RFC 5322 Message-ID we generated (with angle brackets);
     ``idempotency_key`` (str) is stable across every retry of the same SentMessage;
-    ``vendor_ids`` carries ids some documents require, keyed ``lemlist_contact_id``,
-    ``lemlist_lead_id``, ``leadlex_contact_id``, ``leadlex_deal_id`` (missing ones are '').
+    ``vendor_ids`` carries the ids every provider declares in ``external_id_kinds``, keyed by
+    :meth:`ExternalIdKind.key` (``lemlist_contact_id``, ``lemlist_lead_id``, ``leadlex_contact_id``,
+    ``leadlex_deal_id``…; missing ones are '').
     """
 
     sender: Address
@@ -154,6 +186,9 @@ class Provider(abc.ABC):
     #: What this provider's document needs from a mailbox (sender ids, servers), declared once:
     #: forms, admin, ``add_mailbox`` and the stored JSON (Mailbox.provider_config) follow from it.
     config_class: ClassVar[type[MailboxConfig]] = MailboxConfig
+    #: Vendor ids this provider's document needs on contacts and leads (lemlist's contactId and
+    #: leadId). outreach builds forms, admin, import mapping and ``vendor_ids`` from them.
+    external_id_kinds: ClassVar[tuple[ExternalIdKind, ...]] = ()
 
     @classmethod
     def from_mailbox(cls, mailbox: Any) -> "Provider":

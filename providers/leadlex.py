@@ -26,6 +26,7 @@ from .errors import (
 from .http import HttpProvider, HttpRequest, error_for_status, response_json
 from .ratelimit import RateLimit
 from .schemas import leadlex as schema
+from .base import ExternalIdKind
 
 #: leadlex data.status → our closed vocabulary.
 STATUS_MAP = {"queued": "queued", "sent": "sent", "failed": "failed"}
@@ -48,6 +49,7 @@ class LeadlexProvider(HttpProvider):
     """leadlex Send Email (seed 001). contact_id and deal_id are optional in the document; when the
     contact/lead has them they are sent (so leadlex logs the message on their timeline)."""
 
+    external_id_kinds = (ExternalIdKind("contact", "contact_id"), ExternalIdKind("lead", "deal_id", aliases=("dealId",)))
     name = "leadlex"
     label = "leadlex"
     default_base_url = schema.DEFAULT_BASE_URL

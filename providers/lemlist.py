@@ -27,6 +27,7 @@ from .errors import (
 from .http import HttpProvider, HttpRequest, error_for_status, response_json
 from .ratelimit import RateLimit
 from .schemas import lemlist as schema
+from .base import ExternalIdKind
 
 # Send Email 400 texts → (error class, field). "Failed to send email" means lemlist's mailbox
 # could not send (nothing went out), so it is retried with backoff.
@@ -83,6 +84,7 @@ class LemlistProvider(HttpProvider):
     """lemlist Send Email (seed 000). Needs the mailbox's sendUserId, sendUserEmail and
     sendUserMailboxId, and the contact's contactId and the lead's leadId (all required by the document)."""
 
+    external_id_kinds = (ExternalIdKind("contact", "contactId"), ExternalIdKind("lead", "leadId"))
     name = "lemlist"
     label = "lemlist"
     default_base_url = schema.DEFAULT_BASE_URL

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from providers.registry import get_provider_class
 
 from outreach.crypto import encrypt
+from outreach.external_ids import external_id_fields
 from outreach.models import Contact, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 
 _seq = itertools.count(1)
@@ -37,15 +38,36 @@ def make_team_user(team_name: str | None = None, **user_kwargs):
     return team, make_user(team, **user_kwargs)
 
 
+def set_external_ids(contact: Contact, object: str = "contact", **values: str) -> Contact:
+    """Set ``contact``'s (or its lead's, ``object="lead"``) vendor ids by key, e.g.
+    ``lemlist_contact_id="ctc_1"``; a blank value removes one. Returns the contact."""
+    from outreach.services.external_ids import external_ids_set
+
+    unknown = set(values) - {f.key for f in external_id_fields(object)}
+    assert not unknown, f"no {object} vendor id named {sorted(unknown)}"
+    external_ids_set(contact=contact, object=object, values=values)
+    return contact
+
+
+def _split_ids(fields: dict, object: str) -> dict:
+    """Pop the declared vendor-id keys of ``object`` out of ``fields``."""
+    return {f.key: fields.pop(f.key) for f in external_id_fields(object) if f.key in fields}
+
+
 def make_contact(team: Team, email: str | None = None, **fields) -> Contact:
-    """A contact of ``team`` (email lower-cased, unique by default)."""
+    """A contact of ``team`` (email lower-cased, unique by default); vendor ids by key
+    (``lemlist_contact_id=…``) become its ExternalId rows."""
     email = (email or f"contact{next(_seq)}@example.com").lower()
-    return Contact.objects.create(team=team, email=email, **fields)
+    ids = _split_ids(fields, "contact")
+    return set_external_ids(Contact.objects.create(team=team, email=email, **fields), "contact", **ids)
 
 
 def make_lead(contact: Contact, **fields) -> Lead:
-    """Make ``contact`` a lead."""
-    return Lead.objects.create(team=contact.team, contact=contact, **fields)
+    """Make ``contact`` a lead; vendor ids by key (``lemlist_lead_id=…``) become its ExternalId rows."""
+    ids = _split_ids(fields, "lead")
+    lead = Lead.objects.create(team=contact.team, contact=contact, **fields)
+    set_external_ids(contact, "lead", **ids)
+    return lead
 
 
 #: Mailbox fields that switch the sending rules off (no cap, no interval, every day, all day): tests that

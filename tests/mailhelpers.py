@@ -30,6 +30,8 @@ def smtp_mailbox(team: Team, servers, *, security: str = "starttls", password: s
 
 
 def make_contact(team: Team, email: str = "bob@example.org", **fields) -> Contact:
-    """A contact in ``team``."""
-    return Contact.objects.create(team=team, email=email.lower(), first_name=fields.pop("first_name", "Bob"),
-                                  last_name=fields.pop("last_name", "Stone"), **fields)
+    """A contact in ``team`` (vendor ids by key, e.g. ``lemlist_contact_id=…``)."""
+    from tests.factories import make_contact as factory
+
+    return factory(team, email, first_name=fields.pop("first_name", "Bob"), last_name=fields.pop("last_name", "Stone"),
+                   **fields)

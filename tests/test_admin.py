@@ -3,7 +3,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from outreach.models import Contact, Mailbox
-from tests.factories import provider_config
+from tests.factories import make_lead, provider_config
 from tests.mailhelpers import make_contact, make_team
 
 pytestmark = pytest.mark.django_db
@@ -100,15 +100,48 @@ def test_contact_inline_add_lead_goes_through_the_service(staff_client):
     contact = make_contact(team, email="inline@example.org")
     form = {"team": team.pk, "email": "inline@example.org", "first_name": "In", "last_name": "Line", "company": "",
             "title": "", "phone": "", "linkedin_url": "", "custom_fields": "{}", "source": "manual",
-            "lemlist_contact_id": "", "leadlex_contact_id": "",
             **_inline_management("lead", 1), "lead-0-status": "new", "lead-0-owner": "", "lead-0-source": "admin",
-            "lead-0-lemlist_lead_id": "", "lead-0-leadlex_deal_id": "", "lead-0-contact": contact.pk}
+            "lead-0-contact": contact.pk, **_inline_management("external_ids", 0)}
     response = client.post(f"/admin/outreach/contact/{contact.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     lead = Lead.objects.get(contact=contact)
     assert lead.team == team and lead.source == "admin"
     kinds = set(TimelineEvent.objects.filter(contact=contact).values_list("kind", flat=True))
     assert {TimelineEvent.Kind.LEAD_CREATED, TimelineEvent.Kind.CONTACT_UPDATED} <= kinds
+
+
+def test_contact_inline_vendor_ids_go_through_the_service(staff_client):
+    from outreach.models import ExternalId
+    from outreach.selectors import external_id_values
+
+    client, team = staff_client
+    contact = make_contact(team, email="ids@example.org", leadlex_contact_id="cont_old")
+    make_lead(contact)
+    old = ExternalId.objects.get(contact=contact)
+    base = {"team": team.pk, "email": "ids@example.org", "first_name": "", "last_name": "", "company": "", "title": "",
+            "phone": "", "linkedin_url": "", "custom_fields": "{}", "source": "manual",
+            **_inline_management("lead", 1, 1), "lead-0-id": contact.lead.pk, "lead-0-contact": contact.pk,
+            "lead-0-status": "new", "lead-0-owner": "", "lead-0-source": ""}
+    rows = {"external_ids-0-id": old.pk, "external_ids-0-contact": contact.pk, "external_ids-0-DELETE": "on",
+            "external_ids-0-declared": "contact:leadlex:contact_id", "external_ids-0-value": "cont_old",
+            "external_ids-0-extra_data": "{}",
+            "external_ids-1-contact": contact.pk, "external_ids-1-declared": "contact:lemlist:contactId",
+            "external_ids-1-value": " ctc_9 ", "external_ids-1-extra_data": '{"campaign": "c1"}',
+            "external_ids-2-contact": contact.pk, "external_ids-2-declared": "lead:leadlex:deal_id",
+            "external_ids-2-value": "deal_7", "external_ids-2-extra_data": "{}"}
+    management = {"external_ids-TOTAL_FORMS": "3", "external_ids-INITIAL_FORMS": "1", "external_ids-MIN_NUM_FORMS": "0",
+                  "external_ids-MAX_NUM_FORMS": "1000"}
+    response = client.post(f"/admin/outreach/contact/{contact.pk}/change/", {**base, **rows, **management})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert external_id_values(contact=contact, object="contact") == {"lemlist_contact_id": "ctc_9"}
+    assert external_id_values(contact=contact, object="lead") == {"leadlex_deal_id": "deal_7"}
+    assert ExternalId.objects.get(contact=contact, kind="contactId").extra_data == {"campaign": "c1"}
+    # An id no provider declares is refused on the form, naming the row.
+    bad = {**base, **management, "external_ids-TOTAL_FORMS": "1", "external_ids-INITIAL_FORMS": "0",
+           "external_ids-0-contact": contact.pk, "external_ids-0-declared": "contact:lemlist:bogus",
+           "external_ids-0-value": "x", "external_ids-0-extra_data": "{}"}
+    response = client.post(f"/admin/outreach/contact/{contact.pk}/change/", bad)
+    assert response.status_code == 200 and "bogus" in response.content.decode()
 
 
 def test_mailbox_provider_is_a_registry_choice(staff_client, settings):

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.django_db
 def _world(team: Team, tag: str) -> dict:
     """One row of every team-owned model the admin shows, names carrying ``tag``."""
     owner = make_user(team, username=f"{tag}-owner", role=Membership.Role.OWNER, email=f"{tag}-owner@example.com")
-    contact = make_contact(team, email=f"{tag}-contact@example.com", first_name=f"{tag}-first")
+    contact = make_contact(team, email=f"{tag}-contact@example.com", first_name=f"{tag}-first",
+                           lemlist_contact_id=f"{tag}-ctc")
     lead = make_lead(make_contact(team, email=f"{tag}-lead@example.com"), owner=owner, source=f"{tag}-source")
     mailbox = make_mailbox(team, sender_name=f"{tag}-sender", sender_email=f"{tag}-sender@acme.com")
     account = make_provider_account(team, name=f"{tag}-account")
@@ -163,7 +164,7 @@ def test_staff_cannot_pick_another_teams_user_as_lead_owner(setup):
     other_user = get_user_model().objects.get(username="zeta-owner")
     url = _url(type(own_lead), "change", own_lead.pk)
     response = client.post(url, {"contact": own_lead.contact_id, "team": mine.pk, "status": "new",
-                                 "owner": other_user.pk, "source": "", "lemlist_lead_id": "", "leadlex_deal_id": ""})
+                                 "owner": other_user.pk, "source": ""})
     assert response.status_code == 200 and "owner" in response.context["adminform"].form.errors
     own_lead.refresh_from_db()
     assert own_lead.owner_id != other_user.pk

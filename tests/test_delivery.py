@@ -24,6 +24,7 @@ from outreach.services.outbox import (
 )
 from outreach.services.sending import AttachmentData, sent_message_create
 from providers.smtp import close_sessions
+from tests.factories import make_lead
 from tests.mailhelpers import make_contact, make_team, smtp_mailbox
 
 UTC = dt.timezone.utc
@@ -162,9 +163,7 @@ def test_redis_down_in_the_limiter_is_transient_and_not_an_attempt(settings):
         mailbox = make_provider_mailbox(account, sender_email=email, lemlist_send_user_id=user_id, lemlist_send_user_email=email,
                                         lemlist_send_user_mailbox_id=mailbox_id)
         contact = make_contact(team, lemlist_contact_id=contact_id)
-        from outreach.models import Lead
-
-        Lead.objects.create(team=team, contact=contact, lemlist_lead_id=lead_id)
+        make_lead(contact, lemlist_lead_id=lead_id)
         message = sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject="Hi", html="<p>Hi</p>")
         outcome = sent_message_send(sent_message_id=message.pk)
         message.refresh_from_db()

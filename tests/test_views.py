@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from outreach.models import Attachment, Contact, Lead, Mailbox, ProviderAccount, SentMessage, TimelineEvent
+from outreach.selectors import external_id_values
 from providers import registry
 from tests.factories import (
     make_contact,
@@ -312,7 +313,24 @@ def test_contact_create_and_detail(user_client, team):
     page = user_client.get(response.url).content.decode()
     for text in ("Ann Lee", "industry", "50-200", "ctc_1", "ll_9", "Contact created", "Make lead"):
         assert text in page
+    assert external_id_values(contact=contact, object="contact") == {"lemlist_contact_id": "ctc_1",
+                                                                      "leadlex_contact_id": "ll_9"}
     assert f'href="{reverse("contact_compose", args=[contact.pk])}"' in page
+
+
+def test_contact_edit_changes_and_clears_vendor_ids_with_a_timeline_row(user_client, team):
+    contact = make_contact(team, email="v@example.com", lemlist_contact_id="ctc_1", leadlex_contact_id="ll_1")
+    form = user_client.get(reverse("contact_edit", args=[contact.pk])).content.decode()
+    assert 'value="ctc_1"' in form and "lemlist contactId" in form and "leadlex contact_id" in form
+    response = user_client.post(reverse("contact_edit", args=[contact.pk]), {
+        "email": "v@example.com", "lemlist_contact_id": "ctc_2", "leadlex_contact_id": ""})
+    assert response.status_code == 302
+    assert external_id_values(contact=contact, object="contact") == {"lemlist_contact_id": "ctc_2"}
+    event = contact.timeline_events.get(kind="contact_updated")
+    assert event.data == {"fields": ["lemlist_contact_id", "leadlex_contact_id"]}
+    bad = user_client.post(reverse("contact_edit", args=[contact.pk]), {"email": "v@example.com",
+                                                                        "lemlist_contact_id": "x" * 256})
+    assert bad.status_code == 200 and "lemlist_contact_id" in bad.context["form"].errors
 
 
 def test_contact_create_duplicate_email_in_other_case_is_an_inline_error(user_client, team):
@@ -363,7 +381,9 @@ def test_lead_create_and_edit(user_client, team, team_user):
                                 {"status": "interested", "owner": team_user[1].pk, "lemlist_lead_id": "lea_1"})
     assert response.status_code == 302
     lead = Lead.objects.get(contact=contact)
-    assert (lead.status, lead.owner, lead.lemlist_lead_id) == ("interested", team_user[1], "lea_1")
+    assert (lead.status, lead.owner) == ("interested", team_user[1])
+    assert external_id_values(contact=contact, object="lead") == {"lemlist_lead_id": "lea_1"}
+    assert 'value="lea_1"' in user_client.get(reverse("lead_edit", args=[lead.pk])).content.decode()
     # A second "make lead" goes to the existing lead.
     assert user_client.get(reverse("lead_create", args=[contact.pk])).url == reverse("lead_edit", args=[lead.pk])
     # Owners are limited to the team's members.

@@ -1,7 +1,9 @@
-"""Column mapping: which CSV column feeds which Contact/Lead field.
+"""Column mapping: which CSV column feeds which Contact/Lead field or vendor id.
 
 A mapping is a list with one target per column: a key of :data:`TARGETS`, :data:`CUSTOM`
 (the column becomes a custom field named after its header) or :data:`IGNORE` ("").
+The vendor-id targets come from the providers' declarations (:mod:`outreach.external_ids`):
+a contact's id is its key (``lemlist_contact_id``), a lead's is ``lead.<key>``.
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import re
 import unicodedata
 
 from django.core.exceptions import ValidationError
+
+from ..external_ids import external_id_fields
 
 IGNORE = ""
 CUSTOM = "__custom__"
@@ -23,24 +27,25 @@ TARGETS: dict[str, str] = {
     "phone": "Phone",
     "linkedin_url": "LinkedIn URL",
     "time_zone": "Time zone",
-    "lemlist_contact_id": "lemlist contactId",
-    "leadlex_contact_id": "leadlex contact_id",
-    "lead.lemlist_lead_id": "lemlist leadId (lead)",
-    "lead.leadlex_deal_id": "leadlex deal_id (lead)",
+    **{f.key: f.label for f in external_id_fields("contact")},
+    **{f"lead.{f.key}": f"{f.label} (lead)" for f in external_id_fields("lead")},
 }
 CONTACT_TARGETS = tuple(t for t in TARGETS if not t.startswith("lead."))
 LEAD_TARGETS = tuple(t for t in TARGETS if t.startswith("lead."))
 
 CHOICES = [(IGNORE, "— ignore —"), *TARGETS.items(), (CUSTOM, "Custom field")]
 
-# Exact header spellings that tell the vendors apart (lemlist is camelCase, leadlex snake_case).
-_EXACT = {
-    "contactId": "lemlist_contact_id",
-    "leadId": "lead.lemlist_lead_id",
-    "contact_id": "leadlex_contact_id",
-    "deal_id": "lead.leadlex_deal_id",
-    "dealId": "lead.leadlex_deal_id",
-}
+
+def _id_target(field) -> str:
+    return field.key if field.object == "contact" else f"lead.{field.key}"
+
+
+# Exact header spellings that tell the vendors apart (lemlist is camelCase, leadlex snake_case):
+# each declared id's own name and its aliases (the first provider declaring a spelling keeps it).
+_EXACT: dict[str, str] = {}
+for _field in external_id_fields():
+    for _spelling in (_field.kind, *_field.aliases):
+        _EXACT.setdefault(_spelling, _id_target(_field))
 
 # The synonyms table: (target, specificity, spellings). Spellings are compared after
 # :func:`normalize_header` (lower case, accents and everything but letters and digits removed).
@@ -81,10 +86,8 @@ SYNONYMS: list[tuple[str, int, str]] = [
                         "linkedinlink, profilelinkedin, linkedinprofil"),
     ("time_zone", 3, "timezone, tz, timezonename, contacttimezone, persontimezone, zeitzone, fuseauhoraire, "
                      "zonahoraria"),
-    ("lemlist_contact_id", 3, "lemlistcontactid"),
-    ("lead.lemlist_lead_id", 3, "lemlistleadid"),
-    ("leadlex_contact_id", 3, "leadlexcontactid"),
-    ("lead.leadlex_deal_id", 3, "leadlexdealid"),
+    # Each declared vendor id as "<provider> <kind>" ("lemlist contact id", "Leadlex Deal ID").
+    *((_id_target(f), 3, re.sub(r"[^a-z0-9]", "", f"{f.provider}{f.kind}".lower())) for f in external_id_fields()),
 ]
 
 # Headers that mean something else in one export (its signature header -> overrides, applied

@@ -1,7 +1,7 @@
 """CSV imports of contacts and leads: upload, map, run (in a Celery task), cancel.
 
 Flow: :func:`import_job_create` stores the upload through the storage API and detects its format →
-the user checks the guessed column mapping (:func:`import_job_preview`) → :func:`import_job_start`
+the user checks the guessed column mapping (:func:`outreach.imports.selectors.import_job_preview`) → :func:`import_job_start`
 saves the mapping and queues the task → :func:`import_job_run` streams the file in batches, one
 transaction per batch. :func:`contacts_import` does all of it in-process (management command,
 benchmark).
@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import IO, Any, Callable
+from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,11 +33,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from .emails import EmailChecker
-from .mapping import CUSTOM, IGNORE, TARGETS, guess_mapping, validate_mapping
+from .mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
 from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
                                iter_records)
 from .report import BLANKED, REJECTED, ErrorReport
-from .writing import CONTACT_COLUMNS, MAX_LENGTH, BatchWriter, ConcurrentInsert, Row
+from .selectors import import_mapping_remembered, job_format as _job_format, job_opener as _opener
+from .writing import MAX_LENGTH, VALUE_COLUMNS, BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
 from ..services.sending_rules import validate_zone
 from ..validation import normalize_http_url
@@ -70,22 +71,6 @@ class ImportCancelled(Exception):
 
 
 # --- upload and mapping ------------------------------------------------------------------------
-
-
-def _opener(field) -> Callable[[], IO[bytes]]:
-    """A callable opening ``field``'s file afresh through its storage (each reader its own handle)."""
-    storage, name = field.storage, field.name
-    return lambda: storage.open(name, "rb")
-
-
-def import_mapping_remembered(*, team: Team, headers: list[str], exclude_id: int | None = None) -> ImportJob | None:
-    """The team's most recent started import of a file with exactly these ``headers`` (its
-    ``mapping`` is the one the team chose last for them), or None."""
-    qs = (ImportJob.objects.for_team(team).filter(headers=headers).exclude(status=ImportJob.Status.UPLOADED)
-          .exclude(mapping=[]).order_by("-created_at", "-id"))
-    if exclude_id is not None:
-        qs = qs.exclude(pk=exclude_id)
-    return qs.first()
 
 
 def _apply_format(job: ImportJob, fmt: FileFormat) -> None:
@@ -153,50 +138,6 @@ def import_job_set_header_row(*, job: ImportJob, header_row: int) -> ImportJob:
     return job
 
 
-def _job_format(job: ImportJob) -> FileFormat:
-    return FileFormat(job.encoding, job.delimiter, job.headers, job.header_row, job.header_line)
-
-
-def import_job_preview(*, job: ImportJob, limit: int = 5) -> list[list[str]]:
-    """The first ``limit`` data rows of the job's file, each padded/cut to the header's width.
-    Unreadable lines are shown as a row with the error in the first cell."""
-    width = len(job.headers)
-    rows = []
-    for record in iter_records(_opener(job.file), _job_format(job)):
-        cells = record.cells if record.cells is not None else [f"({record.error})"]
-        rows.append((cells + [""] * width)[:width])
-        if len(rows) >= limit:
-            break
-    return rows
-
-
-def import_job_columns(*, job: ImportJob, scan_rows: int = 200, samples: int = 3) -> list[dict[str, Any]]:
-    """What the mapping step shows per column, in column order: {"index", "header", "target"
-    (the current mapping), "samples" (up to ``samples`` distinct non-empty values from the first
-    ``scan_rows`` rows), "looks_like_email" (most non-empty values look like addresses),
-    "email_unmapped" (looks like email but not mapped to Email)}."""
-    width = len(job.headers)
-    values: list[list[str]] = [[] for _ in range(width)]
-    filled = [0] * width
-    at = [0] * width
-    for n, record in enumerate(iter_records(_opener(job.file), _job_format(job))):
-        if n >= scan_rows:
-            break
-        for index, cell in enumerate((record.cells or [])[:width]):
-            if cell:
-                filled[index] += 1
-                at[index] += "@" in cell and " " not in cell
-                if len(values[index]) < samples and cell not in values[index]:
-                    values[index].append(cell)
-    columns = []
-    for index, header in enumerate(job.headers):
-        target = job.mapping[index] if index < len(job.mapping) else IGNORE
-        looks = filled[index] > 0 and at[index] * 2 > filled[index]
-        columns.append({"index": index, "header": header, "target": target, "samples": values[index],
-                        "looks_like_email": looks, "email_unmapped": looks and target != "email"})
-    return columns
-
-
 def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool, lead_status: str,
                    lead_owner) -> None:
     if policy not in POLICIES:
@@ -256,19 +197,6 @@ def import_job_cancel(*, job: ImportJob) -> ImportJob:
     return job
 
 
-def import_job_progress(*, job: ImportJob) -> dict[str, Any]:
-    """Progress for the UI: {"rows_done", "total_rows" (None while counting), "percent" (0-100),
-    "rate" (rows/s, float) , "elapsed" (s), "status", "finished" (bool)}."""
-    now = job.finished_at or timezone.now()
-    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
-    total = job.total_rows
-    percent = 100 if job.status == ImportJob.Status.DONE else (
-        int(job.rows_done * 100 / total) if total else 0)
-    return {"rows_done": job.rows_done, "total_rows": total, "percent": min(percent, 100),
-            "rate": job.rows_done / elapsed if elapsed > 0 else 0.0, "elapsed": elapsed,
-            "status": job.status, "finished": job.is_finished}
-
-
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -316,7 +244,7 @@ class _Run:
         mapping = validate_mapping(job.headers, job.mapping)
         self.width = len(job.headers)
         self.email_index = mapping.index("email")
-        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in CONTACT_COLUMNS]
+        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in VALUE_COLUMNS]
         self.lead_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t.startswith("lead.")]
         self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
         self.check_email = EmailChecker()

@@ -16,10 +16,9 @@ from .forms import ImportMappingForm, ImportUploadForm
 from ..models import ImportJob
 from ..views.common import add_service_errors, get_team, team_object_or_404
 from ..views.listing import AdminListView, BulkAction, Column, ListFilter
-from .selectors import import_job_list, import_jobs_by_ids
-from .services import (import_job_cancel, import_job_columns, import_job_create, import_job_preview,
-                       import_job_progress, import_job_set_header_row, import_job_start,
-                       import_mapping_remembered)
+from .selectors import (import_job_columns, import_job_list, import_job_preview, import_job_progress, import_jobs_by_ids,
+                        import_mapping_remembered)
+from .services import import_job_cancel, import_job_create, import_job_set_header_row, import_job_start
 
 
 class ImportListView(AdminListView):

@@ -10,7 +10,9 @@ The writer then applies the plan with a handful of statements per batch:
   straight into the table with ids taken from its sequence (a concurrent insert of the same
   address violates the unique constraint and the batch is retried); changed contacts ``COPY``'d
   to a temporary table and applied with one ``UPDATE … FROM``; leads via a temporary table and
-  ``INSERT … ON CONFLICT (contact_id) DO NOTHING RETURNING``; the timeline rows with one ``COPY``.
+  ``INSERT … ON CONFLICT (contact_id) DO NOTHING RETURNING``; vendor ids (ExternalId rows: a new or
+  changed contact's, a new lead's) with one ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE``;
+  the timeline rows with one ``COPY``.
   A created contact gets no timeline row: it carries ``import_job_id``/``import_row`` and the
   timeline shows "Imported from …" from those (``outreach.imports.selectors.contact_imported_event``);
   updates, leads and suppressed addresses still get stored events.
@@ -27,13 +29,19 @@ from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
-from ..models import Contact, Lead, Suppression, TimelineEvent
+from ..external_ids import external_id_fields
+from ..models import Contact, ExternalId, Lead, Suppression, TimelineEvent
 
-CONTACT_COLUMNS = ("first_name", "last_name", "company", "title", "phone", "linkedin_url", "time_zone",
-                   "lemlist_contact_id", "leadlex_contact_id")
-LEAD_COLUMNS = ("lemlist_lead_id", "leadlex_deal_id")
+CONTACT_COLUMNS = ("first_name", "last_name", "company", "title", "phone", "linkedin_url", "time_zone")
+# Vendor ids the providers declare (outreach.external_ids): key -> (provider, kind).
+_CONTACT_IDS = {f.key: (f.provider, f.kind) for f in external_id_fields("contact")}
+_LEAD_IDS = {f.key: (f.provider, f.kind) for f in external_id_fields("lead")}
+EXTERNAL_ID_COLUMNS = tuple(_CONTACT_IDS)
+VALUE_COLUMNS = CONTACT_COLUMNS + EXTERNAL_ID_COLUMNS  # the keys of Row.values
+LEAD_COLUMNS = tuple(_LEAD_IDS)
 MAX_LENGTH = {name: Contact._meta.get_field(name).max_length for name in CONTACT_COLUMNS}
-MAX_LENGTH.update({f"lead.{name}": Lead._meta.get_field(name).max_length for name in LEAD_COLUMNS})
+MAX_LENGTH.update({name: ExternalId._meta.get_field("value").max_length for name in EXTERNAL_ID_COLUMNS})
+MAX_LENGTH.update({f"lead.{name}": ExternalId._meta.get_field("value").max_length for name in LEAD_COLUMNS})
 IN_CHUNK = 900  # parameters per IN (...) on SQLite
 
 
@@ -43,8 +51,8 @@ class ConcurrentInsert(Exception):
 
 @dataclass(slots=True)
 class Row:
-    """A valid row: lower-cased ``email``; non-blank ``values`` (CONTACT_COLUMNS), ``custom`` and
-    ``lead`` (LEAD_COLUMNS) cells."""
+    """A valid row: lower-cased ``email``; non-blank ``values`` (VALUE_COLUMNS: contact columns and
+    the contact's vendor ids), ``custom`` and ``lead`` (LEAD_COLUMNS: the lead's vendor ids) cells."""
 
     row: int
     line: int
@@ -200,12 +208,27 @@ class BatchWriter:
                     if isinstance(custom, str):
                         custom = json.loads(custom)
                     found[email] = (contact_id, dict(zip(CONTACT_COLUMNS, values)), custom or {})
-            return found
+            return self._with_external_ids(found)
         for chunk in _chunks(emails):
             qs = (Contact.objects.filter(team_id=self.team_id, email__in=chunk).order_by()
                   .values_list("id", "email", *CONTACT_COLUMNS, "custom_fields"))
             for contact_id, email, *values, custom in qs:
                 found[email] = (contact_id, dict(zip(CONTACT_COLUMNS, values)), custom or {})
+        return self._with_external_ids(found)
+
+    def _with_external_ids(self, found: dict[str, tuple[int, dict[str, str], dict]]):
+        """``found`` with each contact's declared vendor ids added to its values (one query per
+        IN_CHUNK contacts; the rows are covered by the contacts' locks)."""
+        if not found or not _CONTACT_IDS:
+            return found
+        keys = {ids: key for key, ids in _CONTACT_IDS.items()}
+        by_id = {contact_id: values for contact_id, values, _ in found.values()}
+        for chunk in _chunks(list(by_id), IN_CHUNK * 5 if self.postgres else IN_CHUNK):
+            for contact_id, provider, kind, value in (ExternalId.objects.filter(contact_id__in=chunk, object="contact")
+                                                      .order_by().values_list("contact_id", "provider", "kind", "value")):
+                key = keys.get((provider, kind))
+                if key:
+                    by_id[contact_id][key] = value
         return found
 
     def _suppressed(self, emails: list[str]) -> set[str]:
@@ -233,8 +256,7 @@ class BatchWriter:
                 "CREATE TEMP TABLE IF NOT EXISTS _import_emails (email text PRIMARY KEY) ON COMMIT DELETE ROWS; "
                 f"CREATE TEMP TABLE IF NOT EXISTS _import_upd (id bigint, {columns}, custom_fields jsonb) "
                 "ON COMMIT DELETE ROWS; "
-                "CREATE TEMP TABLE IF NOT EXISTS _import_lead (contact_id bigint, lemlist_lead_id text, "
-                "leadlex_deal_id text) ON COMMIT DELETE ROWS")
+                "CREATE TEMP TABLE IF NOT EXISTS _import_lead (contact_id bigint) ON COMMIT DELETE ROWS")
 
     def refresh_statistics(self, rows_written: int) -> None:
         """PostgreSQL: ANALYZE the contacts table's (team_id, email) after the first batch and then
@@ -308,6 +330,20 @@ class BatchWriter:
                     yield (state.contact_id, TimelineEvent.Kind.LEAD_CREATED,
                            f"Became a lead ({label}) from import {self.source}."[:500],
                            json.dumps(data) if as_json else data)
+
+    @staticmethod
+    def _external_id_rows(plan: Plan, new_leads: set[int]):
+        """Yield (contact_id, object, provider, kind, value) for the batch's vendor ids to write: the
+        non-blank ones of every new or changed contact, and of every lead the batch created."""
+        for state in plan.states.values():
+            if state.new or state.dirty:
+                for key, (provider, kind) in _CONTACT_IDS.items():
+                    if state.values.get(key):
+                        yield state.contact_id, "contact", provider, kind, state.values[key]
+            if state.contact_id in new_leads:
+                for key, (provider, kind) in _LEAD_IDS.items():
+                    if state.lead.get(key):
+                        yield state.contact_id, "lead", provider, kind, state.lead[key]
 
     # --- PostgreSQL: COPY + set-based statements ---------------------------------------------------
 
@@ -395,18 +431,25 @@ class BatchWriter:
                             "WHERE c.id = u.id AND c.team_id = %s", (now, self.team_id))
             new_leads: set[int] = set()
             if self.lead_options is not None:
-                with cur.copy("COPY _import_lead (contact_id, lemlist_lead_id, leadlex_deal_id) FROM STDIN") as copy:
+                with cur.copy("COPY _import_lead (contact_id) FROM STDIN") as copy:
                     for state in plan.states.values():
-                        copy.write_row((state.contact_id, state.lead.get("lemlist_lead_id", ""),
-                                        state.lead.get("leadlex_deal_id", "")))
+                        copy.write_row((state.contact_id,))
                 cur.execute(
                     f"INSERT INTO {Lead._meta.db_table} (team_id, created_at, updated_at, contact_id, status, owner_id, "
-                    "source, lemlist_lead_id, leadlex_deal_id) "
-                    "SELECT %s, %s, %s, contact_id, %s, %s, %s, lemlist_lead_id, leadlex_deal_id FROM _import_lead "
+                    "source) SELECT %s, %s, %s, contact_id, %s, %s, %s FROM _import_lead "
                     "ON CONFLICT (contact_id) DO NOTHING RETURNING contact_id",
                     (self.team_id, now, now, self.lead_options["status"], self.lead_options.get("owner_id"), self.source))
                 new_leads = {contact_id for (contact_id,) in cur.fetchall()}
                 plan.result.leads_created = len(new_leads)
+            ids = list(zip(*self._external_id_rows(plan, new_leads)))
+            if ids:
+                table = ExternalId._meta.db_table
+                cur.execute(
+                    f"INSERT INTO {table} (team_id, created_at, updated_at, extra_data, contact_id, object, provider, "
+                    "kind, value) SELECT %s, %s, %s, '{}'::jsonb, t.* FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+                    "%s::text[], %s::text[]) t ON CONFLICT (contact_id, object, provider, kind, team_id) DO UPDATE "
+                    f"SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at WHERE {table}.value <> EXCLUDED.value",
+                    (self.team_id, now, now, *map(list, ids)))
             head = f"{self.team_id}\t{stamp}\t{stamp}\t"
             actor = "\\N" if self.actor_id is None else str(self.actor_id)
             _copy_lines(cur, f"COPY {TimelineEvent._meta.db_table} (team_id, created_at, updated_at, contact_id, actor_id, "
@@ -445,13 +488,17 @@ class BatchWriter:
             for chunk in _chunks(ids):
                 have.update(Lead.objects.filter(contact_id__in=chunk).values_list("contact_id", flat=True))
             leads = [Lead(team_id=self.team_id, contact_id=state.contact_id, status=self.lead_options["status"],
-                          owner_id=self.lead_options.get("owner_id"), source=self.source,
-                          lemlist_lead_id=state.lead.get("lemlist_lead_id", ""),
-                          leadlex_deal_id=state.lead.get("leadlex_deal_id", ""), created_at=now, updated_at=now)
+                          owner_id=self.lead_options.get("owner_id"), source=self.source, created_at=now, updated_at=now)
                      for state in plan.states.values() if state.contact_id not in have]
             Lead.objects.bulk_create(leads, batch_size=500)
             new_leads = {lead.contact_id for lead in leads}
             plan.result.leads_created = len(new_leads)
+        ExternalId.objects.bulk_create(
+            [ExternalId(team_id=self.team_id, contact_id=contact_id, object=obj, provider=provider, kind=kind, value=value,
+                        created_at=now, updated_at=now)
+             for contact_id, obj, provider, kind, value in self._external_id_rows(plan, new_leads)],
+            batch_size=500, update_conflicts=True, unique_fields=["contact", "object", "provider", "kind", "team"],
+            update_fields=["value", "updated_at"])
         events = [TimelineEvent(team_id=self.team_id, contact_id=contact_id, actor_id=self.actor_id, kind=kind,
                                 summary=summary, data=data, created_at=now, updated_at=now)
                   for contact_id, kind, summary, data in self._event_rows(plan, new_leads, suppressed)]

@@ -8,16 +8,20 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..models import Contact, Lead, Team, TimelineEvent
+from ..models import Contact, ExternalId, Lead, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches, leads_selected
 from ..validation import normalize_email
+from .common import model_update
+from .external_ids import external_ids_set
 from .timeline import timeline_event_record
 
 BULK_BATCH = 5_000
 
 CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "linkedin_url",
-                  "custom_fields", "source", "lemlist_contact_id", "leadlex_contact_id")
-LEAD_FIELDS = ("status", "owner", "source", "lemlist_lead_id", "leadlex_deal_id")
+                  "custom_fields", "source")
+LEAD_FIELDS = ("status", "owner", "source")
+# The services also take the declared vendor ids by key (outreach.external_ids), e.g.
+# ``lemlist_contact_id`` for a contact, ``leadlex_deal_id`` for a lead.
 
 
 def _duplicate_error(email: str) -> ValidationError:
@@ -25,9 +29,11 @@ def _duplicate_error(email: str) -> ValidationError:
 
 
 def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
-    """Create a contact from ``data`` (keys of CONTACT_FIELDS; email normalized to lower case).
+    """Create a contact from ``data`` (keys of CONTACT_FIELDS and the contact's declared vendor-id
+    keys; email normalized to lower case), its vendor ids and its timeline row in one transaction.
 
-    Returns the Contact; raises ValidationError({"email": ...}) when the team already has the address.
+    Returns the Contact; raises ValidationError({"email": ...}) when the team already has the
+    address, ({key: ...}) for a bad vendor id.
     """
     values = {k: v for k, v in data.items() if k in CONTACT_FIELDS}
     values["email"] = normalize_email(values.get("email", ""))
@@ -35,6 +41,7 @@ def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
     try:
         with transaction.atomic():
             contact = Contact.objects.create(team=team, **values)
+            external_ids_set(contact=contact, object="contact", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_CREATED, actor=actor,
                                   summary=f"Contact created ({contact.source}).")
     except IntegrityError:
@@ -42,25 +49,47 @@ def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
     return contact
 
 
-def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Contact:
-    """Update ``contact`` with ``data``; records the changed field names on the timeline.
+def contact_get_or_create(*, team: Team, email: str, actor=None, source: str = "manual") -> tuple[Contact, bool]:
+    """The team's contact with ``email`` (normalized to lower case), created through
+    :func:`contact_create` (with its timeline row, ``source``) when the team has none.
 
-    Returns the Contact; raises ValidationError on a duplicate email.
+    Used wherever an address rather than a contact is given (the ``send_email`` command).
+    Returns (contact, created); raises ValidationError for an invalid address. A concurrent
+    create of the same address returns the row the other request made.
     """
-    changed = []
-    for key, value in data.items():
-        if key not in CONTACT_FIELDS:
-            continue
-        if key == "email":
-            value = normalize_email(value)
-        if getattr(contact, key) != value:
-            setattr(contact, key, value)
-            changed.append(key)
-    if not changed:
-        return contact
+    email = normalize_email(email)
+    existing = Contact.objects.for_team(team).filter(email=email).first()
+    if existing is not None:
+        return existing, False
+    try:
+        return contact_create(team=team, actor=actor, data={"email": email, "source": source}), True
+    except ValidationError:
+        existing = Contact.objects.for_team(team).filter(email=email).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Contact:
+    """Update ``contact`` with ``data`` (keys of CONTACT_FIELDS and the declared vendor-id keys;
+    others ignored) through :func:`model_update` (only the changed columns are written) and
+    :func:`external_ids_set`; records the changed field names on the timeline in the same transaction.
+
+    Returns the Contact; raises ValidationError on a duplicate email or an invalid value.
+    """
+    values = {k: v for k, v in data.items() if k in CONTACT_FIELDS}
+    if "email" in values:
+        values["email"] = normalize_email(values["email"])
+        if (values["email"] != contact.email and Contact.objects.for_team(contact.team_id)
+                .filter(email=values["email"]).exclude(pk=contact.pk).exists()):
+            raise _duplicate_error(values["email"])
     try:
         with transaction.atomic():
-            contact.save()
+            changed = [k for k in CONTACT_FIELDS if k in values and getattr(contact, k) != values[k]]
+            model_update(contact, fields=changed, data=values)
+            changed += external_ids_set(contact=contact, object="contact", values=data)
+            if not changed:
+                return contact
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_UPDATED, actor=actor,
                                   summary="Updated " + ", ".join(f.replace("_", " ") for f in changed) + ".",
                                   data={"fields": changed})
@@ -103,13 +132,15 @@ def contacts_make_leads(*, team: Team, selection: Selection, owner=None, actor=N
 
 
 def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any]) -> Lead:
-    """Make ``contact`` a lead (keys of LEAD_FIELDS). Raises ValidationError if it already is one."""
+    """Make ``contact`` a lead (keys of LEAD_FIELDS and the lead's declared vendor-id keys), with its
+    timeline row. Raises ValidationError if it already is one."""
     if contact.team_id != team.pk:
         raise ValidationError("That contact is not in your team.")
     values = {k: v for k, v in data.items() if k in LEAD_FIELDS}
     try:
         with transaction.atomic():
             lead = Lead.objects.create(team=team, contact=contact, **values)
+            external_ids_set(contact=contact, object="lead", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.LEAD_CREATED, actor=actor,
                                   summary=f"Became a lead ({lead.get_status_display()}).")
     except IntegrityError:
@@ -118,18 +149,28 @@ def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any
 
 
 def lead_update(*, lead: Lead, actor=None, data: dict[str, Any]) -> Lead:
-    """Update a lead; a status change is recorded on the contact's timeline. Returns the Lead."""
+    """Update a lead (keys of LEAD_FIELDS and the lead's declared vendor-id keys; others ignored)
+    through :func:`model_update` and :func:`external_ids_set`; a status change is recorded on the
+    contact's timeline in the same transaction. Returns the Lead; raises ValidationError for an
+    invalid value (e.g. an unknown status)."""
     old_status = lead.status
-    for key, value in data.items():
-        if key in LEAD_FIELDS:
-            setattr(lead, key, value)
     with transaction.atomic():
-        lead.save()
+        model_update(lead, fields=LEAD_FIELDS, data=data)
+        external_ids_set(contact=lead.contact, object="lead", values=data)
         if lead.status != old_status:
             timeline_event_record(contact=lead.contact, kind=TimelineEvent.Kind.LEAD_STATUS, actor=actor,
                                   summary=f"Lead status: {Lead.Status(old_status).label} → {lead.get_status_display()}.",
                                   data={"from": old_status, "to": lead.status})
     return lead
+
+
+def leads_delete(*, team: Team, ids: Iterable[int]) -> int:
+    """Delete the team's leads with these ``ids`` and their vendor ids (the contacts stay). Returns how many."""
+    with transaction.atomic():
+        leads = Lead.objects.for_team(team).filter(pk__in=list(ids))
+        ExternalId.objects.filter(team=team, object=ExternalId.Object.LEAD, contact_id__in=leads.values("contact_id")).delete()
+        _, per_model = leads.delete()
+    return per_model.get(Lead._meta.label, 0)
 
 
 def _leads_insert(*, team: Team, contact_ids: list[int], status: str, owner, actor, summary: str) -> int:

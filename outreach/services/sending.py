@@ -26,7 +26,8 @@ from providers.base import Address, OutgoingAttachment, OutgoingMessage
 from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
-from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
+from ..external_ids import external_id_fields
+from ..models import Attachment, Contact, ExternalId, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..validation import normalize_email, sender_problems, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
@@ -235,11 +236,19 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
         headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)
-        vendor_ids={
-            "lemlist_contact_id": contact.lemlist_contact_id, "leadlex_contact_id": contact.leadlex_contact_id,
-            "lemlist_lead_id": lead.lemlist_lead_id if lead else "", "leadlex_deal_id": lead.leadlex_deal_id if lead else "",
-        },
+        vendor_ids=vendor_ids(contact=contact, is_lead=lead is not None),
     )
+
+
+def vendor_ids(*, contact: Contact, is_lead: bool) -> dict[str, str]:
+    """``OutgoingMessage.vendor_ids`` for ``contact``: every id the providers declare, keyed by
+    :meth:`providers.base.ExternalIdKind.key` ('' when unset; a lead's only when ``is_lead``). One query."""
+    ids = {f.key: "" for f in external_id_fields()}
+    objects = ("contact", "lead") if is_lead else ("contact",)
+    for row in ExternalId.objects.filter(contact=contact, object__in=objects):
+        if row.key in ids:
+            ids[row.key] = row.value
+    return ids
 
 
 def suppress_recipient(message: SentMessage, err: perr.RecipientSuppressed) -> None:

@@ -145,6 +145,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     compose_form = ComposeForm(team=team)
     return render(request, "contacts/detail.html", {
         "contact": contact, "lead": getattr(contact, "lead", None), "timeline": timeline,
+        "external_ids": selectors.external_id_rows(contact=contact),
         "compose_form": compose_form, "has_mailbox": compose_form.has_mailbox,
     })
 

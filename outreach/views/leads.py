@@ -81,8 +81,12 @@ def lead_edit(request: HttpRequest, pk: int) -> HttpResponse:
     lead = team_object_or_404(Lead, request, pk, queryset=Lead.objects.select_related("contact", "owner"))
     form = LeadForm(request.POST or None, team=team, initial=LeadForm.initial_for(lead))
     if request.method == "POST" and form.is_valid():
-        lead_update(lead=lead, actor=request.user, data=form.cleaned_data)
-        messages.success(request, f"Lead {lead.contact.email} saved.")
-        return redirect("contact_detail", pk=lead.contact_id)
+        try:
+            lead_update(lead=lead, actor=request.user, data=form.cleaned_data)
+        except ValidationError as err:
+            add_service_errors(form, err)
+        else:
+            messages.success(request, f"Lead {lead.contact.email} saved.")
+            return redirect("contact_detail", pk=lead.contact_id)
     return render(request, "leads/form.html", {"form": form, "contact": lead.contact, "lead": lead,
                                                "title": f"Lead: {lead.contact}"})

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outreach.imports import services
-from outreach.imports.services import (contacts_import, import_job_columns, import_job_create, import_job_run,
-                                       import_job_set_header_row, import_job_start, import_jobs_expire)
+from outreach.imports.selectors import import_job_columns
+from outreach.imports.services import (contacts_import, import_job_create, import_job_run, import_job_set_header_row,
+                                       import_job_start, import_jobs_expire)
 from outreach.models import Contact, ImportJob
 from outreach.services.contacts import contact_create
 

@@ -11,10 +11,9 @@ from outreach.imports.report import escape_cell
 from outreach.models import Contact, ImportJob, Lead, Suppression, TimelineEvent
 from outreach.imports import services as imports_service
 from outreach.services.contacts import contact_create
-from outreach.imports.services import (contacts_import, import_job_cancel, import_job_create, import_job_progress,
-                                       import_job_run, import_job_start)
-from outreach.imports.selectors import contact_imported_event
-from outreach.selectors import contact_timeline
+from outreach.imports.services import contacts_import, import_job_cancel, import_job_create, import_job_run, import_job_start
+from outreach.imports.selectors import contact_imported_event, import_job_progress
+from outreach.selectors import contact_timeline, external_id_values
 
 from .conftest import read_report
 
@@ -173,8 +172,8 @@ def test_as_leads_with_owner_status_and_vendor_ids(run_import, team, member):
     job = run_import(data, as_leads=True, lead_status="contacted", lead_owner=member, name="Apollo")
     assert job.leads_created_count == 2
     lead = Lead.objects.get(contact__email="a@example.com")
-    assert (lead.status, lead.owner, lead.source, lead.lemlist_lead_id, lead.leadlex_deal_id) == (
-        "contacted", member, "Apollo", "L1", "D1")
+    assert (lead.status, lead.owner, lead.source) == ("contacted", member, "Apollo")
+    assert external_id_values(contact=lead.contact, object="lead") == {"lemlist_lead_id": "L1", "leadlex_deal_id": "D1"}
     assert lead.contact.timeline_events.filter(kind=TimelineEvent.Kind.LEAD_CREATED).count() == 1
     again = run_import(data, as_leads=True)
     assert again.leads_created_count == 0 and Lead.objects.count() == 2

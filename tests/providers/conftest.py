@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
+from tests import factories
 from tests.factories import NO_SENDING_RULES, provider_config, split_mailbox_fields
 
 
@@ -40,10 +41,10 @@ def team(db):
 
 def make_contact(team: Team, *, email="jane@example.com", first_name="Jane", last_name="Doe", lead: dict | None = None,
                  **vendor_ids) -> Contact:
-    """A contact (and a Lead with ``lead`` fields when given)."""
-    contact = Contact.objects.create(team=team, email=email, first_name=first_name, last_name=last_name, **vendor_ids)
+    """A contact with ``vendor_ids`` by key (and a Lead with ``lead`` fields and ids when given)."""
+    contact = factories.make_contact(team, email, first_name=first_name, last_name=last_name, **vendor_ids)
     if lead is not None:
-        Lead.objects.create(team=team, contact=contact, **lead)
+        factories.make_lead(contact, **lead)
     return contact
 
 

@@ -11,6 +11,8 @@ from providers import errors as perr
 from providers.leadlex import LeadlexProvider
 from tests.fakes.leadlex import FakeLeadlex, error
 
+from tests.factories import set_external_ids
+
 from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, drive
 
@@ -97,8 +99,7 @@ class TestLeadlex(ProviderContract):
 
     @pytest.mark.django_db
     def test_contact_id_required_when_configured(self, env, fake):
-        env.contact.leadlex_contact_id = ""
-        env.contact.save()
+        set_external_ids(env.contact, leadlex_contact_id="")
         message = self.queue(env)
         account = env.account
         provider = LeadlexProvider(api_key=account.api_key, base_url=account.base_url, require_contact_id=True)

@@ -12,6 +12,8 @@ from tests.fakes.base import Reply
 from tests.fakes.lemlist import FakeLemlist
 from tests.factories import set_fields
 
+from tests.factories import set_external_ids
+
 from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase
 
@@ -42,9 +44,9 @@ class TestLemlist(ProviderContract):
                   perr.InvalidRequest, "Invalid sendUserMailboxId", 400, field="lemlist_send_user_mailbox_id"),
         ErrorCase("contact-or-lead-required", _text(400, "contactId or leadId is required"),
                   perr.InvalidRequest, "contactId or leadId is required", 400, field="lemlist_contact_id"),
-        ErrorCase("invalid-lead-id", lambda f, e: _set(e.contact.lead, lemlist_lead_id="not-a-lead"),
+        ErrorCase("invalid-lead-id", lambda f, e: set_external_ids(e.contact, "lead", lemlist_lead_id="not-a-lead"),
                   perr.InvalidRequest, "Invalid leadId", 400, field="lemlist_lead_id"),
-        ErrorCase("lead-not-found", lambda f, e: _set(e.contact.lead, lemlist_lead_id="lea_unknown"),
+        ErrorCase("lead-not-found", lambda f, e: set_external_ids(e.contact, "lead", lemlist_lead_id="lea_unknown"),
                   perr.InvalidRequest, "Lead not found", 400, field="lemlist_lead_id"),
         ErrorCase("failed-to-send", lambda f, e: setattr(f, "fail_sending", True),
                   perr.ProviderUnavailable, "Failed to send email", 400),
@@ -59,8 +61,8 @@ class TestLemlist(ProviderContract):
         MissingIdCase("send-user-id", lambda e: _set(e.mailbox, lemlist_send_user_id=""), "lemlist sendUserId"),
         MissingIdCase("send-user-email", lambda e: _set(e.mailbox, lemlist_send_user_email=""), "lemlist sendUserEmail"),
         MissingIdCase("send-user-mailbox-id", lambda e: _set(e.mailbox, lemlist_send_user_mailbox_id=""), "lemlist sendUserMailboxId"),
-        MissingIdCase("contact-id", lambda e: _set(e.contact, lemlist_contact_id=""), "contact's lemlist contactId"),
-        MissingIdCase("lead-id", lambda e: _set(e.contact.lead, lemlist_lead_id=""), "lead's lemlist leadId"),
+        MissingIdCase("contact-id", lambda e: set_external_ids(e.contact, lemlist_contact_id=""), "contact's lemlist contactId"),
+        MissingIdCase("lead-id", lambda e: set_external_ids(e.contact, "lead", lemlist_lead_id=""), "lead's lemlist leadId"),
         MissingIdCase("no-lead", lambda e: e.contact.lead.delete(), "lead's lemlist leadId"),
     ]
     unsupported_cases = [

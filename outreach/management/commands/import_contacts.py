@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from ...models import ImportJob, Lead
+from ...imports.mapping import TARGETS
 from ...imports.services import contacts_import
 from ..base import JsonCommand, get_team
 
@@ -32,9 +33,8 @@ class Command(JsonCommand):
         parser.add_argument("--lead-status", choices=Lead.Status.values, default="new")
         parser.add_argument("--lead-owner", default="", help="Username of the leads' owner (a member of the team).")
         parser.add_argument("--mapping", default="",
-                            help='JSON {"CSV header": "field"}; fields: email, first_name, last_name, company, title, '
-                                 'phone, linkedin_url, lemlist_contact_id, leadlex_contact_id, lead.lemlist_lead_id, '
-                                 'lead.leadlex_deal_id, custom, ignore. Other columns keep their guessed mapping.')
+                            help='JSON {"CSV header": "field"}; fields: ' + ", ".join(TARGETS) + ', custom, ignore '
+                                 '(vendor ids as the providers declare them). Other columns keep their guessed mapping.')
         parser.add_argument("--name", default="", help="Import name (the contacts' source); defaults to the file name.")
 
     def run(self, **options):

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from ...models import Contact, Mailbox, SentMessage
-from ...services.contacts import contact_create
+from ...models import Mailbox, SentMessage
+from ...services.contacts import contact_get_or_create
 from ...services.sending import AttachmentData, sent_message_create
-from ...validation import normalize_email, parse_address_list
+from ...validation import parse_address_list
 from ..base import JsonCommand, sent_message_as_dict
 
 
@@ -41,9 +41,7 @@ class Command(JsonCommand):
         except Mailbox.DoesNotExist:
             raise CommandError(f"No mailbox with id {o['mailbox']}.") from None
         team = mailbox.team
-        email = normalize_email(o["to"])
-        contact = Contact.objects.for_team(team).filter(email=email).first() or contact_create(
-            team=team, data={"email": email, "source": "send_email command"})
+        contact, _ = contact_get_or_create(team=team, email=o["to"], source="send_email command")
         attachments = []
         for name in o["attach"]:
             path = Path(name)

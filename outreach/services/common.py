@@ -1,0 +1,46 @@
+"""Helpers every update service shares."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, TypeVar
+
+from django.db import models
+from django.utils import timezone
+
+M = TypeVar("M", bound=models.Model)
+
+
+def model_update(instance: M, *, fields: Iterable[str], data: Mapping[str, Any]) -> tuple[M, bool]:
+    """Set the ``fields`` of ``instance`` that ``data`` carries and differ from the current values,
+    then ``full_clean()`` and ``save(update_fields=[those fields, updated_at])``.
+
+    Fields named in ``fields`` but absent from ``data`` are left alone; keys of ``data`` not in
+    ``fields`` are ignored. Returns ``(instance, has_updated)``; nothing is written when no value
+    changed. Raises ValidationError from ``full_clean`` (the instance then holds the new, unsaved
+    values) and ValueError for a name that is not a concrete field of the model.
+    Shaped after the HackSoft Django Styleguide's ``model_update``
+    (https://github.com/HackSoftware/Django-Styleguide-Example, ``styleguide_example/common/services.py``).
+    """
+    concrete = {f.name: f for f in instance._meta.concrete_fields}
+    changed: list[str] = []
+    for name in fields:
+        if name not in data:
+            continue
+        field = concrete.get(name)
+        if field is None:
+            raise ValueError(f"{type(instance).__name__} has no concrete field {name!r}.")
+        # A foreign key compares by id so an unchanged owner costs no query.
+        current = getattr(instance, field.attname) if field.is_relation else getattr(instance, name)
+        new = data[name]
+        if field.is_relation:
+            new = new.pk if isinstance(new, models.Model) else new
+        if current != new:
+            setattr(instance, field.attname if field.is_relation else name, new)
+            changed.append(name)
+    if not changed:
+        return instance, False
+    if "updated_at" in concrete and "updated_at" not in changed:
+        instance.updated_at = timezone.now()
+        changed.append("updated_at")
+    instance.full_clean()
+    instance.save(update_fields=changed)
+    return instance, True
