@@ -326,7 +326,7 @@ class _Batch:
         unsubscribe_keys_ensure(sent_messages=list(mine.select_related("contact", "mailbox")))
         messages = list(mine.select_related("mailbox", "mailbox__provider_account", "contact", "contact__lead", "team",
                                             "unsubscribe_key")
-                        .prefetch_related("attachments").order_by("due_at", "pk"))
+                        .prefetch_related("attachments", "contact__external_ids").order_by("due_at", "pk"))
         by_team: dict[int, set[str]] = {}
         for message in messages:
             by_team.setdefault(message.team_id, set()).update(a.lower() for a in (*message.to, *message.cc, *message.bcc))
