@@ -7,7 +7,6 @@ The values live in one table, :class:`outreach.models.ExternalId`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from providers.base import vendor_id_key
 from providers.registry import PROVIDERS
@@ -28,8 +27,9 @@ class ExternalIdField:
     key: str
 
 
-@cache
 def _all() -> tuple[ExternalIdField, ...]:
+    """Read from the registry each time (a handful of providers): a provider added to PROVIDERS
+    at run time is seen by forms, admin, services and the send at once."""
     fields = []
     for name, cls in PROVIDERS.items():
         for declared in getattr(cls, "external_id_kinds", ()):

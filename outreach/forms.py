@@ -50,7 +50,28 @@ def format_custom_fields(data: dict) -> str:
     return "\n".join(f"{k}: {v}" for k, v in (data or {}).items())
 
 
-class ContactForm(forms.Form):
+class ExternalIdFieldsMixin:
+    """Adds one optional text field per vendor id the providers declare for ``external_id_object``
+    ("contact" or "lead"), named by its key (``lemlist_contact_id``), when the form is built: a
+    provider that declares a new id appears in the form without an edit here. The templates loop
+    over ``external_id_fields``."""
+
+    external_id_object = "contact"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.external_id_keys = []
+        for declared in external_id_fields(self.external_id_object):
+            self.fields[declared.key] = forms.CharField(
+                label=declared.label, max_length=ExternalId._meta.get_field("value").max_length, required=False)
+            self.external_id_keys.append(declared.key)
+
+    @property
+    def external_id_fields(self) -> list:
+        return [self[key] for key in self.external_id_keys]
+
+
+class ContactForm(ExternalIdFieldsMixin, forms.Form):
     """A contact's fields; ``custom_fields`` is a textarea of ``key: value`` lines."""
 
     email = forms.CharField(max_length=254)
@@ -63,13 +84,12 @@ class ContactForm(forms.Form):
     custom_fields = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "placeholder": "industry: SaaS\nsize: 50-200"}),
         help_text="One “key: value” per line.")
-    # + one field per vendor id the providers declare for contacts (add_external_id_fields below).
+    # + one field per vendor id the providers declare for contacts (ExternalIdFieldsMixin).
 
     @classmethod
     def initial_for(cls, contact: Contact) -> dict:
         """Initial values of the edit form for ``contact`` (its vendor ids included)."""
-        initial = {name: getattr(contact, name) for name in cls.base_fields
-                   if name != "custom_fields" and name not in cls.external_id_keys}
+        initial = {name: getattr(contact, name) for name in cls.base_fields if name != "custom_fields"}
         initial["custom_fields"] = format_custom_fields(contact.custom_fields)
         initial.update(external_id_values(contact=contact, object="contact"))
         return initial
@@ -84,12 +104,13 @@ class ContactForm(forms.Form):
 # --- Leads ---------------------------------------------------------------------------------
 
 
-class LeadForm(forms.Form):
+class LeadForm(ExternalIdFieldsMixin, forms.Form):
     """A lead's status, owner (a member of the team) and vendor ids."""
 
     status = forms.ChoiceField(choices=Lead.Status.choices, initial=Lead.Status.NEW)
     owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="Unassigned")
-    # + one field per vendor id the providers declare for leads (add_external_id_fields below).
+    # + one field per vendor id the providers declare for leads (ExternalIdFieldsMixin).
+    external_id_object = "lead"
 
     def __init__(self, *args, team: Team, **kwargs):
         super().__init__(*args, **kwargs)
@@ -100,24 +121,6 @@ class LeadForm(forms.Form):
     def initial_for(cls, lead: Lead) -> dict:
         return {"status": lead.status, "owner": lead.owner_id,
                 **external_id_values(contact=lead.contact, object="lead")}
-
-
-def add_external_id_fields(form_class: type[forms.Form], object: str) -> None:
-    """Give ``form_class`` one optional text field per vendor id the providers declare for
-    ``object`` ("contact" or "lead"), named by its key (``lemlist_contact_id``), and the
-    ``external_id_keys`` / ``external_id_fields`` the templates loop over. A provider that
-    declares a new id appears in the form without an edit here."""
-    keys = []
-    for declared in external_id_fields(object):
-        form_class.base_fields[declared.key] = forms.CharField(
-            label=declared.label, max_length=ExternalId._meta.get_field("value").max_length, required=False)
-        keys.append(declared.key)
-    form_class.external_id_keys = tuple(keys)
-    form_class.external_id_fields = property(lambda self: [self[key] for key in self.external_id_keys])
-
-
-add_external_id_fields(ContactForm, "contact")
-add_external_id_fields(LeadForm, "lead")
 
 
 # --- Compose -------------------------------------------------------------------------------

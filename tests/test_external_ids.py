@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from outreach import external_ids
+from outreach.forms import ContactForm
 from outreach.models import ExternalId
 from outreach.selectors import external_id_rows, external_id_values
 from outreach.services.contacts import contact_update, lead_update, leads_delete
@@ -36,13 +37,13 @@ def acme_provider(monkeypatch):
         external_id_kinds = (ExternalIdKind("contact", "personId"),)
 
     monkeypatch.setitem(registry.PROVIDERS, "acme", AcmeProvider)
-    external_ids._all.cache_clear()
-    yield AcmeProvider
-    monkeypatch.undo()
-    external_ids._all.cache_clear()
+    return AcmeProvider
 
 
-def test_a_new_providers_id_reaches_services_page_and_send_without_other_edits(acme_provider):
+def test_a_new_providers_id_reaches_form_services_page_and_send_without_other_edits(acme_provider):
+    form = ContactForm({"email": "a@example.com", "acme_person_id": " p-1 "})
+    assert form.is_valid() and form.fields["acme_person_id"].label == "Acme personId"
+    assert "acme_person_id" in [f.name for f in form.external_id_fields]
     contact = make_contact(make_team())
     contact_update(contact=contact, data={"acme_person_id": "p-1"})
     assert ExternalId.objects.get(contact=contact).kind == "personId"
@@ -122,3 +123,19 @@ def test_the_migration_moves_the_four_columns_into_rows_and_back():
             back.leadlex_deal_id) == ("ctc_1", "", "lea_1", "deal_1")
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_get_or_create_finds_the_teams_contact_by_address_or_creates_it_once():
+    from outreach.models import Contact
+    from outreach.services.contacts import contact_get_or_create
+
+    team = make_team()
+    existing = make_contact(team, email="ann@example.com")
+    assert contact_get_or_create(team=team, email=" Ann@Example.COM ") == (existing, False)
+    other = make_team()
+    made, created = contact_get_or_create(team=other, email="ann@example.com", source="send_email command")
+    assert created and made.team == other and made.source == "send_email command"
+    assert made.timeline_events.get().kind == "contact_created"
+    assert Contact.objects.filter(email="ann@example.com").count() == 2
+    with pytest.raises(ValidationError):
+        contact_get_or_create(team=team, email="not-an-address")
