@@ -176,7 +176,7 @@ class ExternalIdInlineForm(forms.ModelForm):
                 data["value"] = external_id_check(object=obj, provider=provider, kind=kind, value=data.get("value", ""),
                                                   extra_data=data.get("extra_data") or {})
             except ValidationError as err:
-                raise ValidationError(err.messages) from None
+                raise ValidationError(err.messages) from err
             self.instance.object, self.instance.provider, self.instance.kind = obj, provider, kind
         return data
 

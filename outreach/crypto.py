@@ -51,12 +51,12 @@ def decrypt(token: str, *, what: str = "credential") -> str:
         return ""
     try:
         return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
+    except InvalidToken as err:
         raise CredentialDecryptionError(
             f"The stored {what} cannot be decrypted with the configured OUTREACH_ENCRYPTION_KEYS: "
             "the key it was encrypted with is missing or wrong. Restore that key (older keys stay listed "
             "after the newest) or enter the secret again."
-        ) from None
+        ) from err
 
 
 def rotate(token: str, *, what: str = "credential") -> str:
@@ -65,10 +65,10 @@ def rotate(token: str, *, what: str = "credential") -> str:
         return ""
     try:
         return _fernet().rotate(token.encode()).decode()
-    except InvalidToken:
+    except InvalidToken as err:
         raise CredentialDecryptionError(
             f"The stored {what} cannot be decrypted with any configured key, so it cannot be rotated."
-        ) from None
+        ) from err
 
 
 class EncryptedSecret:

@@ -16,7 +16,7 @@ from .models import Contact, ExternalId, Lead, Mailbox, ProviderAccount, Team
 from .selectors import active_mailboxes, external_id_values, provider_accounts, team_users
 from .services.provider_accounts import provider_account_label
 from .services.sending_rules import RULE_FIELDS, parse_send_days
-from .validation import normalize_email, parse_address_list, validate_header_value
+from .validation import normalize_email, parse_address_list, parse_header_lines, validate_header_value
 
 
 # --- Contacts ------------------------------------------------------------------------------
@@ -176,6 +176,10 @@ class ComposeForm(forms.Form):
     bcc = AddressListField(label="Bcc", required=False, help_text="Comma-separated addresses.")
     reply_to = HeaderField(label="Reply-To", max_length=254, required=False)
     attachments = MultipleFileField(required=False)
+    headers = forms.CharField(
+        label="Custom headers", required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "X-Campaign: spring"}),
+        help_text="Optional; one X-Name: value per line. Sent where the mailbox's provider carries custom headers "
+                  "(SMTP, Unipile).")
     scheduled_at = forms.DateTimeField(
         label="Send later", required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -201,6 +205,10 @@ class ComposeForm(forms.Form):
     def clean_reply_to(self) -> str:
         value = self.cleaned_data["reply_to"]
         return normalize_email(value) if value else ""
+
+    def clean_headers(self) -> dict[str, str]:
+        """The lines as {name: value}; the names and values are checked by the send service."""
+        return parse_header_lines(self.cleaned_data["headers"])
 
 
 # --- Mailboxes ---------------------------------------------------------------------------------
@@ -277,7 +285,7 @@ class MailboxForm(forms.Form):
 
     sender_name = HeaderField(max_length=200)
     sender_email = forms.CharField(max_length=254)
-    # Connect only, when the team has a lemlist account: also register the mailbox there (seed 004).
+    # Connect only, when the team has a lemlist account: also register the mailbox there (lemlist "Connect Email Account").
     register_at_lemlist = forms.ModelChoiceField(
         label="Also register at lemlist", queryset=ProviderAccount.objects.none(), required=False, empty_label="No",
         help_text="Connect this SMTP/IMAP mailbox to a lemlist account too (SMTP and IMAP are both needed).")

@@ -430,6 +430,11 @@ class SentMessage(TeamOwned):
     # Threading (RFC 5322 §3.6.4) for a reply composed from the timeline; set by outreach.inbound.
     in_reply_to = models.CharField("In-Reply-To", max_length=255, blank=True)
     references = models.TextField(blank=True, help_text="Message-IDs for the References header, space-separated.")
+    # Custom X- headers the user set, in order ([[name, value], …]: a JSON object would lose the order),
+    # validated by outreach.validation.validate_custom_headers and sent only where the provider's
+    # capabilities allow custom headers (SMTP, Unipile).
+    headers = models.JSONField("custom headers", default=list, blank=True,
+                               help_text="Custom X- headers sent with the message, in order: [[name, value], …].")
     # Outcome read back from the mailbox by outreach.inbound (a DSN, a reply).
     bounced_at = models.DateTimeField(null=True, blank=True)
     bounce_reason = models.TextField(blank=True, help_text="Status code and diagnostic of the bounce.")

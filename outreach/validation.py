@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -12,6 +13,60 @@ def validate_header_value(value: str) -> None:
     """Raise ValidationError if ``value`` contains CR, LF or NUL (header injection)."""
     if value and any(ch in value for ch in "\r\n\x00"):
         raise ValidationError("Line breaks are not allowed in this field.", code="header_injection")
+
+
+#: A custom header name: "X-" and RFC 9110 token characters (§5.6.2), e.g. ``X-Campaign``.
+_CUSTOM_HEADER_NAME = re.compile(r"[Xx]-[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+MAX_CUSTOM_HEADERS = 20
+MAX_HEADER_LINE = 998  # RFC 5322 §2.1.1: a line is at most 998 characters
+
+
+def parse_header_lines(lines: str | Iterable[str]) -> dict[str, str]:
+    """``Name: value`` lines (a text with one per line, or a list such as ``send_email --header``)
+    → {name: value} in order, blank lines skipped. The names and values are checked by
+    :func:`validate_custom_headers`, not here. Raises ValidationError naming a line without a colon."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    headers: dict[str, str] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise ValidationError(f"“{line.strip()[:80]}” is not a header: write it as X-Name: value.", code="header_line")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def validate_custom_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return ``headers`` ({name: value}) checked for sending: each name an ``X-`` token (RFC 9110
+    token characters), no name twice (ignoring case), each value without CR/LF/NUL and the line within
+    998 characters (RFC 5322 §2.1.1), at most :data:`MAX_CUSTOM_HEADERS`. Values are stripped.
+
+    Raises ValidationError listing every problem."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    checked: dict[str, str] = {}
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        problems.append(f"At most {MAX_CUSTOM_HEADERS} custom headers; these are {len(headers)}.")
+    for name, value in headers.items():
+        name, value = str(name).strip(), str(value).strip()
+        if not _CUSTOM_HEADER_NAME.match(name):
+            problems.append(f"“{name[:80]}” is not a custom header name: it must start with X- and hold only "
+                            "letters, digits and - (no spaces).")
+            continue
+        if name.lower() in seen:
+            problems.append(f"{name} is given twice.")
+            continue
+        seen.add(name.lower())
+        if any(ch in value for ch in "\r\n\x00"):
+            problems.append(f"The value of {name} contains a line break.")
+        elif len(name) + 2 + len(value) > MAX_HEADER_LINE:
+            problems.append(f"{name} is longer than {MAX_HEADER_LINE} characters.")
+        checked[name] = value
+    if problems:
+        raise ValidationError(problems, code="custom_header")
+    return checked
 
 
 def normalize_email(value: str) -> str:
@@ -26,7 +81,7 @@ def normalize_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as err:
-        raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from None
+        raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from err
     return result.normalized.lower()
 
 

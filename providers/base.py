@@ -128,9 +128,50 @@ class SendResult:
             raise ValueError(f"provider_status {self.provider_status!r} is not one of {PROVIDER_STATUSES}")
 
 
+#: The features a message can use that a provider may lack, by the names :class:`Capabilities` gives them.
+#: outreach maps them onto its form fields in one place (``outreach.services.sending.FEATURE_FIELDS``).
+FEATURES = ("cc", "bcc", "multiple_recipients", "attachments", "reply_to", "html", "threads", "custom_headers")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one message uses, in the terms of :class:`Capabilities`: built from an OutgoingMessage
+    (:meth:`of`) or, before anything is stored, from a compose form's values.
+
+    ``recipients`` counts the To addresses; ``attachments_bytes`` is the total size in bytes;
+    ``html_only`` is True when there is an HTML body and no plain-text one; ``headers`` holds the
+    names of the custom headers.
+    """
+
+    cc: bool = False
+    bcc: bool = False
+    recipients: int = 1
+    attachments: bool = False
+    attachments_bytes: int = 0
+    reply_to: bool = False
+    html_only: bool = False
+    thread: bool = False
+    headers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, message: "OutgoingMessage") -> "Usage":
+        """The usage of ``message``."""
+        return cls(cc=bool(message.cc), bcc=bool(message.bcc), recipients=len(message.to),
+                   attachments=bool(message.attachments), attachments_bytes=message.attachments_size,
+                   reply_to=message.reply_to is not None, html_only=bool(message.html) and not message.text,
+                   thread=bool(message.thread_id), headers=tuple(message.headers))
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    """What a provider can carry. ``max_attachments_bytes`` is the total per message in bytes (0 = none)."""
+    """What a provider can carry, one flag per feature of :data:`FEATURES` (plus ``text``, ``tracking``).
+
+    ``max_attachments_bytes`` is the total per message in bytes (0 = no limit of the provider's own);
+    ``idempotent`` means the provider deduplicates on our idempotency key (an HTTP provider then
+    sends it as the ``Idempotency-Key`` header: one flag, both meanings); ``mail_headers`` means the
+    message's own RFC 5322 headers (In-Reply-To, References, List-Unsubscribe, List-Unsubscribe-Post)
+    can be set — only SMTP: no HTTP provider document allows these names.
+    """
 
     cc: bool = True
     bcc: bool = True
@@ -143,37 +184,27 @@ class Capabilities:
     threads: bool = False
     custom_headers: bool = False
     tracking: bool = False
-    idempotent: bool = False  # the provider deduplicates on our idempotency key
-    # The message's own RFC 5322 headers can be set (In-Reply-To, References, List-Unsubscribe,
-    # List-Unsubscribe-Post). Only SMTP: no HTTP provider document allows these names.
+    idempotent: bool = False
     mail_headers: bool = False
 
-    def problems(self, *, provider_label: str, has_cc: bool, has_bcc: bool, recipients: int,
-                 attachments_bytes: int, has_attachments: bool, has_reply_to: bool,
-                 has_html: bool, has_text: bool, has_thread: bool = False) -> dict[str, str]:
-        """Return {form field name: message} for every feature the message uses that this provider lacks."""
-        found: dict[str, str] = {}
-        label = provider_label
-        if has_cc and not self.cc:
-            found["cc"] = f"{label} mailboxes cannot send Cc."
-        if has_bcc and not self.bcc:
-            found["bcc"] = f"{label} mailboxes cannot send Bcc."
-        if recipients > 1 and not self.multiple_recipients:
-            found["to"] = f"{label} mailboxes send to one recipient per message."
-        if has_attachments and not self.attachments:
-            found["attachments"] = f"{label} mailboxes cannot send attachments."
-        elif self.max_attachments_bytes and attachments_bytes > self.max_attachments_bytes:
-            found["attachments"] = (
-                f"{label} mailboxes accept at most {self.max_attachments_bytes // (1024 * 1024)} MB of attachments "
-                f"per message; these are {attachments_bytes / (1024 * 1024):.1f} MB."
-            )
-        if has_reply_to and not self.reply_to:
-            found["reply_to"] = f"{label} mailboxes cannot set Reply-To."
-        if has_html and not has_text and not self.html:
-            found["html_body"] = f"{label} mailboxes send plain text only."
-        if has_thread and not self.threads:
-            found["thread_id"] = f"{label} mailboxes cannot reply in a thread."
-        return found
+    def problems(self, usage: Usage, *, label: str) -> dict[str, str]:
+        """Return {feature name (:data:`FEATURES`): message} for every feature ``usage`` needs that this
+        provider lacks; ``label`` (e.g. "lemlist") starts each message. Empty when all can be carried."""
+        attachments = (usage.attachments and not self.attachments, "cannot send attachments.")
+        if self.attachments and self.max_attachments_bytes and usage.attachments_bytes > self.max_attachments_bytes:
+            attachments = (True, f"accept at most {self.max_attachments_bytes // (1024 * 1024)} MB of attachments per "
+                                 f"message; these are {usage.attachments_bytes / (1024 * 1024):.1f} MB.")
+        checks = {
+            "cc": (usage.cc and not self.cc, "cannot send Cc."),
+            "bcc": (usage.bcc and not self.bcc, "cannot send Bcc."),
+            "multiple_recipients": (usage.recipients > 1 and not self.multiple_recipients, "send to one recipient per message."),
+            "attachments": attachments,
+            "reply_to": (usage.reply_to and not self.reply_to, "cannot set Reply-To."),
+            "html": (usage.html_only and not self.html, "send plain text only."),
+            "threads": (usage.thread and not self.threads, "cannot reply in a thread."),
+            "custom_headers": (bool(usage.headers) and not self.custom_headers, "cannot send custom headers."),
+        }
+        return {feature: f"{label} mailboxes {text}" for feature, (lacking, text) in checks.items() if lacking}
 
 
 class Provider(abc.ABC):
@@ -196,7 +227,7 @@ class Provider(abc.ABC):
         ``provider_settings`` ({setting name: value}, secrets decrypted) are loaded into
         :attr:`config_class`, then :meth:`from_config` finishes.
 
-        Raises ConfigurationError naming the missing or malformed setting (``provider_code`` its
+        Raises ConfigurationError naming the missing or malformed setting (``field`` its
         form field name, e.g. ``lemlist_send_user_id``) before any network call."""
         config = cls.config_class.load(mailbox.provider_settings, provider=cls.name, provider_label=cls.label)
         return cls.from_config(config, mailbox=mailbox)
@@ -229,13 +260,8 @@ class Provider(abc.ABC):
         return self.deliver(self.prepare(message), message, on_handover=on_handover or (lambda: None))
 
     def check_supported(self, message: OutgoingMessage) -> None:
-        """Raise UnsupportedFeature for the first feature of ``message`` this provider cannot carry."""
-        problems = self.capabilities.problems(
-            provider_label=self.label, has_cc=bool(message.cc), has_bcc=bool(message.bcc),
-            recipients=len(message.to), attachments_bytes=message.attachments_size,
-            has_attachments=bool(message.attachments), has_reply_to=message.reply_to is not None,
-            has_html=bool(message.html), has_text=bool(message.text), has_thread=bool(message.thread_id),
-        )
+        """Raise UnsupportedFeature (``feature`` set) for the first feature of ``message`` this provider cannot carry."""
+        problems = self.capabilities.problems(Usage.of(message), label=self.label)
         if problems:
-            field_name, text = next(iter(problems.items()))
-            raise UnsupportedFeature(text, provider=self.name, provider_code=field_name)
+            feature, text = next(iter(problems.items()))
+            raise UnsupportedFeature(text, provider=self.name, feature=feature)

@@ -148,14 +148,14 @@ class MailboxConfig:
     def load(cls, values: Mapping[str, Any], *, provider: str, provider_label: str) -> "MailboxConfig":
         """Build the config from stored ``values`` ({name: value}, secrets in plaintext).
 
-        Raises ConfigurationError (``provider_code`` the form name) for the first malformed or
+        Raises ConfigurationError (``field`` the form name) for the first malformed or
         missing required setting: what ``Provider.from_mailbox`` raises before any network call."""
         clean, problems = cls.coerce({k: v for k, v in values.items() if k in cls.defaults()})
         clean = cls.normalize(clean)
         problems = {**problems, **cls.problems(clean, provider_label=provider_label)}
         if problems:
             code, text = next(iter(problems.items()))
-            raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, provider_code=code)
+            raise ConfigurationError(f"Cannot send through {provider_label}: {text}", provider=provider, field=code)
         return cls(**clean)
 
     def as_dict(self) -> dict[str, Any]:
@@ -185,8 +185,8 @@ def _coerce(spec: Setting, value: Any, *, default: Any) -> Any:
             return default
         try:
             number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"Enter a whole number for the {spec.label}.") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Enter a whole number for the {spec.label}.") from err
         if (spec.min_value is not None and number < spec.min_value) or (spec.max_value is not None and number > spec.max_value):
             raise ValueError(f"The {spec.label} must be between {spec.min_value} and {spec.max_value}.")
         return number

@@ -4,17 +4,21 @@ Like django-anymail's ``AnymailRequestsBackend``, :class:`HttpProvider` runs eve
 same way and a concrete provider writes only its small steps::
 
     send(message)
-      check_supported(message)          capabilities (base.py) + custom headers
+      check_supported(message)          capabilities by feature (base.py), before any HTTP
       check_vendor_ids(message)         ConfigurationError naming the missing id, before any HTTP
       build_request(message)            -> HttpRequest (path, json | data + files, extra headers)
       call(request, idempotency_key)    rate limiter, session, timeouts, Idempotency-Key,
-                                        transport errors, status -> map_error(response)
-      parse_result(response)            -> SendResult
+                                        transport errors; an error status ->
+                                        read_error(response) -> (vendor code, message),
+                                        map_error(ErrorAnswer) -> the normalized error
+      parse_result(response)            json_body(response, required=...) raises BadResponse,
+                                        send_result(...) -> SendResult
 
 What the base owns: one ``requests.Session`` per account and thread; connect and read timeouts
 (settings.OUTREACH_HTTP_CONNECT_TIMEOUT / OUTREACH_HTTP_READ_TIMEOUT, seconds); the user agent;
 one shared rate limiter per API key (:mod:`providers.ratelimit`); the Idempotency-Key header
-where the document supports it; Retry-After parsing; and the base URL check (the document's
+where the document supports it (``capabilities.idempotent``); Retry-After parsing; the error
+helpers (:class:`ErrorAnswer`, :class:`providers.errors.BadResponse`); and the base URL check (the document's
 server by default, overridable per ProviderAccount.base_url, refused when it points at a
 private or loopback address unless settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
 """
@@ -29,7 +33,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -39,6 +43,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from .base import OutgoingMessage, Provider, SendResult
 from .errors import (
     AuthenticationFailed,
+    BadResponse,
     ConfigurationError,
     IdempotencyConflict,
     InvalidRequest,
@@ -48,7 +53,7 @@ from .errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
-    UnsupportedFeature,
+    TransientProviderError,
 )
 from .netguard import address_problem
 from .ratelimit import RateLimit, get_limiter, limiter_key
@@ -56,6 +61,8 @@ from .ratelimit import RateLimit, get_limiter, limiter_key
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "Outreach/1.0 (+https://github.com/; python-requests)"
+
+ErrorType = TypeVar("ErrorType", ProviderError, ConfigurationError)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -144,55 +151,71 @@ def _session_for(key: tuple) -> requests.Session:
 def check_base_url(url: str, *, provider: str) -> str:
     """Validate a provider base URL; returns it without a trailing slash.
 
-    Raises ConfigurationError (provider_code "base_url") for a non-http(s) URL, credentials in
-    the URL, an unresolvable host, or a host resolving to a private/loopback/metadata address
-    (allowed for private/loopback only with settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
+    Raises ConfigurationError (``field`` "base_url") for a non-http(s) URL, credentials in the URL,
+    an unresolvable host, or a host resolving to a private/loopback/metadata address (allowed for
+    private/loopback only with settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS).
     """
+    def refused(text: str) -> ConfigurationError:
+        return ConfigurationError(f"{provider} base URL {text}", provider=provider, field="base_url")
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{provider} base URL {url!r} must be an http(s) URL.", provider=provider, provider_code="base_url")
+        raise refused(f"{url!r} must be an http(s) URL.")
     if parts.username or parts.password:
-        raise ConfigurationError(f"{provider} base URL must not contain credentials.", provider=provider, provider_code="base_url")
+        raise refused("must not contain credentials.")
     allow_private = settings.OUTREACH_ALLOW_PRIVATE_PROVIDER_URLS
     if parts.scheme == "http" and not allow_private:
-        raise ConfigurationError(f"{provider} base URL must use https.", provider=provider, provider_code="base_url")
+        raise refused("must use https.")
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
-        raise ConfigurationError(f"{provider} base URL host {parts.hostname} could not be resolved.",
-                                 provider=provider, provider_code="base_url") from err
+        raise refused(f"host {parts.hostname} could not be resolved.") from err
     for address in dict.fromkeys(info[4][0] for info in infos):
         problem = address_problem(address, allow_private=allow_private)
         if problem:
-            raise ConfigurationError(f"{provider} base URL host {parts.hostname} is {problem}.",
-                                     provider=provider, provider_code="base_url")
+            raise refused(f"host {parts.hostname} is {problem}.")
     return url.rstrip("/")
 
 
-def error_for_status(message: str, *, status: int, provider: str, provider_code: str = "", provider_message: str = "",
-                     body: str = "", retry_after: float | None = None, field: str = "") -> ProviderError:
-    """The generic status → normalized error mapping, used where a document says no more.
+def status_error_class(status: int) -> type[ProviderError]:
+    """The generic status → normalized error class, used where a document says no more.
 
     400/404/422 → InvalidRequest, 401 → AuthenticationFailed, 403 → PermissionDenied,
-    409 → IdempotencyConflict, 429 → RateLimited(retry_after), 504 → ProviderTimeout,
-    other 5xx → ProviderUnavailable(retry_after), anything else → ProviderError (permanent).
+    409 → IdempotencyConflict, 429 → RateLimited, 504 → ProviderTimeout, other 5xx →
+    ProviderUnavailable, anything else → ProviderError (permanent).
     """
-    common = dict(provider=provider, status=status, provider_code=provider_code, provider_message=provider_message, body=body)
-    if status == 401:
-        return AuthenticationFailed(message, **common)
-    if status == 403:
-        return PermissionDenied(message, **common)
-    if status == 409:
-        return IdempotencyConflict(message, **common)
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after, **common)
-    if status == 504:
-        return ProviderTimeout(message, retry_after=retry_after, **common)
-    if status >= 500:
-        return ProviderUnavailable(message, retry_after=retry_after, **common)
-    if status in (400, 404, 422):
-        return InvalidRequest(message, field=field, **common)
-    return ProviderError(message, **common)
+    by_status = {401: AuthenticationFailed, 403: PermissionDenied, 409: IdempotencyConflict, 429: RateLimited,
+                 504: ProviderTimeout, 400: InvalidRequest, 404: InvalidRequest, 422: InvalidRequest}
+    return by_status.get(status) or (ProviderUnavailable if status >= 500 else ProviderError)
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """One error response (status >= 400) and what the vendor said in it: ``code`` and ``message``
+    as the provider's :meth:`HttpProvider.read_error` found them in the body, ``retry_after``
+    seconds from the Retry-After header. :meth:`error` builds the normalized error that keeps them,
+    so a provider's ``map_error`` only chooses the class, the human text and the field."""
+
+    provider: str
+    response: requests.Response
+    code: str = ""
+    message: str = ""
+    retry_after: float | None = None
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def error(self, cls: type[ErrorType], text: str, *, field: str = "") -> ErrorType:
+        """``cls(text)`` carrying the provider, status, the vendor's code and message, the body and
+        ``field``; transient classes also get ``retry_after``."""
+        extra: dict[str, Any] = {"retry_after": self.retry_after} if issubclass(cls, TransientProviderError) else {}
+        return cls(text, provider=self.provider, status=self.status, provider_code=self.code,
+                   provider_message=self.message, body=self.response.text, field=field, **extra)
+
+    def by_status(self, text: str, *, field: str = "") -> ProviderError:
+        """:meth:`error` with the class :func:`status_error_class` gives for the status."""
+        return self.error(status_error_class(self.status), text, field=field)
 
 
 def response_json(response: requests.Response) -> Any:
@@ -206,22 +229,23 @@ def response_json(response: requests.Response) -> Any:
 class HttpProvider(Provider):
     """Base for HTTP API providers. Subclasses set the class attributes and write
     :meth:`from_mailbox`, :meth:`auth_headers`, :meth:`check_vendor_ids`, :meth:`build_request`,
-    :meth:`parse_result` and :meth:`map_error`.
+    :meth:`parse_result`, :meth:`read_error` and :meth:`map_error`.
 
-    Class attributes: ``default_base_url`` (the document's server), ``rate_limit``
-    (:class:`providers.ratelimit.RateLimit`), ``idempotency_header`` (True when the document
-    supports an Idempotency-Key header).
+    Class attributes: ``default_base_url`` (the document's server), ``auth_header`` /
+    ``auth_format`` (how the API key travels; Bearer by default), ``rate_limit``
+    (:class:`providers.ratelimit.RateLimit`), ``capabilities`` — whose ``idempotent`` flag (the
+    document supports an Idempotency-Key and deduplicates on it) also decides whether the
+    ``Idempotency-Key`` header is sent: one flag, so the two can never disagree.
     """
 
     default_base_url: ClassVar[str]
     rate_limit: ClassVar[RateLimit]
-    idempotency_header: ClassVar[bool] = False
 
     def __init__(self, *, api_key: str, base_url: str = "", config: Any = None):
         """``config``: an instance of the provider's ``config_class`` (None = its defaults)."""
         self.config = config if config is not None else self.config_class()
         if not api_key:
-            raise ConfigurationError(f"The {self.label} provider account has no API key.", provider=self.name, provider_code="api_key")
+            raise ConfigurationError(f"The {self.label} provider account has no API key.", provider=self.name, field="api_key")
         self.api_key = api_key
         self.base_url = check_base_url(base_url or self.default_base_url, provider=self.name)
 
@@ -243,17 +267,17 @@ class HttpProvider(Provider):
         account = getattr(mailbox, "provider_account", None)
         if account is None:
             raise ConfigurationError(f"Mailbox {mailbox} has no {cls.label} provider account.",
-                                     provider=cls.name, provider_code="provider_account")
+                                     provider=cls.name, field="provider_account")
         if account.provider != cls.name:
             raise ConfigurationError(f"Mailbox {mailbox} is bound to a {account.provider} account, not {cls.label}.",
-                                     provider=cls.name, provider_code="provider_account")
+                                     provider=cls.name, field="provider_account")
         return account
 
     @classmethod
     def require(cls, value: str, what: str, *, code: str) -> str:
-        """Return ``value`` or raise ConfigurationError("… is missing <what>") with provider_code ``code``."""
+        """Return ``value`` or raise ConfigurationError("… is missing <what>") whose ``field`` is ``code``."""
         if not value:
-            raise ConfigurationError(f"Cannot send through {cls.label}: the {what} is missing.", provider=cls.name, provider_code=code)
+            raise ConfigurationError(f"Cannot send through {cls.label}: the {what} is missing.", provider=cls.name, field=code)
         return value
 
     # --- the send skeleton --------------------------------------------------------------------
@@ -271,18 +295,17 @@ class HttpProvider(Provider):
         response = self.call(decode_request(prepared), idempotency_key=message.idempotency_key, on_handover=on_handover)
         return self.parse_result(response, message)
 
-    def check_supported(self, message: OutgoingMessage) -> None:
-        """Capabilities (see base.Provider.check_supported) plus custom headers."""
-        super().check_supported(message)
-        if message.headers and not self.capabilities.custom_headers:
-            raise UnsupportedFeature(f"{self.label} mailboxes cannot send custom headers.", provider=self.name, provider_code="headers")
-
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         """Raise ConfigurationError naming the first vendor id the document requires and ``message`` lacks."""
 
+    #: How the API key travels, as the document prescribes: header ``auth_header`` with the value
+    #: ``auth_format`` (``{key}`` is the key). The default is a Bearer token (leadlex, OpenMail).
+    auth_header: ClassVar[str] = "Authorization"
+    auth_format: ClassVar[str] = "Bearer {key}"
+
     def auth_headers(self) -> dict[str, str]:
-        """Authentication headers as the document prescribes."""
-        raise NotImplementedError
+        """Authentication headers as the document prescribes ({:attr:`auth_header`: :attr:`auth_format`})."""
+        return {self.auth_header: self.auth_format.format(key=self.api_key)}
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         raise NotImplementedError
@@ -290,10 +313,52 @@ class HttpProvider(Provider):
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
         raise NotImplementedError
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """Turn an error response (status >= 400) into a normalized error, keeping the provider's code and message."""
-        return error_for_status(f"{self.label} answered HTTP {response.status_code}.", status=response.status_code,
-                                provider=self.name, body=response.text, retry_after=retry_after)
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
+        """(the vendor's code, the vendor's message) from an error response's body, as the document
+        shapes it; ('', '') when it says nothing readable."""
+        return "", ""
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError | ConfigurationError:
+        """Turn an error answer into a normalized error (``answer.error(cls, text)`` keeps the vendor's
+        code and message). The default maps by status only."""
+        return answer.by_status(f"{self.label} answered HTTP {answer.status}.")
+
+    # --- reading a successful answer ----------------------------------------------------------
+
+    def json_body(self, response: requests.Response, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The 2xx body as the JSON object the document promises, with a value (not empty, not an
+        object or list) at each dotted path of ``required`` (e.g. ``"data.id"``).
+
+        Raises BadResponse (permanent; ``reason`` "bad_response") when the body is not a JSON object
+        or a required value is missing."""
+        data = response_json(response)
+        if not isinstance(data, dict):
+            raise self.bad_response(response, "a JSON object")
+        for path in required:
+            value: Any = data
+            for key in path.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None or value == "" or isinstance(value, (dict, list, bool)):
+                raise self.bad_response(response, path)
+        return data
+
+    def bad_response(self, response: requests.Response, missing: str) -> BadResponse:
+        """The BadResponse for a 2xx answer that lacks ``missing`` (what the document promises)."""
+        return BadResponse(f"{self.label} answered HTTP {response.status_code} without {missing}.", provider=self.name,
+                           status=response.status_code, body=response.text, reason="bad_response")
+
+    def send_result(self, response: requests.Response, raw: Mapping[str, Any], *, message_id: Any = "",
+                    thread_id: Any = "", status: Any = "sent", statuses: Mapping[str, str] | None = None) -> SendResult:
+        """A SendResult from a 2xx answer: ``status`` is the vendor's status, mapped through ``statuses``
+        (vendor → :data:`providers.base.PROVIDER_STATUSES`; one not listed is "unknown"). A vendor
+        status that maps to "failed" raises ProviderError (permanent: a retry replays the same answer),
+        with the vendor's status as ``provider_code``."""
+        ours = statuses.get(str(status or ""), "unknown") if statuses is not None else str(status)
+        if ours == "failed":
+            raise ProviderError(f"{self.label} reports the message as failed.", provider=self.name, status=response.status_code,
+                                provider_code=str(status), body=response.text, reason="reported_failed")
+        return SendResult(provider_message_id=str(message_id or ""), provider_thread_id=str(thread_id or ""),
+                          provider_status=ours, raw=dict(raw))
 
     # --- transport -------------------------------------------------------------------------------
 
@@ -308,17 +373,18 @@ class HttpProvider(Provider):
              on_handover: Callable[[], None] | None = None) -> requests.Response:
         """Make ``request`` under the rate limiter, with timeouts. Returns the 2xx Response.
 
-        Sends ``Idempotency-Key: idempotency_key`` when the provider supports it. Raises
+        Sends ``Idempotency-Key: idempotency_key`` when ``capabilities.idempotent``. Raises
         RateLimited (429 or fully booked limiter; the Retry-After is also pushed into the shared
         limiter), ProviderTimeout / ProviderUnavailable (transient; a read timeout counts as
         transient only when the provider deduplicates on our key, otherwise OutcomeUnknown,
-        since the message may have been sent), or the error of ``map_error(response, retry_after)``
-        (default :meth:`map_error`). ``on_handover()`` runs after the limiter granted the slot, just
-        before the request goes out. Without an idempotency key only answers that mean "not processed"
-        stay retriable (429, 503, refused connection); 500/502/504 become OutcomeUnknown.
+        since the message may have been sent), or the error of ``map_error(ErrorAnswer)``
+        (default :meth:`map_error`; a ConfigurationError where the answer shows a setup mistake).
+        ``on_handover()`` runs after the limiter granted the slot, just before the request goes out.
+        Without an idempotency key only answers that mean "not processed" stay retriable (429, 503,
+        refused connection); 500/502/504 become OutcomeUnknown.
         """
         headers = {"Accept": "application/json", **self.auth_headers(), **request.headers}
-        if self.idempotency_header and idempotency_key:
+        if self.capabilities.idempotent and idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         limiter = get_limiter()
         limiter.acquire(key=self.limiter_key, limit=self.rate_limit, provider=self.name)
@@ -332,17 +398,17 @@ class HttpProvider(Provider):
                 timeout=timeout, allow_redirects=False)
         except requests.ConnectTimeout as err:
             raise ProviderTimeout(f"{self.label} did not accept a connection within {timeout[0]:g} s.",
-                                  provider=self.name, provider_code="connect_timeout") from err
+                                  provider=self.name, reason="connect_timeout") from err
         except requests.ReadTimeout as err:
             raise self._lost_response(f"{self.label} did not answer within {timeout[1]:g} s", "read_timeout") from err
         except requests.ConnectionError as err:
             if _never_reached(err):
                 raise ProviderUnavailable(f"{self.label} at {self.base_url} could not be reached.",
-                                          provider=self.name, provider_code="connection_failed") from err
+                                          provider=self.name, reason="connection_failed") from err
             raise self._lost_response(f"The connection to {self.label} broke before its answer", "connection_lost") from err
         except requests.RequestException as err:
             raise ProviderUnavailable(f"{self.label} request failed ({type(err).__name__}).",
-                                      provider=self.name, provider_code="request_failed") from err
+                                      provider=self.name, reason="request_failed") from err
         self._follow_server_window(limiter, response)
         if response.status_code < 300:
             return response
@@ -352,20 +418,22 @@ class HttpProvider(Provider):
             limiter.block(self.limiter_key, retry_after if retry_after is not None else self.rate_limit.period)
         if 300 <= response.status_code < 400:
             raise ProviderError(f"{self.label} answered with a redirect (HTTP {response.status_code}); check the base URL.",
-                                provider=self.name, status=response.status_code, provider_code="redirect")
-        error = (map_error or self.map_error)(response, retry_after)
+                                provider=self.name, status=response.status_code, reason="redirect")
+        code, text = self.read_error(response)
+        answer = ErrorAnswer(self.name, response, code=code, message=text, retry_after=retry_after)
+        error = (map_error or self.map_error)(answer)
         if error.transient and response.status_code in (500, 502, 504) and not self.capabilities.idempotent:
             raise OutcomeUnknown(f"{error.message} The request may have been processed, so it is not retried "
                                  f"automatically ({self.label} offers no idempotency key).", provider=self.name,
-                                 status=response.status_code, provider_code=error.provider_code or str(response.status_code),
-                                 provider_message=error.provider_message, body=error.body)
+                                 status=response.status_code, provider_code=error.provider_code,
+                                 provider_message=error.provider_message, body=error.body, reason="answer_after_processing")
         raise error
 
     def _follow_server_window(self, limiter, response: requests.Response) -> None:
         """Stay in step with the server's own window where the document gives X-RateLimit-Remaining /
-        X-RateLimit-Reset (lemlist seed 000, leadlex seed 001): when the server says nothing remains,
-        nobody sharing the key sends before its reset. The Reset date has whole seconds and is rounded
-        down, so the wait is never longer than the server's."""
+        X-RateLimit-Reset (lemlist's and leadlex's Send Email documents): when the server says nothing
+        remains, nobody sharing the key sends before its reset. The Reset date has whole seconds and is
+        rounded down, so the wait is never longer than the server's."""
         remaining = response.headers.get("X-RateLimit-Remaining")
         if remaining is None or remaining.strip() != "0":
             return
@@ -373,12 +441,12 @@ class HttpProvider(Provider):
         if wait:
             limiter.block(self.limiter_key, min(wait, self.rate_limit.period))
 
-    def _lost_response(self, what: str, code: str) -> ProviderError:
+    def _lost_response(self, what: str, reason: str) -> ProviderError:
         if self.capabilities.idempotent:
             return ProviderTimeout(f"{what}; retrying with the same Idempotency-Key cannot send twice.",
-                                   provider=self.name, provider_code=code)
+                                   provider=self.name, reason=reason)
         return OutcomeUnknown(f"{what}: the message may have been sent, so it is not retried automatically "
-                              f"({self.label} offers no idempotency key).", provider=self.name, provider_code=code)
+                              f"({self.label} offers no idempotency key).", provider=self.name, reason=reason)
 
 
 def _never_reached(err: requests.ConnectionError) -> bool:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import ProviderError, ProviderUnavailable
+from .errors import ConfigurationError, ProviderError, ProviderUnavailable
 from .smtp import ServerSettings, SmtpConfig, _network_error, open_imap
 
 _SIZE_ITEM = re.compile(rb"UID (\d+)|RFC822\.SIZE (\d+)|X-GM-THRID (\d+)")
@@ -70,8 +70,8 @@ class ImapReader:
     """A read-only IMAP session on one mailbox; use as a context manager (one connection per run).
 
     ``max_message_bytes`` bounds what is read of each message. Every method raises a
-    :class:`providers.errors.ProviderError` subclass (HostNotAllowed, AuthenticationFailed,
-    ProviderUnavailable, ProviderTimeout) with a message for the user.
+    :class:`providers.errors.ProviderError` subclass (AuthenticationFailed, ProviderUnavailable,
+    ProviderTimeout) or a ConfigurationError (HostNotAllowed, a plaintext login) with a message for the user.
     """
 
     def __init__(self, server: ServerSettings, *, max_message_bytes: int):
@@ -83,12 +83,12 @@ class ImapReader:
     @classmethod
     def from_mailbox(cls, mailbox: Any, *, max_message_bytes: int) -> "ImapReader":
         """The IMAP server of an SMTP mailbox's config (``mailbox.provider_settings``, password
-        decrypted; a blank login is the sender address). Raises ProviderError when it has no IMAP."""
+        decrypted; a blank login is the sender address). Raises ConfigurationError when it has no IMAP."""
         values = {k: v for k, v in mailbox.provider_settings.items() if k in SmtpConfig.defaults()}
         config = SmtpConfig(**{**SmtpConfig.defaults(), **values})
         server = config.imap_server(default_login=mailbox.sender_email)
         if server is None:
-            raise ProviderError("This mailbox has no IMAP host.", provider="smtp", provider_code="imap_host")
+            raise ConfigurationError("This mailbox has no IMAP host.", provider="smtp", field="imap_host")
         return cls(server, max_message_bytes=max_message_bytes)
 
     def __enter__(self) -> "ImapReader":
@@ -112,13 +112,13 @@ class ImapReader:
             raise _network_error(err, label="IMAP", server=self.server) from err
         except imaplib.IMAP4.error as err:
             raise ProviderUnavailable(f"IMAP {what} failed on {self.server.host}: {err}", provider="smtp",
-                                      provider_code="imap_command") from err
+                                      reason="imap_command") from err
         except (OSError, EOFError) as err:
             raise _network_error(err, label="IMAP", server=self.server) from err
         if typ != "OK":
             text = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")[:300]
             raise ProviderUnavailable(f"IMAP {what} on {self.server.host} answered {typ}: {text}", provider="smtp",
-                                      provider_code="imap_command")
+                                      reason="imap_command")
         return data
 
     def select(self, folder: str = "INBOX") -> FolderState:
@@ -130,7 +130,7 @@ class ImapReader:
         _, uidnext = self.client.response("UIDNEXT")
         if not validity or not validity[0]:
             raise ProviderUnavailable(f"IMAP server {self.server.host} reported no UIDVALIDITY for {folder}.",
-                                      provider="smtp", provider_code="imap_uidvalidity")
+                                      provider="smtp", reason="imap_uidvalidity")
         return FolderState(uidvalidity=int(validity[0]), uidnext=int(uidnext[0]) if uidnext and uidnext[0] else None,
                            exists=exists)
 

@@ -1,6 +1,8 @@
 """leadlex: send through the workspace's connected Gmail / Office 365 account.
 
-Source: seed 001 (``POST {base}/v1/email/send``). Auth: ``Authorization: Bearer wbk_…``.
+Source: the leadlex API documentation, page "Send Email" (https://docs.leadlex.com, index
+https://docs.leadlex.com/llms.txt): ``POST https://data.leadlex.com/functions/v1/api-gateway/v1/email/send``.
+Auth: ``Authorization: Bearer wbk_…``.
 Optional Idempotency-Key (24 h dedup, original response replayed, 409 on reuse with another
 payload): we always send the SentMessage's key, so retries are safe. ``to`` is a list of RFC 5322
 addresses; body_html and body_text; cc, bcc, reply_to, contact_id, deal_id, thread_id;
@@ -23,7 +25,7 @@ from .errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from .http import HttpProvider, HttpRequest, error_for_status, response_json
+from .http import ErrorAnswer, HttpProvider, HttpRequest, response_json
 from .ratelimit import RateLimit
 from .schemas import leadlex as schema
 from .base import ExternalIdKind
@@ -46,7 +48,7 @@ def error_code_and_message(body: Any) -> tuple[str, str]:
 
 
 class LeadlexProvider(HttpProvider):
-    """leadlex Send Email (seed 001). contact_id and deal_id are optional in the document; when the
+    """leadlex "Send Email". contact_id and deal_id are optional in the document; when the
     contact/lead has them they are sent (so leadlex logs the message on their timeline)."""
 
     external_id_kinds = (ExternalIdKind("contact", "contact_id"), ExternalIdKind("lead", "deal_id", aliases=("dealId",)))
@@ -57,18 +59,12 @@ class LeadlexProvider(HttpProvider):
     # The document says "per-second or per-day send cap" without numbers: a conservative pace,
     # and every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    idempotency_header = True
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True, max_attachments_bytes=0,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
-    )
+    # Everything a plain mailbox carries, plus thread_id and the Idempotency-Key; no custom headers.
+    capabilities = Capabilities(threads=True, idempotent=True)
 
     def __init__(self, *, api_key: str, base_url: str = "", config=None, require_contact_id: bool = False):
         super().__init__(api_key=api_key, base_url=base_url, config=config)
         self.require_contact_id = require_contact_id
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         """contact_id is optional in the document; required only when built with ``require_contact_id``."""
@@ -101,40 +97,34 @@ class LeadlexProvider(HttpProvider):
 
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
         """``data.id`` → provider message id, ``data.thread_id`` → thread, ``data.status`` → queued/sent.
-        A 2xx with status ``failed`` raises a permanent ProviderError (a retry replays the same answer)."""
-        payload = response_json(response)
-        data = payload.get("data") if isinstance(payload, dict) else None
-        if not isinstance(data, dict) or not data.get("id"):
-            raise ProviderError("leadlex answered without data.id.", provider=self.name, status=response.status_code,
-                                body=response.text, provider_code="bad_response")
-        status = STATUS_MAP.get(str(data.get("status", "")), "unknown")
-        if status == "failed":
-            raise ProviderError("leadlex reports the message as failed.", provider=self.name, status=response.status_code,
-                                provider_code="failed", body=response.text)
+        Raises BadResponse without ``data.id``; a 2xx with status ``failed`` raises a permanent
+        ProviderError (a retry replays the same answer)."""
+        payload = self.json_body(response, required=("data.id",))
+        data = payload["data"]
         raw = dict(payload)
         if response.headers.get("X-Request-ID"):
             raw["request_id"] = response.headers["X-Request-ID"]
-        return SendResult(provider_message_id=str(data["id"]), provider_thread_id=str(data.get("thread_id") or ""),
-                          provider_status=status, raw=raw)
+        return self.send_result(response, raw, message_id=data["id"], thread_id=data.get("thread_id"),
+                                status=data.get("status"), statuses=STATUS_MAP)
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """The Errors table of seed 001, by code (falling back to the status)."""
-        status = response.status_code
-        code, text = error_code_and_message(response_json(response))
-        common = dict(provider=self.name, status=status, provider_code=code, provider_message=text, body=response.text)
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
+        return error_code_and_message(response_json(response))
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError:
+        """The Errors table of "Send Email", by code (falling back to the status)."""
+        code, text = answer.code, answer.message
         detail = f": {text}" if text else ""
-        if code == "validation_error" or (status == 400 and not code):
+        if code == "validation_error" or (answer.status == 400 and not code):
             lowered = text.lower()
             field = next((f for f in ("to", "subject", "body_html", "reply_to", "cc", "bcc", "attachments") if f in lowered), "")
-            return InvalidRequest(f"leadlex refused the message (validation_error){detail}.", field=field, **common)
-        if code == "invalid_key":
-            return AuthenticationFailed(f"leadlex refused the API key (invalid_key){detail}.", **common)
-        if code == "insufficient_permissions":
-            return PermissionDenied(f"leadlex: missing write:email permission or no connected email provider{detail}.", **common)
-        if code == "idempotency_conflict":
-            return IdempotencyConflict(f"leadlex: the Idempotency-Key was already used for another payload{detail}.", **common)
-        if code == "rate_limited":
-            return RateLimited(f"leadlex send cap exceeded{detail}.", retry_after=retry_after, **common)
-        if code == "provider_error":
-            return ProviderUnavailable(f"leadlex: the upstream email provider returned an error{detail}.", retry_after=retry_after, **common)
-        return error_for_status(f"leadlex answered HTTP {status}{detail}.", retry_after=retry_after, **common)
+            return answer.error(InvalidRequest, f"leadlex refused the message (validation_error){detail}.", field=field)
+        by_code = {
+            "invalid_key": (AuthenticationFailed, f"leadlex refused the API key (invalid_key){detail}."),
+            "insufficient_permissions": (PermissionDenied, f"leadlex: missing write:email permission or no connected email provider{detail}."),
+            "idempotency_conflict": (IdempotencyConflict, f"leadlex: the Idempotency-Key was already used for another payload{detail}."),
+            "rate_limited": (RateLimited, f"leadlex send cap exceeded{detail}."),
+            "provider_error": (ProviderUnavailable, f"leadlex: the upstream email provider returned an error{detail}."),
+        }
+        if code in by_code:
+            return answer.error(*by_code[code])
+        return answer.by_status(f"leadlex answered HTTP {answer.status}{detail}.")

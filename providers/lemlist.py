@@ -1,7 +1,9 @@
 """lemlist: send from a lemlist mailbox, and connect an SMTP/IMAP account to the team.
 
-Sources: seed 000 (``POST /inbox/email``, Send Email) and seed 004 (``POST /user/email-accounts``,
-Connect Email Account). Auth: HTTP Basic with an empty login and the API key as password.
+Sources: the lemlist API reference (https://developer.lemlist.com, index
+https://developer.lemlist.com/llms.txt), pages "Send Email" (``POST https://api.lemlist.com/api/inbox/email``)
+and "Connect Email Account" (``POST https://api.lemlist.com/api/user/email-accounts``).
+Auth: HTTP Basic with an empty login and the API key as password.
 Rate limit: 20 requests per 2 s per API key (Retry-After, X-RateLimit-* headers). 400 bodies
 are text/plain. No idempotency key: a lost response is reported as ``outcome_unknown``, not retried.
 """
@@ -24,7 +26,7 @@ from .errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from .http import HttpProvider, HttpRequest, error_for_status, response_json
+from .http import ErrorAnswer, HttpProvider, HttpRequest, response_json
 from .ratelimit import RateLimit
 from .schemas import lemlist as schema
 from .base import ExternalIdKind
@@ -42,7 +44,7 @@ _SEND_400: dict[str, tuple[type[ProviderError], str]] = {
     "Failed to send email": (ProviderUnavailable, ""),
 }
 
-#: Connect Email Account 400 texts → the connect form's field (seed 004).
+#: Connect Email Account 400 texts → the connect form's field.
 CONNECT_400_FIELDS: dict[str, str] = {
     "Bad team": "__all__",
     "Missing required fields": "__all__",
@@ -69,7 +71,7 @@ class ConnectedAccount:
 
 @dataclass(frozen=True)
 class LemlistConfig(MailboxConfig):
-    """The sender of Send Email (seed 000): all three ids are required by the document."""
+    """The sender of "Send Email": all three ids are required by the document."""
 
     prefix = "lemlist_"
     send_user_id: str = setting("lemlist sendUserId", required=True, max_length=100,
@@ -81,7 +83,7 @@ class LemlistConfig(MailboxConfig):
 
 
 class LemlistProvider(HttpProvider):
-    """lemlist Send Email (seed 000). Needs the mailbox's sendUserId, sendUserEmail and
+    """lemlist "Send Email". Needs the mailbox's sendUserId, sendUserEmail and
     sendUserMailboxId, and the contact's contactId and the lead's leadId (all required by the document)."""
 
     external_id_kinds = (ExternalIdKind("contact", "contactId"), ExternalIdKind("lead", "leadId"))
@@ -90,12 +92,8 @@ class LemlistProvider(HttpProvider):
     default_base_url = schema.DEFAULT_BASE_URL
     config_class = LemlistConfig
     rate_limit = RateLimit(requests=20, period=2.0)
-    idempotency_header = False
     # The document's body: one contact (contactId/leadId), subject, HTML message, cc. Nothing else.
-    capabilities = Capabilities(
-        cc=True, bcc=False, multiple_recipients=False, attachments=False, max_attachments_bytes=0,
-        html=True, text=False, reply_to=False, threads=False, custom_headers=False, tracking=False, idempotent=False,
-    )
+    capabilities = Capabilities(bcc=False, multiple_recipients=False, attachments=False, text=False, reply_to=False)
 
     @classmethod
     def for_account(cls, account: Any) -> "LemlistProvider":
@@ -103,7 +101,7 @@ class LemlistProvider(HttpProvider):
         return cls(api_key=account.api_key, base_url=account.base_url)
 
     def auth_headers(self) -> dict[str, str]:
-        """``Authorization: Basic base64(":" + api_key)`` — the login is always empty (seed 000, Authentication)."""
+        """``Authorization: Basic base64(":" + api_key)`` — the login is always empty ("Send Email", Authentication)."""
         token = base64.b64encode(f":{self.api_key}".encode()).decode("ascii")
         return {"Authorization": f"Basic {token}"}
 
@@ -129,29 +127,30 @@ class LemlistProvider(HttpProvider):
         return HttpRequest(path="/inbox/email", json=body)
 
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
-        """200 ``{"ok": true}`` (additionalProperties) → status "sent"; lemlist returns no message id."""
+        """200 ``{"ok": true}`` (additionalProperties) → status "sent"; lemlist returns no message id and
+        its document promises no field, so a body that is not JSON is kept as text, not refused."""
         data = response_json(response)
-        if not isinstance(data, dict):
-            data = {"body": response.text[:2000]}
-        return SendResult(provider_status="sent", raw=data)
+        return self.send_result(response, data if isinstance(data, dict) else {"body": response.text[:2000]})
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """Every row of seed 000's responses: 400 texts, 401, 405; plus 429/5xx."""
-        status, text = response.status_code, response.text.strip()
-        common = dict(provider=self.name, status=status, provider_code=text[:100], provider_message=text, body=response.text)
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
+        """lemlist's error bodies are text/plain: the text is both the code and the message."""
+        text = response.text.strip()
+        return text[:100], text
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError | ConfigurationError:
+        """Every row of "Send Email"'s responses: 400 texts, 401, 405; plus 429/5xx."""
+        status, text = answer.status, answer.message
         if status == 400:
             cls, field = _SEND_400.get(text, (InvalidRequest, ""))
-            message = f"lemlist refused the message: {text or 'HTTP 400'}."
-            if cls is InvalidRequest:
-                return InvalidRequest(message, field=field, **common)
-            return cls(message, **common)
+            return answer.error(cls, f"lemlist refused the message: {text or 'HTTP 400'}.", field=field)
         if status == 401:
-            return AuthenticationFailed(f"lemlist refused the API key: {text or 'HTTP 401'}.", **common)
+            return answer.error(AuthenticationFailed, f"lemlist refused the API key: {text or 'HTTP 401'}.")
         if status == 405:
-            return ConfigurationError("lemlist answered 405 Method not allowed: check the account's base URL.", **common)
-        return error_for_status(f"lemlist answered HTTP {status}: {text[:200]}", retry_after=retry_after, **common)
+            return answer.error(ConfigurationError, "lemlist answered 405 Method not allowed: check the account's base URL.",
+                                field="base_url")
+        return answer.by_status(f"lemlist answered HTTP {status}: {text[:200]}")
 
-    # --- Connect Email Account (seed 004) ----------------------------------------------------
+    # --- Connect Email Account ----------------------------------------------------------------
 
     def connect_account(self, payload: dict[str, Any]) -> ConnectedAccount:
         """POST /user/email-accounts with ``payload`` (the document's fields: sender_name, sender_email,
@@ -162,20 +161,16 @@ class LemlistProvider(HttpProvider):
         transport errors. Not retried automatically by anyone.
         """
         response = self.call(HttpRequest(path="/user/email-accounts", json=payload), map_error=self.connect_error)
-        data = response_json(response)
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
-            raise ProviderError("lemlist connected the account but returned no id.", provider=self.name,
-                                status=response.status_code, body=response.text)
-        return ConnectedAccount(id=data["id"], email=str(data.get("email", "")), provider=str(data.get("provider", "")), raw=data)
+        data = self.json_body(response, required=("id",))
+        return ConnectedAccount(id=str(data["id"]), email=str(data.get("email", "")), provider=str(data.get("provider", "")), raw=data)
 
-    def connect_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        status, text = response.status_code, response.text.strip()
-        common = dict(provider=self.name, status=status, provider_code=text[:100], provider_message=text, body=response.text)
+    def connect_error(self, answer: ErrorAnswer) -> ProviderError | ConfigurationError:
+        """"Connect Email Account"'s 400 texts (onto the form's fields) and 403; the rest as :meth:`map_error`."""
+        status, text = answer.status, answer.message
         if status == 400:
-            field = CONNECT_400_FIELDS.get(text, "__all__")
             if text == "Bad team":
-                return PermissionDenied(f"lemlist: {text}.", **common)
-            return InvalidRequest(f"lemlist: {text or 'HTTP 400'}.", field=field, **common)
+                return answer.error(PermissionDenied, f"lemlist: {text}.")
+            return answer.error(InvalidRequest, f"lemlist: {text or 'HTTP 400'}.", field=CONNECT_400_FIELDS.get(text, "__all__"))
         if status == 403:
-            return PermissionDenied(f"lemlist: {text or 'User is not a member of this team'}.", **common)
-        return self.map_error(response, retry_after)
+            return answer.error(PermissionDenied, f"lemlist: {text or 'User is not a member of this team'}.")
+        return self.map_error(answer)

@@ -1,6 +1,7 @@
 """Mail host checks against SSRF, and sockets pinned to the checked address.
 
-Follows the lemlist connect-account document (seed 004: "validated against banned hosts
+Follows the lemlist API reference "Connect Email Account" (https://developer.lemlist.com,
+``POST https://api.lemlist.com/api/user/email-accounts``: "validated against banned hosts
 and SSRF checks"; "Gmail SMTP/IMAP connections are not allowed — use OAuth instead").
 A host name is resolved once; every address it resolves to must be public, after
 unwrapping IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64,
@@ -105,24 +106,24 @@ def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
     label = kind.upper()
     host = (host or "").strip().rstrip(".")
     if not host:
-        raise HostNotAllowed(f"Enter the {label} host.", provider_code=f"{kind}_host")
+        raise HostNotAllowed(f"Enter the {label} host.", field=f"{kind}_host")
     ports = settings.OUTREACH_SMTP_PORTS if kind == "smtp" else settings.OUTREACH_IMAP_PORTS
     if port not in ports:
         raise HostNotAllowed(
             f"{label} port {port} is not a usual {label} port; use one of {', '.join(map(str, ports))}.",
-            provider_code=f"{kind}_port",
+            field=f"{kind}_port",
         )
     lowered = host.lower()
     if any(lowered == s or lowered.endswith("." + s) for s in GMAIL_SUFFIXES):
         raise HostNotAllowed(
             f"Gmail does not allow password logins over {label} for sending tools: connect Gmail through "
             "Google OAuth (or a provider account such as leadlex) instead.",
-            provider_code=f"{kind}_host",
+            field=f"{kind}_host",
         )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
-        raise HostNotAllowed(f"Host not found: {host} could not be resolved.", provider_code=f"{kind}_host") from err
+        raise HostNotAllowed(f"Host not found: {host} could not be resolved.", field=f"{kind}_host") from err
     allow_private = settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     for address in addresses:
@@ -131,10 +132,10 @@ def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
             shown = "" if address == host else f" resolves to {address}, which"
             raise HostNotAllowed(
                 f"{label} host {host}{shown} is {problem}; mail servers must be on the public internet.",
-                provider_code=f"{kind}_host",
+                field=f"{kind}_host",
             )
     if not addresses:
-        raise HostNotAllowed(f"Host not found: {host} has no address.", provider_code=f"{kind}_host")
+        raise HostNotAllowed(f"Host not found: {host} has no address.", field=f"{kind}_host")
     return ResolvedHost(host=host, ip=addresses[0], port=port)
 
 

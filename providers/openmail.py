@@ -1,6 +1,8 @@
 """OpenMail: send from an OpenMail inbox.
 
-Source: seed 002 (``POST /v1/inboxes/{id}/send``). Auth: Bearer API key. Idempotency-Key is
+Source: the OpenMail API documentation, page "Send email" (index
+https://openmail-docs-cc-replies.mintlify.site/llms.txt): ``POST https://api.openmail.sh/v1/inboxes/{id}/send``.
+Auth: Bearer API key. Idempotency-Key is
 REQUIRED (we send the SentMessage's key; a replay answers 200 with the original result). JSON
 body, or multipart/form-data when there are attachments (25 MB total). ``to`` is one address;
 threadId, includeQuote, replyTo. 422 = recipient suppressed (bounce/complaint) → the pipeline
@@ -24,7 +26,7 @@ from .errors import (
     RateLimited,
     RecipientSuppressed,
 )
-from .http import HttpProvider, HttpRequest, error_for_status, response_json
+from .http import ErrorAnswer, HttpProvider, HttpRequest, response_json
 from .ratelimit import RateLimit
 from .schemas import openmail as schema
 
@@ -35,14 +37,14 @@ BODY_MAX = 100_000  # body.maxLength
 
 @dataclass(frozen=True)
 class OpenMailConfig(MailboxConfig):
-    """The inbox of Send email (seed 002): ``inbox_id`` is in the path /v1/inboxes/{inbox_id}/send."""
+    """The inbox of "Send email": ``inbox_id`` is in the path /v1/inboxes/{inbox_id}/send."""
 
     prefix = "openmail_"
     inbox_id: str = setting("OpenMail inbox id", required=True, max_length=100, help="The inbox id of /v1/inboxes/{id}/send.")
 
 
 class OpenMailProvider(HttpProvider):
-    """OpenMail Send email (seed 002). Needs the mailbox's OpenMail inbox id."""
+    """OpenMail "Send email". Needs the mailbox's OpenMail inbox id."""
 
     name = "openmail"
     label = "OpenMail"
@@ -51,20 +53,15 @@ class OpenMailProvider(HttpProvider):
     # "global daily, per-inbox daily, per-inbox burst" limits without numbers: a conservative pace;
     # every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    idempotency_header = True
-    capabilities = Capabilities(
-        cc=False, bcc=False, multiple_recipients=False, attachments=True, max_attachments_bytes=schema.MAX_ATTACHMENTS_BYTES,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=False, tracking=False, idempotent=True,
-    )
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+    # One recipient, no Cc/Bcc, attachments up to 25 MB in total, threadId, Idempotency-Key required.
+    capabilities = Capabilities(cc=False, bcc=False, multiple_recipients=False,
+                                max_attachments_bytes=schema.MAX_ATTACHMENTS_BYTES, threads=True, idempotent=True)
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         self.require(self.config.inbox_id, "mailbox's OpenMail inbox id", code="openmail_inbox_id")
         if not message.idempotency_key:  # the document makes the header required
             raise ConfigurationError("Cannot send through OpenMail without an idempotency key.", provider=self.name,
-                                     provider_code="idempotency_key")
+                                     field="idempotency_key")
 
     def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
         """As HttpProvider.deliver; a 422 RecipientSuppressed names the message's single recipient."""
@@ -104,42 +101,38 @@ class OpenMailProvider(HttpProvider):
         return HttpRequest(path=path, data=data, files=files)
 
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
-        """200 ``{messageId, threadId, providerMessageId, status}``; status pending → queued."""
-        data = response_json(response)
-        if not isinstance(data, dict) or not data.get("messageId"):
-            raise ProviderError("OpenMail answered without messageId.", provider=self.name, status=response.status_code,
-                                body=response.text, provider_code="bad_response")
-        status = STATUS_MAP.get(str(data.get("status", "")), "unknown")
-        if status == "failed":
-            raise ProviderError("OpenMail reports the message as failed.", provider=self.name, status=response.status_code,
-                                provider_code="failed", body=response.text)
-        return SendResult(provider_message_id=str(data["messageId"]), provider_thread_id=str(data.get("threadId") or ""),
-                          provider_status=status, raw=data)
+        """200 ``{messageId, threadId, providerMessageId, status}``; status pending → queued. Raises
+        BadResponse without messageId, ProviderError for status ``failed``."""
+        data = self.json_body(response, required=("messageId",))
+        return self.send_result(response, data, message_id=data["messageId"], thread_id=data.get("threadId"),
+                                status=data.get("status"), statuses=STATUS_MAP)
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """Every response row of seed 002: 400, 403, 404, 422, 429 (Error ``{error, message}``)."""
-        status = response.status_code
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
+        """The document's Error ``{error, message}``; a body of another shape gives its text as the message."""
         body = response_json(response)
-        code = str(body.get("error", "")) if isinstance(body, dict) else ""
-        text = str(body.get("message", "")) if isinstance(body, dict) else response.text[:500]
-        common = dict(provider=self.name, status=status, provider_code=code, provider_message=text, body=response.text)
+        if not isinstance(body, dict):
+            return "", response.text[:500]
+        return str(body.get("error", "")), str(body.get("message", ""))
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError:
+        """Every response row of "Send email": 400, 403, 404, 422, 429 (Error ``{error, message}``)."""
+        status, code, text = answer.status, answer.code, answer.message
         detail = f": {text}" if text else (f": {code}" if code else "")
+        lowered = f"{code} {text}".lower()
         if status == 400:
-            lowered = f"{code} {text}".lower()
             field = "reply_to" if "replyto" in lowered or "reply_to" in lowered else "to" if "to" in lowered.split() or "'to'" in lowered else ""
             if "idempotency" in lowered:
                 field = "idempotency_key"
-            return InvalidRequest(f"OpenMail refused the message{detail}.", field=field, **common)
+            return answer.error(InvalidRequest, f"OpenMail refused the message{detail}.", field=field)
         if status == 403:
-            return PermissionDenied(f"OpenMail: this feature needs a paid plan{detail}.", **common)
+            return answer.error(PermissionDenied, f"OpenMail: this feature needs a paid plan{detail}.")
         if status == 404:
-            field = "thread_id" if "thread" in f"{code} {text}".lower() else "openmail_inbox_id"
-            return InvalidRequest(f"OpenMail: inbox or thread not found{detail}.", field=field, **common)
+            field = "thread_id" if "thread" in lowered else "openmail_inbox_id"
+            return answer.error(InvalidRequest, f"OpenMail: inbox or thread not found{detail}.", field=field)
         if status == 422:
-            # send() fills in the recipient: the one address this message went to.
-            return RecipientSuppressed(f"OpenMail will not send to this recipient: suppressed after a bounce or complaint{detail}.",
-                                       **common)
+            # deliver() fills in the recipient: the one address this message went to.
+            return answer.error(RecipientSuppressed,
+                                f"OpenMail will not send to this recipient: suppressed after a bounce or complaint{detail}.")
         if status == 429:
-            return RateLimited(f"OpenMail rate limit exceeded{detail}.", retry_after=retry_after, **common)
-        return error_for_status(f"OpenMail answered HTTP {status}{detail}.", retry_after=retry_after, **common)
-
+            return answer.error(RateLimited, f"OpenMail rate limit exceeded{detail}.")
+        return answer.by_status(f"OpenMail answered HTTP {status}{detail}.")

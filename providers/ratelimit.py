@@ -107,7 +107,7 @@ class RateLimiter:
         if wait < 0:
             raise RateLimited(
                 f"Rate limit of {limit.requests} requests per {limit.period:g} s is fully booked for the next "
-                f"{-wait:.0f} s; will retry.", provider=provider, provider_code="local_rate_limit", retry_after=-wait)
+                f"{-wait:.0f} s; will retry.", provider=provider, reason="local_rate_limit", retry_after=-wait)
         if wait > 0:
             time.sleep(wait)
         return wait

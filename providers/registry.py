@@ -31,8 +31,8 @@ def get_provider_class(name: str) -> type[Provider]:
     """Return the Provider class registered as ``name``; raises KeyError naming the unknown provider."""
     try:
         return PROVIDERS[name]
-    except KeyError:
-        raise KeyError(f"Unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from None
+    except KeyError as err:
+        raise KeyError(f"Unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from err
 
 
 def provider_choices(*, include_smtp: bool = True) -> list[tuple[str, str]]:

@@ -112,23 +112,23 @@ def _network_error(err: BaseException, *, label: str, server: ServerSettings) ->
     if isinstance(err, ssl.SSLCertVerificationError):
         return ProviderUnavailable(
             f"{label} TLS certificate of {server.host} could not be verified: {err.verify_message}.",
-            provider="smtp", provider_code="tls_certificate")
+            provider="smtp", reason="tls_certificate")
     if isinstance(err, ssl.SSLError):
         hint = " Check the security setting: port 465/993 use SSL/TLS, 587/143 use STARTTLS."
         return ProviderUnavailable(f"{label} TLS handshake with {where} failed ({err.reason or err}).{hint}",
-                                   provider="smtp", provider_code="tls_handshake")
+                                   provider="smtp", reason="tls_handshake")
     if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
         err = err.__context__  # smtplib reports a read timeout as "Connection unexpectedly closed"
     if isinstance(err, (socket.timeout, TimeoutError)):
         return ProviderTimeout(f"{label} server {where} timed out after {settings.OUTREACH_MAIL_TIMEOUT:g} s.",
-                               provider="smtp", provider_code="timeout")
+                               provider="smtp", reason="timeout")
     if isinstance(err, ConnectionRefusedError):
         return ProviderUnavailable(f"{label} server {where} refused the connection: is the server running and the port right?",
-                                   provider="smtp", provider_code="connection_refused")
+                                   provider="smtp", reason="connection_refused")
     if isinstance(err, (smtplib.SMTPServerDisconnected, ConnectionResetError, EOFError, imaplib.IMAP4.abort)):
         return ProviderUnavailable(f"{label} server {where} closed the connection unexpectedly.",
-                                   provider="smtp", provider_code="disconnected")
-    return ProviderUnavailable(f"{label} connection to {where} failed: {err}.", provider="smtp", provider_code="network")
+                                   provider="smtp", reason="disconnected")
+    return ProviderUnavailable(f"{label} connection to {where} failed: {err}.", provider="smtp", reason="network")
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -141,7 +141,7 @@ def check_plaintext_login(server: ServerSettings, resolved: ResolvedHost, *, lab
     """Refuse to send a password over an unencrypted connection (security "none") to a host that
     is not loopback/private, unless settings.OUTREACH_ALLOW_PLAINTEXT_AUTH is true.
 
-    Raises ConfigurationError (provider_code ``smtp_security``/``imap_security``) before any
+    Raises ConfigurationError (``field`` ``smtp_security``/``imap_security``) before any
     connection is made.
     """
     if server.security != NONE or not server.login or getattr(settings, "OUTREACH_ALLOW_PLAINTEXT_AUTH", False):
@@ -151,7 +151,7 @@ def check_plaintext_login(server: ServerSettings, resolved: ResolvedHost, *, lab
     kind = label.lower()
     raise ConfigurationError(
         f"{label} security is “None”: the password would cross the internet unencrypted to {server.host}. "
-        "Choose SSL/TLS or STARTTLS.", provider="smtp", provider_code=f"{kind}_security")
+        "Choose SSL/TLS or STARTTLS.", provider="smtp", field=f"{kind}_security")
 
 
 def open_smtp(server: ServerSettings) -> smtplib.SMTP:
@@ -175,7 +175,7 @@ def open_smtp(server: ServerSettings) -> smtplib.SMTP:
                 if not client.has_extn("starttls"):
                     raise ProviderUnavailable(
                         f"SMTP server {server.host}:{server.port} does not offer STARTTLS; choose SSL/TLS or check the port.",
-                        provider="smtp", provider_code="no_starttls")
+                        provider="smtp", reason="no_starttls")
                 client.starttls(context=tls_context())
                 client.ehlo()
             if server.login:
@@ -187,10 +187,10 @@ def open_smtp(server: ServerSettings) -> smtplib.SMTP:
         raise AuthenticationFailed(
             f"SMTP authentication refused for {server.login} ({err.smtp_code} {_reply_text(err.smtp_error)}).",
             provider="smtp", status=err.smtp_code, provider_code=str(err.smtp_code),
-            provider_message=_reply_text(err.smtp_error)) from None
-    except smtplib.SMTPNotSupportedError:
+            provider_message=_reply_text(err.smtp_error)) from err
+    except smtplib.SMTPNotSupportedError as err:
         raise AuthenticationFailed(f"SMTP server {server.host} does not offer AUTH on this connection; "
-                                   "it may require STARTTLS or SSL/TLS.", provider="smtp", provider_code="no_auth") from None
+                                   "it may require STARTTLS or SSL/TLS.", provider="smtp", reason="no_auth") from err
     except ProviderError:
         raise
     except (OSError, smtplib.SMTPException, EOFError) as err:
@@ -228,9 +228,9 @@ def open_imap(server: ServerSettings) -> imaplib.IMAP4:
         text = str(err)
         if "STARTTLS" in text.upper() or "TLS" in text.upper():
             raise ProviderUnavailable(f"IMAP server {server.host}:{server.port} does not offer STARTTLS ({text}).",
-                                      provider="smtp", provider_code="no_starttls") from None
+                                      provider="smtp", reason="no_starttls") from err
         raise AuthenticationFailed(f"IMAP authentication refused for {server.login} ({text}).",
-                                   provider="smtp", provider_code="imap_auth", provider_message=text) from None
+                                   provider="smtp", reason="imap_auth", provider_message=text) from err
     except (OSError, EOFError) as err:
         raise _network_error(err, label="IMAP", server=server) from err
     return client
@@ -239,7 +239,8 @@ def open_imap(server: ServerSettings) -> imaplib.IMAP4:
 def test_connection(smtp: ServerSettings, imap: ServerSettings | None) -> list[str]:
     """Log in to SMTP and (if given) IMAP, then log out. Returns success lines for the user.
 
-    Raises the first ProviderError met (with its human message).
+    Raises the first ProviderError or ConfigurationError (a refused host, a plaintext login) met,
+    with its human message.
     """
     lines = []
     client = open_smtp(smtp)
@@ -296,7 +297,7 @@ SMTP_GROUP, IMAP_GROUP = "SMTP (sending) — required", "IMAP (copy to Sent, rep
 
 @dataclass(frozen=True)
 class SmtpConfig(MailboxConfig):
-    """The mailbox's own servers (the fields of lemlist's Connect Email Account document, seed 004):
+    """The mailbox's own servers (the fields of lemlist's "Connect Email Account" document):
     SMTP is required; IMAP is optional as a group, but complete when any of it is given. Each
     password is bound to the host, port, login and security it was saved with."""
 
@@ -364,11 +365,8 @@ class SmtpProvider(Provider):
     name = "smtp"
     label = "SMTP"
     config_class = SmtpConfig
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True,
-        max_attachments_bytes=20 * 1024 * 1024, html=True, text=True, reply_to=True,
-        threads=False, custom_headers=True, tracking=False, idempotent=False, mail_headers=True,
-    )
+    # A plain mailbox: everything, up to 20 MB of attachments, its own headers (X- and RFC 5322 ones).
+    capabilities = Capabilities(max_attachments_bytes=20 * 1024 * 1024, custom_headers=True, mail_headers=True)
 
     def __init__(self, *, smtp: ServerSettings, imap: ServerSettings | None = None, sent_folder: str = "Sent"):
         self.smtp = smtp
@@ -408,7 +406,7 @@ class SmtpProvider(Provider):
             except _Reconnect as err:
                 _smtp_sessions.discard(session)
                 if attempt == 2 or not (session.reused or err.always_retry):
-                    raise err.error from None
+                    raise err.error from err
             except ProviderError:
                 _smtp_sessions.reset(session)
                 raise
@@ -427,13 +425,13 @@ class SmtpProvider(Provider):
                 _smtp_sessions.discard(session)
             else:
                 _smtp_sessions.reset(session)
-            raise self._data_error(err.smtp_code, err.smtp_error) from None
+            raise self._data_error(err.smtp_code, err.smtp_error) from err
         except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
             _smtp_sessions.discard(session)
             raise OutcomeUnknown(
                 "The SMTP connection was lost while the message was being handed over; it may have been "
                 "delivered, so it is not retried automatically.",
-                provider=self.name, provider_code="lost_during_data") from err
+                provider=self.name, reason="lost_during_data") from err
         _smtp_sessions.release(session)
         raw: dict[str, Any] = {"smtp": {"code": code, "reply": _reply_text(reply)}, "recipients": results}
         if self.imap is not None:
@@ -512,7 +510,7 @@ class SmtpProvider(Provider):
         for attempt in (1, 2):
             try:
                 session = _imap_sessions.take(self.imap)
-            except ProviderError as err:
+            except (ProviderError, ConfigurationError) as err:  # the message is sent: report, never raise
                 logger.warning("IMAP append skipped: %s", err.message)
                 return {"appended": False, "error": err.message}
             try:

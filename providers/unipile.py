@@ -1,6 +1,8 @@
 """Unipile: send from a mailbox connected at Unipile.
 
-Source: seed 003 (``POST /api/v1/emails``, MailsController_sendMail). Auth: ``X-API-KEY``.
+Source: the Unipile API reference, "Send an email" (https://developer.unipile.com/docs/send-email;
+OpenAPI operation MailsController_sendMail, ``POST https://{subdomain}.unipile.com:{port}/api/v1/emails``).
+Auth: ``X-API-KEY``.
 multipart/form-data with account_id, from, to/cc/bcc as ``{display_name, identifier}`` lists,
 subject, body, reply_to (the id of the mail replied to — our thread id), custom_headers (``X-…``
 or Unscribe-List / Reply-To / Content-Type; our Reply-To address travels this way),
@@ -32,7 +34,7 @@ from .errors import (
     RecipientSuppressed,
     UnsupportedFeature,
 )
-from .http import HttpProvider, HttpRequest, compact_json, error_for_status, response_json
+from .http import ErrorAnswer, HttpProvider, HttpRequest, compact_json, response_json
 from .ratelimit import RateLimit
 from .schemas import unipile as schema
 
@@ -66,7 +68,7 @@ _401_PERMISSION = {"errors/insufficient_privileges", "errors/disconnected_featur
 
 @dataclass(frozen=True)
 class UnipileConfig(MailboxConfig):
-    """The sending account of Send an email (seed 003) and its ``tracking_options`` (opens, links,
+    """The sending account of "Send an email" and its ``tracking_options`` (opens, links,
     label, custom_domain: all optional; sent only when one is set)."""
 
     prefix = "unipile_"
@@ -95,22 +97,18 @@ class UnipileConfig(MailboxConfig):
 
 
 class UnipileProvider(HttpProvider):
-    """Unipile Send an email (seed 003). Needs the mailbox's Unipile account_id."""
+    """Unipile "Send an email". Needs the mailbox's Unipile account_id."""
 
     name = "unipile"
     label = "Unipile"
     default_base_url = schema.DEFAULT_BASE_URL
+    auth_header, auth_format = "X-API-KEY", "{key}"
     config_class = UnipileConfig
     # No limit in the document: a conservative pace; every 429's Retry-After is honoured.
     rate_limit = RateLimit(requests=5, period=1.0)
-    idempotency_header = False
-    capabilities = Capabilities(
-        cc=True, bcc=True, multiple_recipients=True, attachments=True, max_attachments_bytes=0,
-        html=True, text=True, reply_to=True, threads=True, custom_headers=True, tracking=True, idempotent=False,
-    )
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"X-API-KEY": self.api_key}
+    # Everything a plain mailbox carries, plus reply_to (a thread), custom_headers and tracking_options;
+    # no idempotency key.
+    capabilities = Capabilities(threads=True, custom_headers=True, tracking=True)
 
     def check_supported(self, message: OutgoingMessage) -> None:
         """Capabilities, plus custom header names the document allows (``X-…`` or a listed few)."""
@@ -119,7 +117,7 @@ class UnipileProvider(HttpProvider):
             if not _HEADER_NAME.match(name):
                 raise UnsupportedFeature(
                     f"Unipile accepts only X-… custom headers (or {', '.join(schema.CUSTOM_HEADER_NAMES)}); not {name!r}.",
-                    provider=self.name, provider_code="headers")
+                    provider=self.name, feature="custom_headers", field="headers")
 
     def check_vendor_ids(self, message: OutgoingMessage) -> None:
         self.require(self.config.account_id, "mailbox's Unipile account_id", code="unipile_account_id")
@@ -159,44 +157,38 @@ class UnipileProvider(HttpProvider):
         return HttpRequest(path="/api/v1/emails", files=form + files)
 
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
-        """201 ``{object: "EmailSent", tracking_id}`` → provider message id = tracking_id, status sent."""
-        data = response_json(response)
-        if not isinstance(data, dict) or data.get("object") != "EmailSent" or not data.get("tracking_id"):
-            raise ProviderError("Unipile answered without an EmailSent tracking_id.", provider=self.name,
-                                status=response.status_code, body=response.text, provider_code="bad_response")
-        return SendResult(provider_message_id=str(data["tracking_id"]), provider_status="sent", raw=data)
+        """201 ``{object: "EmailSent", tracking_id}`` → provider message id = tracking_id, status sent.
+        Raises BadResponse for any other body."""
+        data = self.json_body(response, required=("tracking_id",))
+        if data.get("object") != "EmailSent":
+            raise self.bad_response(response, 'object "EmailSent"')
+        return self.send_result(response, data, message_id=data["tracking_id"])
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """Every typed error of seed 003 (401, 403, 404, 422, 500, 503, 504) by ``type``."""
-        status = response.status_code
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
+        """(``type``, "title — detail") of the document's typed error ``{title, detail, type, status}``."""
         body = response_json(response)
         body = body if isinstance(body, dict) else {}
-        kind = str(body.get("type", ""))
-        title, detail_text = str(body.get("title", "")), str(body.get("detail", ""))
-        text = " — ".join(p for p in (title, detail_text) if p) or response.text[:300]
-        common = dict(provider=self.name, status=status, provider_code=kind, provider_message=text, body=response.text)
-        detail = f" ({kind}): {text}" if kind else f": {text}"
+        text = " — ".join(str(body[k]) for k in ("title", "detail") if body.get(k))
+        return str(body.get("type", "")), text or response.text[:300]
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError:
+        """Every typed error of "Send an email" (401, 403, 404, 422, 500, 503, 504) by ``type``."""
+        status, kind = answer.status, answer.code
+        detail = f" ({kind}): {answer.message}" if kind else f": {answer.message}"
         if status == 401:
             if kind in _401_PERMISSION:
-                return PermissionDenied(f"Unipile refused access{detail}.", **common)
-            return AuthenticationFailed(f"Unipile refused the credentials{detail}.", **common)
+                return answer.error(PermissionDenied, f"Unipile refused access{detail}.")
+            return answer.error(AuthenticationFailed, f"Unipile refused the credentials{detail}.")
         if status == 403:
-            return PermissionDenied(f"Unipile refused the action{detail}.", **common)
+            return answer.error(PermissionDenied, f"Unipile refused the action{detail}.")
         if status == 404:
-            return InvalidRequest(f"Unipile: account or resource not found{detail}.", field="unipile_account_id", **common)
+            return answer.error(InvalidRequest, f"Unipile: account or resource not found{detail}.", field="unipile_account_id")
         if status == 422:
             cls, field = _422.get(kind, (InvalidRequest, ""))
-            message = f"Unipile could not send{detail}."
-            if issubclass(cls, InvalidRequest):
-                return cls(message, field=field, **common)
-            if cls is RecipientSuppressed:
-                return RecipientSuppressed(message, **common)  # send() names the recipient
-            if cls in (RateLimited, ProviderUnavailable):
-                return cls(message, retry_after=retry_after, **common)
-            return cls(message, **common)
+            return answer.error(cls, f"Unipile could not send{detail}.", field=field)  # deliver() names a suppressed recipient
         if status == 504:
-            return OutcomeUnknown(f"Unipile timed out{detail}; the message may have been sent, so it is not retried.", **common)
-        return error_for_status(f"Unipile answered HTTP {status}{detail}.", retry_after=retry_after, **common)
+            return answer.error(OutcomeUnknown, f"Unipile timed out{detail}; the message may have been sent, so it is not retried.")
+        return answer.by_status(f"Unipile answered HTTP {status}{detail}.")
 
     def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
         """As HttpProvider.deliver; a blocked_recipient names the first recipient (one-recipient sends)."""

@@ -125,3 +125,24 @@ def test_timeline_unknown_team_or_contact():
         call_command("timeline", "--team", "Nope", "a@example.org", stdout=io.StringIO())
     with pytest.raises(CommandError, match="has no contact a@example.org"):
         call_command("timeline", "--team", "Acme", "a@example.org", stdout=io.StringIO())
+
+
+def test_send_email_header_is_repeatable_and_refused_where_the_provider_cannot_carry_it(mail_settings):
+    team, _ = make_team("Acme")
+    from tests.mailhelpers import smtp_mailbox
+    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    result = run("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org", "--subject", "Hi", "--text", "x",
+                 "--header", "X-Campaign: spring", "--header", "X-CRM-Id:42")
+    assert SentMessage.objects.get(pk=result["id"]).headers == [["X-Campaign", "spring"], ["X-CRM-Id", "42"]]
+    with pytest.raises(CommandError, match="not a header: write it as X-Name: value"):
+        call_command("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org", "--subject", "Hi",
+                     "--text", "x", "--header", "X-Campaign spring", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="not a custom header name"):
+        call_command("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org", "--subject", "Hi",
+                     "--text", "x", "--header", "Bcc: evil@example.org", stdout=io.StringIO())
+    from tests.factories import make_mailbox
+    lemlist = make_mailbox(team, provider="lemlist")
+    with pytest.raises(CommandError, match="lemlist mailboxes cannot send custom headers"):
+        call_command("send_email", "--mailbox", str(lemlist.pk), "--to", "x@example.org", "--subject", "Hi",
+                     "--text", "x", "--header", "X-Campaign: spring", stdout=io.StringIO())
+    assert SentMessage.objects.count() == 1

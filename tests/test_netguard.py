@@ -37,7 +37,7 @@ def test_non_public_addresses_are_refused(host, reason):
     with pytest.raises(HostNotAllowed) as exc:
         check_mail_host(host, 587, kind="smtp")
     assert reason in exc.value.message
-    assert exc.value.provider_code == "smtp_host"
+    assert exc.value.field == "smtp_host"
 
 
 def test_public_address_is_accepted_and_pinned():
@@ -64,7 +64,7 @@ def test_gmail_is_refused_with_oauth_hint(host):
 def test_unusual_port_is_refused():
     with pytest.raises(HostNotAllowed, match="port 8080 is not a usual SMTP port") as exc:
         check_mail_host("8.8.8.8", 8080, kind="smtp")
-    assert exc.value.provider_code == "smtp_port"
+    assert exc.value.field == "smtp_port"
     with pytest.raises(HostNotAllowed, match="IMAP port 587"):
         check_mail_host("8.8.8.8", 587, kind="imap")
 

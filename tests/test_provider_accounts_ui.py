@@ -240,7 +240,7 @@ def test_required_settings_are_what_from_mailbox_requires(team, settings, provid
         with pytest.raises(ConfigurationError) as info:
             cls.from_mailbox(Mailbox(team=team, provider=provider, provider_account=account,
                                      provider_config=provider_config(provider, **ids)))
-        assert info.value.provider_code == name
+        assert info.value.field == name
 
 
 # --- add_mailbox command ---------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_no_auth_over_plaintext_to_a_public_host(capture, settings, monkeypatch)
     monkeypatch.setattr(smtp_module, "is_private_address", lambda ip: False)  # pretend 127.0.0.1 is public
     with pytest.raises(ConfigurationError) as err:
         open_smtp(server)
-    assert err.value.provider_code == "smtp_security" and "unencrypted" in err.value.message
+    assert err.value.field == "smtp_security" and "unencrypted" in err.value.message
     assert capture.auths == [] and capture.ehlos == 0
     settings.OUTREACH_ALLOW_PLAINTEXT_AUTH = True
     open_smtp(server).quit()

@@ -205,3 +205,25 @@ def test_same_idempotency_key_queues_one_message(world, django_capture_on_commit
     assert again.pk == first.pk and first.idempotency_key == key
     assert len(callbacks_1) == 1 and len(callbacks_2) == 0
     assert SentMessage.objects.count() == 1
+
+
+def test_custom_x_headers_are_stored_and_sent_over_smtp(world, django_capture_on_commit_callbacks):
+    message, _ = queue(world, django_capture_on_commit_callbacks, headers={"X-Campaign": " spring ", "x-crm-id": "42"})
+    assert message.headers == [["X-Campaign", "spring"], ["x-crm-id", "42"]]
+    sent_message_send(sent_message_id=message.pk)
+    [received] = world[4].smtp.messages
+    assert received.message["X-Campaign"] == "spring" and received.message["X-CRM-Id"] == "42"
+
+
+@pytest.mark.parametrize("headers,words", [
+    ({"Bcc": "x@evil.example"}, "not a custom header name"),
+    ({"X-Bad Name": "1"}, "not a custom header name"),
+    ({"X-Note": "a\r\nBcc: x@evil.example"}, "contains a line break"),
+    ({"X-A": "1", "x-a": "2"}, "given twice"),
+    ({"X-Long": "v" * 1000}, "longer than 998"),
+])
+def test_bad_custom_headers_are_refused_on_the_headers_field(world, django_capture_on_commit_callbacks, headers, words):
+    with pytest.raises(ValidationError) as exc:
+        queue(world, django_capture_on_commit_callbacks, headers=headers)
+    assert words in " ".join(exc.value.message_dict["headers"])
+    assert SentMessage.objects.count() == 0

@@ -1,6 +1,7 @@
 """The SMTP provider: MIME output parsed back header by header, and sending to real servers."""
 import email
 import email.policy
+import smtplib
 
 import pytest
 
@@ -107,9 +108,11 @@ def test_send_over_tls_with_auth_and_copy_to_imap_sent(mail_settings, security):
 
 def test_wrong_password_is_authentication_failed(mail_settings):
     provider = SmtpProvider(smtp=server(mail_settings, password="wrong"))
-    with pytest.raises(AuthenticationFailed, match=r"SMTP authentication refused .*535"):
+    with pytest.raises(AuthenticationFailed, match=r"SMTP authentication refused .*535") as exc:
         provider.send(outgoing())
     assert mail_settings.smtp.messages == []
+    # the server's reply code is the provider's code; the smtplib error is kept as the cause
+    assert exc.value.provider_code == "535" and isinstance(exc.value.__cause__, smtplib.SMTPAuthenticationError)
 
 
 def test_server_down_is_unavailable_connection_refused(mail_settings):
@@ -119,6 +122,7 @@ def test_server_down_is_unavailable_connection_refused(mail_settings):
     with pytest.raises(ProviderUnavailable, match="refused the connection") as exc:
         provider.send(outgoing())
     assert exc.value.transient
+    assert (exc.value.provider_code, exc.value.reason) == ("", "connection_refused")  # our reason, no vendor code
 
 
 def test_recipient_refused_is_permanent_and_names_the_address(mail_settings):
@@ -163,8 +167,9 @@ def test_connection_test_logs_in_to_both(mail_settings):
 
 def test_connection_test_reports_imap_auth_failure(mail_settings):
     bad_imap = ServerSettings("localhost", mail_settings.imap.port, mail_settings.imap.username, "nope", "starttls")
-    with pytest.raises(AuthenticationFailed, match="IMAP authentication refused"):
+    with pytest.raises(AuthenticationFailed, match="IMAP authentication refused") as exc:
         smtp_test_connection(server(mail_settings), bad_imap)
+    assert exc.value.reason == "imap_auth" and exc.value.__cause__ is not None
 
 
 def test_password_not_in_repr():

@@ -674,3 +674,23 @@ def test_provider_mailbox_edit_shows_only_sender_fields(user_client, team):
     mailbox.refresh_from_db()
     assert (mailbox.sender_name, mailbox.sender_email, mailbox.provider) == ("Bo", "bo@acme.com", "lemlist")
     assert mailbox.setting("send_user_mailbox_id") == "usm_1"
+
+
+def test_compose_custom_headers_are_queued_and_shown_on_the_message_page(user_client, team):
+    contact, mailbox = make_contact(team), make_mailbox(team)
+    response = _compose(user_client, contact, mailbox, headers="X-Campaign: spring\n\nX-CRM-Id: 42\n")
+    assert response.status_code == 302
+    message = SentMessage.objects.get()
+    assert message.headers == [["X-Campaign", "spring"], ["X-CRM-Id", "42"]]
+    page = user_client.get(reverse("message_detail", args=[message.pk])).content.decode()
+    assert "<dt>X-Campaign</dt><dd><code>spring</code></dd>" in page
+
+
+def test_compose_custom_headers_refused_with_a_clear_error(user_client, team):
+    contact = make_contact(team)
+    bad = _compose(user_client, contact, make_mailbox(team), headers="X-Campaign spring")
+    assert "not a header: write it as X-Name: value" in bad.context["form"].errors["headers"][0]
+    label = registry.get_provider_class("lemlist").label
+    refused = _compose(user_client, contact, make_mailbox(team, provider="lemlist"), headers="X-Campaign: spring")
+    assert refused.context["form"].errors["headers"] == [f"{label} mailboxes cannot send custom headers."]
+    assert not SentMessage.objects.exists()

@@ -105,8 +105,8 @@ def campaign_create(*, team: Team, actor=None, data: dict[str, Any]) -> Campaign
             campaign = Campaign.objects.create(team=team, created_by=actor, **values)
             if mailboxes:
                 campaign.mailboxes.set(mailboxes)
-    except IntegrityError:
-        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from None
+    except IntegrityError as err:
+        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from err
     return campaign
 
 
@@ -123,8 +123,8 @@ def campaign_update(*, campaign: Campaign, data: dict[str, Any]) -> Campaign:
                 campaign.save(update_fields=[*changed, "updated_at"])
             if mailboxes is not None:
                 campaign.mailboxes.set(mailboxes)
-    except IntegrityError:
-        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from None
+    except IntegrityError as err:
+        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from err
     return campaign
 
 

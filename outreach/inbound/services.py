@@ -232,7 +232,7 @@ def mailbox_sync(*, mailbox: Mailbox, folder: str = "INBOX", now: datetime | Non
         return result
     try:
         _sync(mailbox, state, result, started)
-    except (perr.ProviderError, CredentialDecryptionError) as err:
+    except (perr.ProviderError, perr.ConfigurationError, CredentialDecryptionError) as err:
         message = getattr(err, "message", None) or str(err)
         failures = state.consecutive_failures + 1
         MailboxSyncState.objects.filter(pk=state.pk).update(
@@ -303,9 +303,9 @@ def mailboxes_to_sync(*, now: datetime | None = None):
 # --- replying from the timeline ------------------------------------------------------------------
 
 #: Which id of our earlier SentMessage threads a reply at each HTTP provider, per its document:
-#: leadlex ``thread_id`` (seed 001: the thread_id its response returned), OpenMail ``threadId``
-#: (seed 002: only a thread id it returned, never a Message-ID), Unipile ``reply_to`` (seed 003:
-#: "the Unipile ID or the provider ID of the email to reply to"). lemlist has no threading.
+#: leadlex ``thread_id`` ("Send Email": the thread_id its response returned), OpenMail ``threadId``
+#: ("Send email": only a thread id it returned, never a Message-ID), Unipile ``reply_to`` ("Send an
+#: email": "the Unipile ID or the provider ID of the email to reply to"). lemlist has no threading.
 PROVIDER_THREAD_FIELD = {"leadlex": "provider_thread_id", "openmail": "provider_thread_id", "unipile": "provider_message_id"}
 MAX_REFERENCES = 20
 

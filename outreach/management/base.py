@@ -26,9 +26,9 @@ class JsonCommand(BaseCommand):
         try:
             result = self.run(**options)
         except ValidationError as err:
-            raise CommandError(validation_text(err)) from None
+            raise CommandError(validation_text(err)) from err
         except CredentialDecryptionError as err:
-            raise CommandError(str(err)) from None
+            raise CommandError(str(err)) from err
         self.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False))
 
 
@@ -42,8 +42,8 @@ def get_team(name: str) -> Team:
     """The team named ``name`` (case-insensitive); CommandError if there is none."""
     try:
         return Team.objects.get(name__iexact=name)
-    except Team.DoesNotExist:
-        raise CommandError(f"No team named {name!r}. Create it with `manage.py create_team`.") from None
+    except Team.DoesNotExist as err:
+        raise CommandError(f"No team named {name!r}. Create it with `manage.py create_team`.") from err
 
 
 def read_secret(*, env_var: str, from_stdin: bool, what: str, required: bool = True) -> str:
@@ -68,6 +68,7 @@ def sent_message_as_dict(message: SentMessage) -> dict[str, Any]:
         "error_message": message.error_message, "attachments": [a.filename for a in message.attachments.all()],
         "created_at": message.created_at, "sent_at": message.sent_at, "failed_at": message.failed_at,
         "due_at": message.due_at, "hold_reason": message.hold_reason, "recipient_results": message.recipient_results,
+        "headers": dict(message.headers),
     }
 
 

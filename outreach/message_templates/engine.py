@@ -262,7 +262,7 @@ def _walk(node: nodes.Node, found: set[str], *, required: set[str], defaulted: b
     except _Refused:
         raise
     except ValueError as err:
-        raise _Refused(str(err), getattr(node, "lineno", 1)) from None
+        raise _Refused(str(err), getattr(node, "lineno", 1)) from err
 
 
 def _walk_node(node: nodes.Node, found: set[str], *, required: set[str], defaulted: bool, in_test: bool) -> None:
@@ -331,14 +331,14 @@ def _check_template(source: str, field: str) -> TemplateInfo:
         tree = _TEXT_ENV.parse(checked)
     except TemplateSyntaxError as err:
         raise ValidationError({field: f"Line {err.lineno}: {(err.message or 'syntax error').rstrip('.')}."},
-                              code="template_syntax") from None
+                              code="template_syntax") from err
     found: set[str] = set()
     required: set[str] = set()
     for node in tree.body:
         try:
             _walk(node, found, required=required, defaulted=False, in_test=False)
         except _Refused as err:
-            raise ValidationError({field: f"Line {err.lineno}: {err}."}, code="template_field") from None
+            raise ValidationError({field: f"Line {err.lineno}: {err}."}, code="template_field") from err
     return TemplateInfo(frozenset(found), frozenset(required))
 
 

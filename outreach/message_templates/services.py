@@ -98,8 +98,8 @@ def message_template_create(*, team: Team, actor=None, data: dict[str, Any]) -> 
     try:
         with transaction.atomic():
             return MessageTemplate.objects.create(team=team, created_by=actor, **values)
-    except IntegrityError:
-        raise _duplicate(values["name"]) from None
+    except IntegrityError as err:
+        raise _duplicate(values["name"]) from err
 
 
 def message_template_update(*, template: MessageTemplate, data: dict[str, Any]) -> MessageTemplate:
@@ -113,8 +113,8 @@ def message_template_update(*, template: MessageTemplate, data: dict[str, Any]) 
     try:
         with transaction.atomic():
             template.save(update_fields=[*changed, "updated_at"])
-    except IntegrityError:
-        raise _duplicate(values["name"]) from None
+    except IntegrityError as err:
+        raise _duplicate(values["name"]) from err
     return template
 
 

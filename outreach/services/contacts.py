@@ -44,8 +44,8 @@ def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
             external_ids_set(contact=contact, object="contact", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_CREATED, actor=actor,
                                   summary=f"Contact created ({contact.source}).")
-    except IntegrityError:
-        raise _duplicate_error(values["email"]) from None
+    except IntegrityError as err:
+        raise _duplicate_error(values["email"]) from err
     return contact
 
 
@@ -93,8 +93,8 @@ def contact_update(*, contact: Contact, actor=None, data: dict[str, Any]) -> Con
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_UPDATED, actor=actor,
                                   summary="Updated " + ", ".join(f.replace("_", " ") for f in changed) + ".",
                                   data={"fields": changed})
-    except IntegrityError:
-        raise _duplicate_error(contact.email) from None
+    except IntegrityError as err:
+        raise _duplicate_error(contact.email) from err
     return contact
 
 
@@ -143,8 +143,8 @@ def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any
             external_ids_set(contact=contact, object="lead", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.LEAD_CREATED, actor=actor,
                                   summary=f"Became a lead ({lead.get_status_display()}).")
-    except IntegrityError:
-        raise ValidationError({"contact": f"{contact.email} is already a lead."}) from None
+    except IntegrityError as err:
+        raise ValidationError({"contact": f"{contact.email} is already a lead."}) from err
     return lead
 
 

@@ -20,8 +20,8 @@ def _clean_value(label: str, value: Any, *, field: str) -> str:
     value = str(value or "").strip()
     try:
         validate_header_value(value)  # ids travel in request bodies and headers: no CR/LF/NUL
-    except ValidationError:
-        raise ValidationError({field: f"{label} must be one line of text."}) from None
+    except ValidationError as err:
+        raise ValidationError({field: f"{label} must be one line of text."}) from err
     if len(value) > MAX_LENGTH:
         raise ValidationError({field: f"{label} is longer than {MAX_LENGTH} characters."})
     return value

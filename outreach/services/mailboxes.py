@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from providers.config import EMAIL, SECRET, MailboxConfig, Server
-from providers.errors import ProviderError
+from providers.errors import ConfigurationError, ProviderError
 from providers.netguard import check_mail_host
 from providers.registry import PROVIDERS, get_provider_class, http_providers
 from providers.smtp import ServerSettings, SmtpConfig, check_plaintext_login, test_connection
@@ -34,9 +34,9 @@ def provider_class_or_error(provider: str):
     """The registered Provider class named ``provider``; ValidationError({"provider": ...}) for an unknown one."""
     try:
         return get_provider_class(provider)
-    except KeyError:
+    except KeyError as err:
         raise ValidationError({"provider": f"Unknown provider {provider!r}: choose one of "
-                                           f"{', '.join(PROVIDERS)}."}) from None
+                                           f"{', '.join(PROVIDERS)}."}) from err
 
 
 @dataclass
@@ -148,9 +148,9 @@ def mailbox_check_hosts(values: Mapping[str, Any], *, config_class: type[Mailbox
             resolved = check_mail_host(host, int(port), kind=server.protocol)
             check_plaintext_login(ServerSettings(host, int(port), values.get(server.login) or "", "",
                                                  values.get(server.security) or ""), resolved, label=server.protocol.upper())
-        except ProviderError as err:
+        except ConfigurationError as err:  # HostNotAllowed, or a plaintext login to a public host
             fields = (server.host, server.port, server.security)
-            name = err.provider_code if err.provider_code in fields else server.host
+            name = err.field if err.field in fields else server.host
             problems[config_class.form_name(name)] = err.message
     return problems
 
@@ -169,7 +169,7 @@ def mailbox_test_connection(*, data: dict[str, Any], existing: Mailbox | None = 
     config = SmtpConfig(**clean.values)
     try:
         lines = test_connection(config.smtp_server(), config.imap_server())
-    except ProviderError as err:
+    except (ProviderError, ConfigurationError) as err:
         ok, lines = False, [err.message]
     else:
         ok = True
@@ -184,7 +184,7 @@ def mailbox_connect(*, team: Team, data: dict[str, Any], register_at_lemlist: Pr
     settings with plaintext passwords — encrypted before saving —, sending rules).
 
     With ``register_at_lemlist`` (a lemlist ProviderAccount of the team) the mailbox is also
-    connected there (seed 004) after it is saved; if lemlist refuses, the new mailbox is deleted
+    connected there (lemlist "Connect Email Account") after it is saved; if lemlist refuses, the new mailbox is deleted
     again (nothing half-done) and the ValidationError is raised with ``provider_account`` renamed
     ``register_at_lemlist``. Returns the Mailbox. Raises ValidationError({field: message}).
     """

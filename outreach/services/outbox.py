@@ -465,9 +465,11 @@ def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
         return SendOutcome(SentMessage.objects.get(pk=message.pk))
     except perr.ProviderError as err:
         return _record_failure(message, batch, err, handed_over=handed_over, unsaved_request=unsaved_request)
+    except perr.ConfigurationError as err:  # set up wrongly, not a provider's answer: failed, never retried
+        return _record_failure(message, batch, err, handed_over=handed_over)
     except CredentialDecryptionError as err:
         return _record_failure(message, batch, perr.ConfigurationError(str(err), provider=message.provider,
-                                                                        provider_code="credentials"), handed_over=handed_over)
+                                                                        reason="credentials"), handed_over=handed_over)
     except INFRASTRUCTURE_ERRORS as err:
         return _release_infrastructure(message, batch, err)
     except SoftTimeLimitExceeded:  # the batch stops (sent_messages_send_claimed); not this message's fault
@@ -476,10 +478,10 @@ def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
         logger.exception("Unexpected error sending SentMessage %s", message.pk)
         if handed_over:
             error = perr.OutcomeUnknown(f"Unexpected error after the hand-over ({type(err).__name__}); it may have "
-                                        "been delivered.", provider=message.provider, provider_code="internal_error")
+                                        "been delivered.", provider=message.provider, reason="internal_error")
         else:
             error = perr.ProviderError(f"Unexpected error before anything was sent ({type(err).__name__}: {err}).",
-                                       provider=message.provider, provider_code="internal_error")
+                                       provider=message.provider, reason="internal_error")
         return _record_failure(message, batch, error, handed_over=handed_over)
     return _record_sent(message, batch, result)
 
@@ -537,16 +539,16 @@ def _release_infrastructure(message: SentMessage, batch: _Batch, err: BaseExcept
     return SendOutcome(message, retry_in=delay)
 
 
-def _record_failure(message: SentMessage, batch: _Batch, err: perr.ProviderError, *, handed_over: bool,
+def _record_failure(message: SentMessage, batch: _Batch, err: perr.ProviderError | perr.ConfigurationError, *, handed_over: bool,
                     unsaved_request: bytes | None = None) -> SendOutcome:
     """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown) or
     ``failed``; the timeline event with it. A local rate-limiter wait is not counted as an attempt."""
     from .sending import suppress_recipient
 
-    not_an_attempt = isinstance(err, perr.RateLimited) and err.provider_code == "local_rate_limit"
+    not_an_attempt = isinstance(err, perr.RateLimited) and err.reason == "local_rate_limit"
     attempts = message.attempts - (1 if not_an_attempt else 0)
     retry = err.transient and (not_an_attempt or attempts < settings.OUTREACH_SEND_MAX_ATTEMPTS)
-    detail = {"code": err.code, "provider_code": err.provider_code, "provider_message": err.provider_message,
+    detail = {"code": err.code, "provider_code": err.provider_code, "reason": err.reason, "provider_message": err.provider_message,
               "status": err.status, "attempt": attempts, "handed_over": handed_over}
     now = timezone.now()
     common = dict(error_code=err.code, error_message=err.message, claimed_by="", lease_until=None)

@@ -1,5 +1,6 @@
 """Provider accounts (a team's API key and base URL at lemlist, leadlex, OpenMail, Unipile) and
-registering an SMTP/IMAP mailbox at lemlist (seed 004, Connect Email Account).
+registering an SMTP/IMAP mailbox at lemlist (the lemlist API reference "Connect Email Account",
+https://developer.lemlist.com, ``POST https://api.lemlist.com/api/user/email-accounts``).
 
 Services take keyword-only arguments and raise ValidationError ({field: message}) for anything
 a user can fix; the API key is encrypted at rest (ProviderAccount.api_key) and never returned.
@@ -93,7 +94,7 @@ def provider_account_label(account: ProviderAccount) -> str:
 
 
 def lemlist_connect_payload(*, mailbox: Mailbox, user_id: str = "") -> dict:
-    """The Connect Email Account body (seed 004) for an SMTP/IMAP ``mailbox`` (passwords decrypted).
+    """The "Connect Email Account" body for an SMTP/IMAP ``mailbox`` (passwords decrypted).
     ``smtp_secure``/``imap_secure`` are true for implicit SSL/TLS (465/993), false for STARTTLS/plain."""
     config = mailbox.provider_settings
     payload = {
@@ -117,7 +118,8 @@ def lemlist_connect_payload(*, mailbox: Mailbox, user_id: str = "") -> dict:
 
 def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, user_id: str = "") -> Mailbox:
     """Connect ``mailbox`` (SMTP + IMAP) to the lemlist team of ``account`` (POST /user/email-accounts,
-    seed 004) and store the returned id as the mailbox's ``lemlist_email_account_id`` setting.
+    lemlist's "Connect Email Account") and store the returned id as the mailbox's
+    ``lemlist_email_account_id`` setting.
 
     ``user_id`` (optional lemlist userId) assigns the account to that team member.
     Returns the Mailbox. Raises ValidationError mapped onto the connect form's fields:
@@ -146,7 +148,7 @@ def mailbox_register_at_lemlist(*, mailbox: Mailbox, account: ProviderAccount, u
         raise ValidationError({field: f"lemlist: {err.provider_message or err.message}"}) from err
     except perr.TransientProviderError as err:
         raise ValidationError({NON_FIELD_ERRORS: f"lemlist is not available right now ({err.message}); try again in a moment."}) from err
-    except perr.ProviderError as err:
+    except (perr.ProviderError, perr.ConfigurationError) as err:  # e.g. the account's base URL (lemlist's 405)
         raise ValidationError({NON_FIELD_ERRORS: f"lemlist could not connect the mailbox: {err.message}"}) from err
     with transaction.atomic():
         locked = Mailbox.objects.select_for_update().only("provider_config").get(pk=mailbox.pk)

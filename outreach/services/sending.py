@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.errors import HeaderParseError
 from email.utils import make_msgid
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,13 +22,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from providers import errors as perr
-from providers.base import Address, OutgoingAttachment, OutgoingMessage
+from providers.base import Address, OutgoingAttachment, OutgoingMessage, Usage
 from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
 from ..external_ids import external_id_fields
 from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
-from ..validation import normalize_email, sender_problems, validate_header_value
+from ..validation import normalize_email, sender_problems, validate_custom_headers, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
 from ..inbound.unsubscribe import outgoing_headers, with_unsubscribe_footer
@@ -45,16 +45,26 @@ class AttachmentData:
     content: bytes
 
 
+#: The one map from a provider capability's feature (``providers.base.FEATURES``) to the compose
+#: form's field that uses it; problems are shown on that field.
+FEATURE_FIELDS = {
+    "cc": "cc", "bcc": "bcc", "multiple_recipients": "to", "attachments": "attachments", "reply_to": "reply_to",
+    "html": "html_body", "threads": "thread_id", "custom_headers": "headers",
+}
+
+
 def capability_problems(*, mailbox: Mailbox, to: list[str], cc: list[str], bcc: list[str], reply_to: str,
-                        html: str, text: str, attachments: Iterable[AttachmentData], thread_id: str = "") -> dict[str, str]:
-    """{form field: message} for what ``mailbox``'s provider cannot carry (e.g. attachments on lemlist)."""
+                        html: str, text: str, attachments: Iterable[AttachmentData], thread_id: str = "",
+                        headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{form field: message} for what ``mailbox``'s provider cannot carry (e.g. attachments on lemlist),
+    the provider's feature names mapped onto the form through :data:`FEATURE_FIELDS`."""
     provider_cls = get_provider_class(mailbox.provider)
     files = list(attachments)
-    return provider_cls.capabilities.problems(
-        provider_label=provider_cls.label, has_cc=bool(cc), has_bcc=bool(bcc), recipients=len(to),
-        attachments_bytes=sum(len(f.content) for f in files), has_attachments=bool(files),
-        has_reply_to=bool(reply_to), has_html=bool(html), has_text=bool(text), has_thread=bool(thread_id),
-    )
+    usage = Usage(cc=bool(cc), bcc=bool(bcc), recipients=len(to), attachments=bool(files),
+                  attachments_bytes=sum(len(f.content) for f in files), reply_to=bool(reply_to),
+                  html_only=bool(html) and not text, thread=bool(thread_id), headers=tuple(headers or ()))
+    problems = provider_cls.capabilities.problems(usage, label=provider_cls.label)
+    return {FEATURE_FIELDS[feature]: message for feature, message in problems.items()}
 
 
 def suppressed_addresses(*, team: Team, addresses: Iterable[str]) -> list[str]:
@@ -66,7 +76,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                         text: str = "", cc: list[str] | None = None, bcc: list[str] | None = None,
                         reply_to: str = "", attachments: Iterable[AttachmentData] = (), thread_id: str = "",
                         to: list[str] | None = None, idempotency_key: uuid.UUID | None = None,
-                        in_reply_to: str = "", references: str = "",
+                        in_reply_to: str = "", references: str = "", headers: Mapping[str, str] | None = None,
                         scheduled_at: datetime | None = None, now: datetime | None = None) -> SentMessage:
     """Queue one email to ``contact`` (or ``to``) from ``mailbox``. Returns the SentMessage (status
     ``queued``, or ``scheduled`` when ``scheduled_at``, an aware datetime, is later than ``now``).
@@ -79,10 +89,13 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     ``outreach.inbound.services.reply_draft``) become the RFC 5322 threading headers where the
     provider carries headers; ``thread_id`` is the provider's own thread.
 
+    ``headers`` ({name: value}) are custom ``X-`` headers (:func:`outreach.validation.validate_custom_headers`),
+    accepted only where the provider's capabilities carry custom headers (SMTP, Unipile).
+
     The HTML is sanitised and a plain-text alternative derived when ``text`` is empty. The
     Celery task is enqueued when the transaction commits; nothing waits for SMTP.
     Raises ValidationError ({field: message}) for another team's objects, header injection (subject,
-    reply-to, the mailbox's sender name and address, attachment file names), invalid addresses,
+    reply-to, the mailbox's sender name and address, attachment file names, custom headers), invalid addresses,
     suppressed recipients, attachments over the size limit, a send time in the past or without a time
     zone, or features the mailbox's provider cannot carry. Nothing is saved then.
     """
@@ -102,7 +115,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         try:
             validate_header_value(value)
         except ValidationError as err:
-            raise ValidationError({name: err.messages}) from None
+            raise ValidationError({name: err.messages}) from err
     subject = subject.strip()
     if not subject:
         raise ValidationError({"subject": "Enter a subject."})
@@ -114,6 +127,10 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
     if not html and not text:
         raise ValidationError({"html_body": "Write a message body."})
     text = text or html_to_text(html)
+    try:
+        headers = validate_custom_headers(headers or {})
+    except ValidationError as err:
+        raise ValidationError({"headers": err.messages}) from err
     files = list(attachments)
     validate_sender(mailbox)
     for f in files:
@@ -128,7 +145,7 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
         raise ValidationError({"attachments": f"Attachments total {total / 1048576:.1f} MB; the limit is "
                                               f"{settings.OUTREACH_MAX_ATTACHMENTS_BYTES / 1048576:.0f} MB."})
     problems = capability_problems(mailbox=mailbox, to=to, cc=cc, bcc=bcc, reply_to=reply_to, html=html,
-                                   text=text, attachments=files, thread_id=thread_id)
+                                   text=text, attachments=files, thread_id=thread_id, headers=headers)
     if problems:
         raise ValidationError(problems)
     blocked = suppressed_addresses(team=team, addresses=[*to, *cc, *bcc])
@@ -141,20 +158,21 @@ def sent_message_create(*, team: Team, actor, mailbox: Mailbox, contact: Contact
                          reply_to=reply_to, subject=subject, html=html, text=text, thread_id=thread_id, files=files,
                          message_id=make_msgid(domain=domain), idempotency_key=idempotency_key or uuid.uuid4(),
                          scheduled_at=scheduled_at, now=now,
-                         threading={"in_reply_to": in_reply_to, "references": references})
-    except IntegrityError:
+                         fields={"in_reply_to": in_reply_to, "references": references,
+                                 "headers": [[name, value] for name, value in headers.items()]})
+    except IntegrityError as err:
         if idempotency_key is None:
             raise
         # The same submission raced us and won: it is the one message.
         existing = SentMessage.objects.for_team(team).filter(idempotency_key=idempotency_key).first()
         if existing is None:
-            raise ValidationError("This form was already used; reload the page and send again.") from None
+            raise ValidationError("This form was already used; reload the page and send again.") from err
         return existing
     return message
 
 
 def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, html, text, thread_id, files,
-           message_id, idempotency_key, scheduled_at, now, threading=None) -> SentMessage:
+           message_id, idempotency_key, scheduled_at, now, fields=None) -> SentMessage:
     """Store the SentMessage, its attachments and the queued event; publish the wake-up task on commit."""
     later = scheduled_at is not None and scheduled_at > now
     with transaction.atomic():
@@ -163,7 +181,7 @@ def _queue(*, team, actor, mailbox, contact, to, cc, bcc, reply_to, subject, htm
             reply_to=reply_to, subject=subject, html_body=html, text_body=text, thread_id=thread_id,
             message_id=message_id, idempotency_key=idempotency_key, provider=mailbox.provider,
             queued_at=now, scheduled_at=scheduled_at if later else None, due_at=scheduled_at if later else now,
-            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(threading or {}),
+            status=SentMessage.Status.SCHEDULED if later else SentMessage.Status.QUEUED, **(fields or {}),
         )
         Attachment.objects.bulk_create([
             Attachment(sent_message=message, filename=f.filename, content_type=f.content_type or "application/octet-stream",
@@ -235,7 +253,8 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         subject=message.subject, **with_unsubscribe_footer(sent_message=message),
         attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
-        headers=outgoing_headers(sent_message=message),  # threading + List-Unsubscribe (outreach.inbound)
+        # the user's X- headers, then threading + List-Unsubscribe (outreach.inbound) where the provider carries them
+        headers={**dict(message.headers), **outgoing_headers(sent_message=message)},
         vendor_ids=vendor_ids(contact=contact, is_lead=lead is not None),
     )
 

@@ -63,8 +63,8 @@ def validate_zone(name: str) -> None:
     """Raise ValidationError unless ``name`` is an IANA time zone name (e.g. Europe/Paris)."""
     try:
         ZoneInfo(name or "")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from None
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from err
 
 
 def mailbox_zone(mailbox: Mailbox) -> ZoneInfo:

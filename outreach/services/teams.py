@@ -135,10 +135,10 @@ def invitation_read(token: str) -> dict:
     """
     try:
         data = signing.loads(token, salt=INVITATION_SALT, max_age=settings.OUTREACH_INVITATION_MAX_AGE)
-    except signing.SignatureExpired:
-        raise ValidationError("This invitation has expired: ask your team's owner for a new one.") from None
-    except signing.BadSignature:
-        raise ValidationError("This invitation link is not valid (it may be incomplete).") from None
+    except signing.SignatureExpired as err:
+        raise ValidationError("This invitation has expired: ask your team's owner for a new one.") from err
+    except signing.BadSignature as err:
+        raise ValidationError("This invitation link is not valid (it may be incomplete).") from err
     team = Team.objects.filter(pk=data.get("team")).first()
     if team is None:
         raise ValidationError("The team of this invitation no longer exists.")
@@ -168,7 +168,7 @@ def invitation_accept(*, token: str, username: str, password: str):
         try:
             validate_password(password, user)
         except ValidationError as err:
-            raise ValidationError({"password": err.messages}) from None
+            raise ValidationError({"password": err.messages}) from err
         user.set_password(password)
         user.save()
         Membership.objects.create(user=user, team=invitation["team"], role=invitation["role"])

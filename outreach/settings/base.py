@@ -65,7 +65,7 @@ MIDDLEWARE = [
 # django-axes first: it refuses a locked-out username/IP before the password is even checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "outreach.auth_backends.TeamModelBackend",
 ]
 
 ROOT_URLCONF = "outreach.urls"

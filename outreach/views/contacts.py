@@ -178,7 +178,7 @@ def contact_compose(request: HttpRequest, pk: int) -> HttpResponse:
             message = sent_message_create(
                 team=team, actor=request.user, mailbox=data["mailbox"], contact=contact, subject=data["subject"],
                 html=data["html_body"], cc=data["cc"], bcc=data["bcc"], reply_to=data["reply_to"], attachments=files,
-                idempotency_key=data["submission_key"], scheduled_at=data.get("scheduled_at"),
+                headers=data["headers"], idempotency_key=data["submission_key"], scheduled_at=data.get("scheduled_at"),
             )
         except ValidationError as err:
             add_service_errors(form, err)

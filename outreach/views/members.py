@@ -139,7 +139,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as err:
             add_service_errors(form, err)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="outreach.auth_backends.TeamModelBackend")
             messages.success(request, f"Welcome to {invitation['team'].name}.")
             return redirect("contact_list")
     return render(request, "team/accept.html", {"form": form, "invitation": invitation})

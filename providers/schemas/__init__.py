@@ -1,6 +1,6 @@
 """JSON Schemas of the provider request and response bodies, copied from each provider's document.
 
-Each module names its source (the seed document and the OpenAPI path). They are used by the
+Each module names its source (the vendor document's title and URL, and the OpenAPI path). They are used by the
 strict fake servers in ``tests/fakes`` to validate every request the providers send, and by the
 tests to check the recorded fixtures. ``additionalProperties: false`` is added where the
 document lists every field, so that a field the document does not know is caught in tests.

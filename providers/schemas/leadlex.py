@@ -1,7 +1,8 @@
 """leadlex request/response schemas.
 
-Source: seed 001 (leadlex "Send Email", ``POST {base}/v1/email/send``): Body Parameters, Response,
-and the Errors table. The document has no machine-readable schema; this one transcribes its
+Source: the leadlex API documentation, page "Send Email" (https://docs.leadlex.com, index
+https://docs.leadlex.com/llms.txt; ``POST https://data.leadlex.com/functions/v1/api-gateway/v1/email/send``):
+Body Parameters, Response, and the Errors table. The document has no machine-readable schema; this one transcribes its
 parameter list (``to`` string or array, subject ≤ 998 characters, one of body_html/body_text,
 attachments with filename, mime_type and content_base64 or storage_path).
 """

@@ -1,7 +1,8 @@
 """lemlist request/response schemas.
 
-Sources: seed 000 (lemlist "Send Email", ``POST /inbox/email``, requestBody application/json) and
-seed 004 (lemlist "Connect Email Account", ``POST /user/email-accounts``).
+Sources: the lemlist API reference (https://developer.lemlist.com, index https://developer.lemlist.com/llms.txt),
+pages "Send Email" (``POST https://api.lemlist.com/api/inbox/email``, requestBody application/json) and
+"Connect Email Account" (``POST https://api.lemlist.com/api/user/email-accounts``).
 """
 
 DEFAULT_BASE_URL = "https://api.lemlist.com/api"  # servers[0].url of both documents

@@ -1,6 +1,8 @@
 """OpenMail request/response schemas.
 
-Source: seed 002 (OpenMail "Send email", ``POST /v1/inboxes/{id}/send``, operationId sendEmail):
+Source: the OpenMail API documentation, page "Send email" (index
+https://openmail-docs-cc-replies.mintlify.site/llms.txt; ``POST https://api.openmail.sh/v1/inboxes/{id}/send``,
+operationId sendEmail):
 requestBody application/json and multipart/form-data schemas, 200 response, Error schema.
 """
 

@@ -1,6 +1,7 @@
 """Unipile request/response schemas.
 
-Source: seed 003 (Unipile "Send an email", ``POST /api/v1/emails``, MailsController_sendMail):
+Source: the Unipile API reference, "Send an email" (https://developer.unipile.com/docs/send-email;
+``POST https://{subdomain}.unipile.com:{port}/api/v1/emails``, operation MailsController_sendMail):
 the multipart/form-data schema, the 201 response and the typed error schemas.
 
 The document's schema describes objects and arrays inside a multipart/form-data body; we send

@@ -1,4 +1,5 @@
-"""Strict fake of leadlex Send Email (seed 001).
+"""Strict fake of the leadlex API "Send Email" (https://docs.leadlex.com;
+``POST https://data.leadlex.com/functions/v1/api-gateway/v1/email/send``).
 
 ``Authorization: Bearer wbk_…``; body per the Body Parameters (to as an RFC 5322 address or a
 list of them, subject ≤ 998, body_html and/or body_text, …); the Errors table's codes in

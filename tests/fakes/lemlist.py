@@ -1,4 +1,5 @@
-"""Strict fake of the lemlist API: Send Email (seed 000) and Connect Email Account (seed 004).
+"""Strict fake of the lemlist API (https://developer.lemlist.com): "Send Email" (``POST /inbox/email``)
+and "Connect Email Account" (``POST /user/email-accounts``).
 
 Basic auth with an EMPTY login and the API key as password; 20 requests per 2 s per key
 (429 + Retry-After + X-RateLimit-* on every answer); every 400 is text/plain with one of the

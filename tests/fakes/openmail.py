@@ -1,4 +1,5 @@
-"""Strict fake of OpenMail Send email (seed 002).
+"""Strict fake of the OpenMail API "Send email" (https://openmail-docs-cc-replies.mintlify.site;
+``POST https://api.openmail.sh/v1/inboxes/{id}/send``).
 
 Bearer API key; Idempotency-Key REQUIRED (400 without; replay / 409 on reuse with another body);
 ``POST /v1/inboxes/{id}/send`` with JSON or multipart/form-data (attachments ≤ 25 MB total);

@@ -1,4 +1,5 @@
-"""Strict fake of Unipile Send an email (seed 003).
+"""Strict fake of the Unipile API "Send an email" (https://developer.unipile.com/docs/send-email;
+``POST {base}/api/v1/emails``).
 
 ``X-API-KEY``; multipart/form-data only, with ``from``/``to``/``cc``/``bcc``/``custom_headers``/
 ``tracking_options`` as JSON-encoded values (see providers/schemas/unipile.py); the document's

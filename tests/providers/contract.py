@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError
 from outreach.models import Contact, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
 from outreach.services.sending import sent_message_create, sent_message_outgoing, sent_message_send
 from providers import errors as perr
-from providers.registry import provider_for_mailbox
+from providers.registry import get_provider_class, provider_for_mailbox
+from tests.fakes.base import Reply
 
 from .conftest import make_account, make_mailbox, timeline_kinds
 
@@ -40,11 +41,12 @@ class Env:
 @dataclass
 class ErrorCase:
     """One documented error path: ``arrange(fake, env)`` provokes it; the send must raise exactly
-    ``error`` with ``provider_code`` (and ``field`` for validation errors), delivering nothing."""
+    ``error`` (a ProviderError, or a ConfigurationError where the answer shows a setup mistake) with the
+    vendor's ``provider_code`` (and ``field`` for validation errors), delivering nothing."""
 
     id: str
     arrange: Callable[[Any, Env], None]
-    error: type[perr.ProviderError]
+    error: type[perr.ProviderError] | type[perr.ConfigurationError]
     provider_code: str | None = None
     status: int | None = None
     field: str | None = None
@@ -92,6 +94,8 @@ class ProviderContract:
     fake_class: type
     base_path = ""  # the document's base path, appended to the fake's URL
     idempotent = False  # the provider deduplicates on our Idempotency-Key
+    success_status = 200  # the document's status for an accepted send
+    promises_json = True  # the document promises a JSON body with the fields parse_result reads
     transient_status = 503
     error_cases: list[ErrorCase] = []
     missing_id_cases: list[MissingIdCase] = []
@@ -156,11 +160,36 @@ class ProviderContract:
         self.assert_result(message, fake)
 
     @pytest.mark.django_db
+    def test_idempotency_key_sent_exactly_when_the_provider_deduplicates(self, env, fake):
+        assert get_provider_class(self.provider).capabilities.idempotent is self.idempotent
+        message = self.queue(env)
+        drive(message.pk)
+        expected = str(SentMessage.objects.get(pk=message.pk).idempotency_key) if self.idempotent else None
+        assert [r.header("Idempotency-Key") for r in fake.requests] == [expected]
+
+    @pytest.mark.django_db
+    def test_unreadable_success_answer_is_bad_response(self, env, fake):
+        """A 2xx whose body is not the document's JSON: BadResponse from the shared base, permanent (it
+        was accepted, so no retry), with our reason and the body kept. Where the document promises no
+        field, the text is kept as the raw answer instead."""
+        fake.fail_next(reply=Reply(self.success_status, "<html>maintenance</html>", "text/html"))
+        message = self.queue(env)
+        provider = self.provider_for(env)
+        if not self.promises_json:
+            assert provider.send(sent_message_outgoing(message)).raw == {"body": "<html>maintenance</html>"}
+            return
+        with pytest.raises(perr.BadResponse) as info:
+            provider.send(sent_message_outgoing(message))
+        err = info.value
+        assert err.provider == self.provider and err.status == self.success_status and not err.transient
+        assert err.reason == "bad_response" and err.provider_code == "" and "maintenance" in err.body
+
+    @pytest.mark.django_db
     def test_documented_error(self, env, fake, error_case: ErrorCase):
         error_case.arrange(fake, env)
         message = self.queue(env, **error_case.message_kwargs)
         provider = self.provider_for(env)
-        with pytest.raises(perr.ProviderError) as info:
+        with pytest.raises((perr.ProviderError, perr.ConfigurationError)) as info:
             provider.send(sent_message_outgoing(message))
         err = info.value
         assert type(err) is error_case.error, f"{type(err).__name__}: {err}"

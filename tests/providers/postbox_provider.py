@@ -16,7 +16,7 @@ import requests
 from providers.base import Capabilities, OutgoingMessage, SendResult
 from providers.config import CHOICE, MailboxConfig, setting
 from providers.errors import InvalidRequest, ProviderError
-from providers.http import HttpProvider, HttpRequest, error_for_status, response_json
+from providers.http import ErrorAnswer, HttpProvider, HttpRequest, response_json
 from providers.ratelimit import RateLimit
 
 DEFAULT_BASE_URL = "https://api.postbox.example"
@@ -51,12 +51,8 @@ class PostboxProvider(HttpProvider):
     default_base_url = DEFAULT_BASE_URL
     config_class = PostboxConfig
     rate_limit = RateLimit(requests=5, period=1.0)
-    idempotency_header = True
     capabilities = Capabilities(cc=False, bcc=False, multiple_recipients=False, attachments=False, reply_to=False,
                                 idempotent=True)
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         body = {"from": message.sender.formatted(), "to": message.to[0].email, "subject": message.subject,
@@ -69,19 +65,17 @@ class PostboxProvider(HttpProvider):
 
     def parse_result(self, response: requests.Response, message: OutgoingMessage) -> SendResult:
         """202 ``{id, status: "accepted"}`` → queued."""
-        data = response_json(response)
-        if not isinstance(data, dict) or not data.get("id"):
-            raise ProviderError("Postbox answered without an id.", provider=self.name, status=response.status_code,
-                                body=response.text, provider_code="bad_response")
-        return SendResult(provider_message_id=str(data["id"]), provider_status="queued", raw=data)
+        data = self.json_body(response, required=("id",))
+        return self.send_result(response, data, message_id=data["id"], status=data.get("status"),
+                                statuses={"accepted": "queued"})
 
-    def map_error(self, response: requests.Response, retry_after: float | None) -> ProviderError:
-        """Every error row: 400, 401, 404 (unknown channel), 429; plus 5xx."""
+    def read_error(self, response: requests.Response) -> tuple[str, str]:
         body = response_json(response)
         body = body if isinstance(body, dict) else {}
-        code, text = str(body.get("code", "")), str(body.get("message", ""))
-        common = dict(provider=self.name, status=response.status_code, provider_code=code, provider_message=text,
-                      body=response.text)
-        if response.status_code == 404:
-            return InvalidRequest(f"Postbox: unknown channel ({text}).", field="postbox_channel_id", **common)
-        return error_for_status(f"Postbox answered HTTP {response.status_code}: {text}", retry_after=retry_after, **common)
+        return str(body.get("code", "")), str(body.get("message", ""))
+
+    def map_error(self, answer: ErrorAnswer) -> ProviderError:
+        """Every error row: 400, 401, 404 (unknown channel), 429; plus 5xx."""
+        if answer.status == 404:
+            return answer.error(InvalidRequest, f"Postbox: unknown channel ({answer.message}).", field="postbox_channel_id")
+        return answer.by_status(f"Postbox answered HTTP {answer.status}: {answer.message}")

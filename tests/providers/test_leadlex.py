@@ -1,4 +1,5 @@
-"""leadlex Send Email (seed 001) through the contract suite, plus leadlex-only cases."""
+"""The leadlex API "Send Email" (https://docs.leadlex.com;
+``POST https://data.leadlex.com/functions/v1/api-gateway/v1/email/send``) through the contract suite, plus leadlex-only cases."""
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,7 @@ from tests.fakes.leadlex import FakeLeadlex, error
 from tests.factories import set_external_ids
 
 from .conftest import make_contact
-from .contract import ErrorCase, MissingIdCase, ProviderContract, drive
+from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 CONTACT, DEAL = "123e4567-e89b-12d3-a456-426614174000", "9b2d3c4e-1f2a-4b5c-8d7e-6f5a4b3c2d1e"
 
@@ -41,7 +42,10 @@ class TestLeadlex(ProviderContract):
     ]
     # contact_id / deal_id are optional in the document: nothing is missing by default.
     missing_id_cases = []
-    unsupported_cases = []
+    unsupported_cases = [
+        UnsupportedCase("custom-headers", {"headers": {"X-Campaign": "spring"}}, "headers",
+                        "leadlex mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
+    ]
 
     def make_contact(self, team, fake):
         return make_contact(team, leadlex_contact_id=CONTACT, lead={"leadlex_deal_id": DEAL})

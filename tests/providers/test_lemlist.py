@@ -1,11 +1,12 @@
-"""lemlist Send Email (seed 000) through the contract suite, plus lemlist-only cases."""
+"""The lemlist API reference "Send Email" (https://developer.lemlist.com;
+``POST https://api.lemlist.com/api/inbox/email``) through the contract suite, plus lemlist-only cases."""
 from __future__ import annotations
 
 import base64
 
 import pytest
 
-from outreach.models import Mailbox
+from outreach.models import Mailbox, SentMessage, TimelineEvent
 from providers import errors as perr
 from providers.schemas import lemlist as schema
 from tests.fakes.base import Reply
@@ -15,7 +16,7 @@ from tests.factories import set_fields
 from tests.factories import set_external_ids
 
 from .conftest import make_contact
-from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase
+from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 USER, USER_EMAIL, USER_MAILBOX = "usr_FU6yAd3UdBFel0UDy", "john@example.com", "usm_pmZsNNO1gl5nwCQ07"
 CONTACT, LEAD = "ctc_ei6zVayP9B2ugwUPN", "lea_wadZOcDDSFWSbFaCf"
@@ -33,6 +34,7 @@ class TestLemlist(ProviderContract):
     fake_class = FakeLemlist
     base_path = "/api"
     idempotent = False
+    promises_json = False  # 200 {"ok": true} with additionalProperties: nothing is read from it
 
     error_cases = [
         ErrorCase("bad-team", lambda f, e: setattr(f, "team_ok", False), perr.PermissionDenied, "Bad team", 400),
@@ -66,6 +68,8 @@ class TestLemlist(ProviderContract):
         MissingIdCase("no-lead", lambda e: e.contact.lead.delete(), "lead's lemlist leadId"),
     ]
     unsupported_cases = [
+        UnsupportedCase("custom-headers", {"headers": {"X-Campaign": "spring"}}, "headers",
+                        "lemlist mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
         UnsupportedCase("attachments", {"attachments": [__import__("outreach.services.sending", fromlist=["x"]).AttachmentData("a.pdf", "application/pdf", b"%PDF")]},
                         "attachments", "lemlist mailboxes cannot send attachments.",
                         outgoing={"attachments": (__import__("providers.base", fromlist=["x"]).OutgoingAttachment("a.pdf", "application/pdf", b"%PDF"),)}),
@@ -122,6 +126,19 @@ class TestLemlist(ProviderContract):
         message = self.queue(env, html="", text="Hi <Jane>,\n\nsee you.")
         drive(message.pk)
         assert fake.messages[0]["message"] == "<p>Hi &lt;Jane&gt;,</p><p>see you.</p>"
+
+    @pytest.mark.django_db
+    def test_a_configuration_error_in_an_answer_fails_the_message_once(self, env, fake):
+        """lemlist's 405 means the base URL is wrong: a ConfigurationError (not a ProviderError), so the
+        pipeline fails the message at once, keeping lemlist's text as the vendor's code."""
+        fake.fail_next(reply=Reply(405, "Method not allowed", "text/plain"))
+        message = self.queue(env)
+        outcomes = drive(message.pk)
+        message.refresh_from_db()
+        assert len(outcomes) == 1 and message.status == SentMessage.Status.FAILED
+        assert message.error_code == "configuration" and "base URL" in message.error_message
+        failed = TimelineEvent.objects.get(sent_message=message, kind=TimelineEvent.Kind.MESSAGE_FAILED)
+        assert (failed.data["provider_code"], failed.data["status"], failed.data["reason"]) == ("Method not allowed", 405, "")
 
     def test_provider_for_a_mailbox_without_account_is_a_configuration_error(self):
         from providers.lemlist import LemlistProvider

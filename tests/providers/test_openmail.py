@@ -1,4 +1,5 @@
-"""OpenMail Send email (seed 002) through the contract suite, plus OpenMail-only cases."""
+"""The OpenMail API "Send email" (https://openmail-docs-cc-replies.mintlify.site;
+``POST https://api.openmail.sh/v1/inboxes/{id}/send``) through the contract suite, plus OpenMail-only cases."""
 from __future__ import annotations
 
 import pytest
@@ -44,6 +45,8 @@ class TestOpenMail(ProviderContract):
         MissingIdCase("inbox-id", lambda e: _set(e.mailbox, openmail_inbox_id=""), "OpenMail inbox id"),
     ]
     unsupported_cases = [
+        UnsupportedCase("custom-headers", {"headers": {"X-Campaign": "spring"}}, "headers",
+                        "OpenMail mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
         UnsupportedCase("cc", {"cc": ["boss@example.com"]}, "cc", "OpenMail mailboxes cannot send Cc.",
                         outgoing={"cc": (__import__("providers.base", fromlist=["x"]).Address("boss@example.com"),)}),
         UnsupportedCase("bcc", {"bcc": ["boss@example.com"]}, "bcc", "OpenMail mailboxes cannot send Bcc."),

@@ -39,6 +39,7 @@ class TestPostbox(ProviderContract):
     provider = "postbox"
     fake_class = FakePostbox
     idempotent = True
+    success_status = 202
     error_cases = [
         ErrorCase("unknown-channel", lambda f, e: set_fields(e.mailbox, postbox_channel_id="chn_gone"),
                   perr.InvalidRequest, "channel_not_found", 404, field="postbox_channel_id"),

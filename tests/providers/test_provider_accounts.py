@@ -1,5 +1,7 @@
-"""Provider accounts (service and add_provider_account command) and lemlist Connect Email Account
-(seed 004) through ``mailbox_register_at_lemlist`` against the strict lemlist fake."""
+"""Provider accounts (service and add_provider_account command) and the
+lemlist API reference "Connect Email Account" (https://developer.lemlist.com;
+``POST https://api.lemlist.com/api/user/email-accounts``) through ``mailbox_register_at_lemlist`` against
+the strict lemlist fake."""
 from __future__ import annotations
 
 import io
@@ -106,7 +108,7 @@ def test_scripted_send_through_a_provider_bound_mailbox(team, lemlist, monkeypat
     assert message.status == SentMessage.Status.SENT and len(lemlist.messages) == 1
 
 
-# --- lemlist Connect Email Account (seed 004) ------------------------------------------------------
+# --- lemlist "Connect Email Account" ----------------------------------------------------------------
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""Unipile Send an email (seed 003) through the contract suite, plus Unipile-only cases."""
+"""The Unipile API "Send an email" (https://developer.unipile.com/docs/send-email;
+``POST {base}/api/v1/emails``) through the contract suite, plus Unipile-only cases."""
 from __future__ import annotations
 
 import json
@@ -47,6 +48,7 @@ class TestUnipile(ProviderContract):
     provider = "unipile"
     fake_class = FakeUnipile
     idempotent = False
+    success_status = 201
 
     error_cases = [
         ErrorCase(f"{status}-{kind.split('/')[1]}", _inject(status, kind), _SPECIAL.get(kind, _EXPECTED[status]), kind, status)
@@ -127,6 +129,17 @@ class TestUnipile(ProviderContract):
         assert result.provider_message_id and sent["tracking_options"] == {"opens": True, "links": True, "label": "outreach"}
         assert sent["custom_headers"] == [{"name": "X-Campaign", "value": "spring"}, {"name": "Reply-To", "value": "replies@example.com"}]
         assert sent["attachments"][0][:2] == ("quote.pdf", "application/pdf")
+
+    @pytest.mark.django_db
+    def test_custom_headers_from_compose_reach_unipile(self, env, fake):
+        """The user's X- headers (compose, send_email --header) travel in the document's custom_headers."""
+        message = self.queue(env, headers={"X-Campaign": "spring", "X-CRM-Id": "42"})
+        drive(message.pk)
+        message.refresh_from_db()
+        assert message.status == SentMessage.Status.SENT, message.error_message
+        assert fake.messages[0]["custom_headers"] == [
+            {"name": "X-Campaign", "value": "spring"}, {"name": "X-CRM-Id", "value": "42"},
+            {"name": "Reply-To", "value": "replies@example.com"}]
 
     @pytest.mark.django_db
     def test_blocked_recipient_is_suppressed(self, env, fake):

@@ -88,8 +88,8 @@ class Command(JsonCommand):
             raise CommandError(f"A {provider_cls.label} mailbox needs --provider-account ID.")
         try:
             account = ProviderAccount.objects.for_team(team).get(pk=o["provider_account"])
-        except ProviderAccount.DoesNotExist:
-            raise CommandError(f"Team {team.name} has no provider account {o['provider_account']}.") from None
+        except ProviderAccount.DoesNotExist as err:
+            raise CommandError(f"Team {team.name} has no provider account {o['provider_account']}.") from err
         if account.provider != provider:
             raise CommandError(f"Provider account {account.pk} is a {account.provider} account, not {provider}.")
         mailbox = mailbox_connect_provider(team=team, account=account, data=data)
@@ -129,8 +129,8 @@ def _rules(o: dict) -> dict:
     if o.get("window"):
         try:
             start, end = (time.fromisoformat(part.strip()) for part in o["window"].split("-"))
-        except ValueError:
-            raise CommandError(f"--window {o['window']!r}: use HH:MM-HH:MM, e.g. 08:00-18:00.") from None
+        except ValueError as err:
+            raise CommandError(f"--window {o['window']!r}: use HH:MM-HH:MM, e.g. 08:00-18:00.") from err
         rules.update(send_window_start=start, send_window_end=end)
     return rules
 

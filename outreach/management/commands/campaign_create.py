@@ -19,8 +19,8 @@ def _time(value: str) -> time:
     try:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
-    except ValueError:
-        raise CommandError(f"Times are HH:MM, got {value!r}.") from None
+    except ValueError as err:
+        raise CommandError(f"Times are HH:MM, got {value!r}.") from err
 
 
 class Command(JsonCommand):
@@ -49,7 +49,7 @@ class Command(JsonCommand):
             with open(o["steps"], encoding="utf-8") as handle:
                 steps = json.load(handle)
         except (OSError, ValueError) as err:
-            raise CommandError(f"Cannot read the steps file {o['steps']}: {err}") from None
+            raise CommandError(f"Cannot read the steps file {o['steps']}: {err}") from err
         if not isinstance(steps, list) or not steps or not all(isinstance(s, dict) for s in steps):
             raise CommandError("The steps file must hold a non-empty JSON list of step objects.")
         start, _, end = o["window"].partition("-")
@@ -70,5 +70,5 @@ class Command(JsonCommand):
                         "business_days_only": bool(step.get("business_days", False)),
                         "new_thread": bool(step.get("new_thread", False))})
                 except ValidationError as err:
-                    raise CommandError(f"Step {number}: {validation_text(err)}") from None
+                    raise CommandError(f"Step {number}: {validation_text(err)}") from err
         return campaign_as_dict(campaign)

@@ -52,7 +52,7 @@ class Command(JsonCommand):
             try:
                 mapping = json.loads(options["mapping"])
             except json.JSONDecodeError as err:
-                raise CommandError(f"--mapping is not valid JSON: {err}") from None
+                raise CommandError(f"--mapping is not valid JSON: {err}") from err
             if not isinstance(mapping, dict):
                 raise CommandError('--mapping must be a JSON object: {"CSV header": "field"}.')
         started = time.perf_counter()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from ...models import Mailbox, SentMessage
 from ...services.contacts import contact_get_or_create
 from ...services.sending import AttachmentData, sent_message_create
-from ...validation import parse_address_list
+from ...validation import parse_address_list, parse_header_lines
 from ..base import JsonCommand, sent_message_as_dict
 
 
@@ -30,6 +30,9 @@ class Command(JsonCommand):
         body.add_argument("--html", help="HTML body (a plain-text alternative is derived).")
         body.add_argument("--text", help="Plain-text body.")
         parser.add_argument("--attach", action="append", default=[], metavar="FILE", help="Attach a file (repeatable).")
+        parser.add_argument("--header", action="append", default=[], metavar="'X-NAME: VALUE'",
+                            help="A custom X- header (repeatable); refused where the mailbox's provider cannot carry "
+                                 "custom headers (only SMTP and Unipile can).")
         parser.add_argument("--at", default="", metavar="ISO-8601",
                             help="Send later, e.g. 2026-12-02T09:00+01:00 (a time without offset is in TIME_ZONE).")
         parser.add_argument("--wait", type=float, default=0, metavar="SECONDS",
@@ -38,8 +41,8 @@ class Command(JsonCommand):
     def run(self, **o):
         try:
             mailbox = Mailbox.objects.select_related("team").get(pk=o["mailbox"])
-        except Mailbox.DoesNotExist:
-            raise CommandError(f"No mailbox with id {o['mailbox']}.") from None
+        except Mailbox.DoesNotExist as err:
+            raise CommandError(f"No mailbox with id {o['mailbox']}.") from err
         team = mailbox.team
         contact, _ = contact_get_or_create(team=team, email=o["to"], source="send_email command")
         attachments = []
@@ -51,20 +54,21 @@ class Command(JsonCommand):
             attachments.append(AttachmentData(path.name, content_type, path.read_bytes()))
         try:
             cc, bcc = parse_address_list(o["cc"]), parse_address_list(o["bcc"])
+            headers = parse_header_lines(o["header"])
         except ValidationError as err:
-            raise CommandError(" ".join(err.messages)) from None
+            raise CommandError(" ".join(err.messages)) from err
         scheduled_at = None
         if o["at"]:
             try:
                 scheduled_at = datetime.fromisoformat(o["at"])
-            except ValueError:
-                raise CommandError(f"--at {o['at']!r} is not an ISO-8601 date and time (e.g. 2026-12-02T09:00+01:00).") from None
+            except ValueError as err:
+                raise CommandError(f"--at {o['at']!r} is not an ISO-8601 date and time (e.g. 2026-12-02T09:00+01:00).") from err
             if timezone.is_naive(scheduled_at):
                 scheduled_at = timezone.make_aware(scheduled_at)
         message = sent_message_create(
             team=team, actor=None, mailbox=mailbox, contact=contact, subject=o["subject"], html=o["html"] or "",
             text=o["text"] or "", cc=cc, bcc=bcc, reply_to=o["reply_to"], attachments=attachments,
-            scheduled_at=scheduled_at)
+            headers=headers, scheduled_at=scheduled_at)
         if o["wait"] > 0:
             deadline = time.monotonic() + o["wait"]
             while time.monotonic() < deadline:

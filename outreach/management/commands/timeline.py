@@ -18,8 +18,8 @@ class Command(JsonCommand):
         email = normalize_email(o["email"])
         try:
             contact = Contact.objects.for_team(team).get(email=email)
-        except Contact.DoesNotExist:
-            raise CommandError(f"Team {team.name} has no contact {email}.") from None
+        except Contact.DoesNotExist as err:
+            raise CommandError(f"Team {team.name} has no contact {email}.") from err
         from ...imports.selectors import contact_imported_event
 
         events = list(contact.timeline_events.order_by("-created_at", "-id")[: o["limit"]])
