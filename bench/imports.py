@@ -9,10 +9,14 @@ another letter case — ``plain``: 10 columns; ``export``: a HubSpot-shaped expo
 every cell quoted, ~70 % non-ASCII names) — then, each in a fresh child process (so its peak RSS
 is its own) and into a fresh team on the configured database:
 
-1. the ceiling: a bare ``COPY`` of the file (PostgreSQL parses the CSV) into a temporary table
+1. the ceilings: a bare ``COPY`` of the file (PostgreSQL parses the CSV) into a temporary table
    and one ``INSERT … SELECT lower(email) … ON CONFLICT DO NOTHING`` into the contacts table —
-   no validation, no timeline, no counts;
-2. ``manage.py import_contacts`` (our service, policy skip), ``--repeat`` times;
+   no validation, no timeline, no counts; "ceiling" writes the address only (blank names, as in
+   earlier figures), "ceiling, all fields" every field the import stores (names, company, title,
+   phone, URL, time zone, the other columns as custom-field JSON), so the indexes do the same work;
+2. ``manage.py import_contacts`` (our service, policy skip), ``--repeat`` times, with the
+   parsing in a thread of the importing process (``--parse thread``, the default), in a child
+   process (``--parse child``: ``OUTREACH_IMPORT_PARSE_PROCESS_BYTES=1``) or both;
 3. with ``--with-iex``: django-import-export 4 ``ModelResource`` on ``Contact`` — default
    settings on the first ``--iex-default-rows`` rows (extrapolated), then ``use_bulk=True``.
 
@@ -40,10 +44,19 @@ django.setup()
 from django.db import connection, transaction
 from outreach.models import Contact, Team
 
-path, team_name, email_header = sys.argv[1], sys.argv[2], sys.argv[3]
+path, team_name, email_header, fields = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 team = Team.objects.get(name=team_name)
 with open(path, encoding="utf-8", newline="") as fh:
     header = fh.readline().strip().replace('"', "").split(",")
+columns = "first_name, last_name, company, title, phone, linkedin_url, time_zone"
+values = "'', '', '', '', '', '', ''"
+custom = "'{}'"
+if fields == "all":  # every field the import stores, from the columns it maps (as plain text, unchecked)
+    from outreach.imports.mapping import CUSTOM, guess_mapping
+    mapping = guess_mapping(header)
+    values = ", ".join(f"c{mapping.index(t)}" if t in mapping else "''" for t in columns.split(", "))
+    pairs = [f"'{h}', NULLIF(c{i}, '')" for i, (h, t) in enumerate(zip(header, mapping)) if t == CUSTOM]
+    custom = f"jsonb_strip_nulls(jsonb_build_object({', '.join(pairs)}))" if pairs else "'{}'"
 started = time.perf_counter()
 with transaction.atomic(), connection.cursor() as wrapper:
     cur = wrapper.cursor
@@ -52,9 +65,9 @@ with transaction.atomic(), connection.cursor() as wrapper:
         while chunk := fh.read(1 << 20):
             copy.write(chunk)
     email = f"c{header.index(email_header)}"
-    cur.execute(f"INSERT INTO {Contact._meta.db_table} (team_id, created_at, updated_at, email, first_name, last_name, "
-                "company, title, phone, linkedin_url, source, custom_fields) "
-                f"SELECT %s, now(), now(), lower({email}), '', '', '', '', '', '', 'copy', '{{}}' FROM bench_raw "
+    cur.execute(f"INSERT INTO {Contact._meta.db_table} (team_id, created_at, updated_at, email, {columns}, "
+                f"source, custom_fields) "
+                f"SELECT %s, now(), now(), lower({email}), {values}, 'copy', {custom} FROM bench_raw "
                 "ON CONFLICT DO NOTHING", (team.pk,))
     inserted = cur.rowcount
 print(json.dumps({"seconds": time.perf_counter() - started, "contacts": inserted}))
@@ -138,6 +151,8 @@ def main() -> None:
     parser.add_argument("--shape", choices=("plain", "export"), default="plain",
                         help="plain: 10 columns; export: 24 quoted columns, ~70 %% non-ASCII names.")
     parser.add_argument("--repeat", type=int, default=1, help="Runs of our import (each into a fresh team).")
+    parser.add_argument("--parse", choices=("child", "thread", "both"), default="thread",
+                        help="Where the import parses: a thread (the default), a child process, or both.")
     parser.add_argument("--with-iex", action="store_true", help="Also run django-import-export.")
     parser.add_argument("--skip-iex-default", action="store_true", help="Run only import-export's bulk mode.")
     parser.add_argument("--iex-default-rows", type=int, default=10_000,
@@ -169,20 +184,26 @@ def main() -> None:
     results = {"rows": args.rows, "duplicates": shape["duplicates"], "shape": args.shape, "database": db,
                "load_average": os.getloadavg()[0]}
 
-    team = Team.objects.create(name=f"bench-copy-{stamp}")
-    out, wall, rss = run_child([sys.executable, "-c", COPY_SCRIPT, str(path), team.name, "Email"], env)
-    data = json.loads(out.strip().splitlines()[-1])
-    ceiling = args.rows / data["seconds"]
-    results["bare COPY + INSERT (ceiling)"] = {"seconds": round(data["seconds"], 2), "rows_per_second": round(ceiling),
-                                               "peak_rss_mb": rss, "contacts": data["contacts"]}
+    for fields, label in (("email", "bare COPY + INSERT (ceiling)"), ("all", "ceiling, all fields")):
+        team = Team.objects.create(name=f"bench-copy-{fields}-{stamp}")
+        out, wall, rss = run_child([sys.executable, "-c", COPY_SCRIPT, str(path), team.name, "Email", fields], env)
+        data = json.loads(out.strip().splitlines()[-1])
+        results[label] = {"seconds": round(data["seconds"], 2), "rows_per_second": round(args.rows / data["seconds"]),
+                          "peak_rss_mb": rss, "contacts": data["contacts"]}
+    ceiling = results["bare COPY + INSERT (ceiling)"]["rows_per_second"]
+    ceiling_all = results["ceiling, all fields"]["rows_per_second"]
+    modes = ("child", "thread") if args.parse == "both" else (args.parse,)
     for n in range(args.repeat):
-        team = Team.objects.create(name=f"bench-outreach-{stamp}-{n}")
-        out, wall, rss = run_child([sys.executable, "manage.py", "import_contacts", str(path), "--team", team.name], env)
-        counts = json.loads(out)
-        results[f"outreach import (run {n + 1})"] = {
-            "seconds": counts["seconds"], "wall_seconds": round(wall, 2),
-            "rows_per_second": round(args.rows / counts["seconds"]), "peak_rss_mb": rss,
-            "created": counts["created"], "unchanged": counts["unchanged"], "rejected": counts["rejected"]}
+        for mode in modes:
+            team = Team.objects.create(name=f"bench-outreach-{stamp}-{n}-{mode}")
+            mode_env = dict(env, OUTREACH_IMPORT_PARSE_PROCESS_BYTES="1" if mode == "child" else "0")
+            out, wall, rss = run_child([sys.executable, "manage.py", "import_contacts", str(path), "--team", team.name],
+                                       mode_env)
+            counts = json.loads(out)
+            results[f"outreach import ({mode}, run {n + 1})"] = {
+                "seconds": counts["seconds"], "wall_seconds": round(wall, 2),
+                "rows_per_second": round(args.rows / counts["seconds"]), "peak_rss_mb": rss,
+                "created": counts["created"], "unchanged": counts["unchanged"], "rejected": counts["rejected"]}
 
     runs = []
     if args.with_iex:
@@ -206,16 +227,18 @@ def main() -> None:
                           "peak_rss_mb": rss_iex, "totals": data["totals"], "contacts": data["contacts"],
                           "errors": data["has_errors"], "first_error": data["first_error"]}
 
-    print(f"\n{'':42} {'seconds':>8} {f'for {args.rows}':>12} {'rows/s':>8} {'of COPY':>8} {'peak RSS':>9}")
+    print(f"\n{'':42} {'seconds':>8} {f'for {args.rows}':>12} {'rows/s':>8} {'of COPY':>8} {'of all':>8} {'peak RSS':>9}")
     for label, r in results.items():
         if not isinstance(r, dict):
             continue
         print(f"{label:42} {r['seconds']:>8} {r.get('seconds_for_all_rows', r['seconds']):>12} "
-              f"{r['rows_per_second']:>8} {r['rows_per_second'] / ceiling:>8.0%} {r['peak_rss_mb']:>7}MB")
+              f"{r['rows_per_second']:>8} {r['rows_per_second'] / ceiling:>8.0%} {r['rows_per_second'] / ceiling_all:>8.0%} "
+              f"{r['peak_rss_mb']:>7}MB")
         if r.get("errors"):
             print(f"{'':42} failed: {r['contacts']} contacts kept; first error: {r['first_error'][:160]}")
-    print("(outreach: validated contacts + their timeline, one transaction per 5,000 rows; ceiling: contacts only, "
-          "no validation; import-export: contacts only)")
+    print("(outreach: validated contacts + their timeline, one transaction per 5,000 rows; ceilings: contacts only, "
+          "no validation — 'of COPY' against the address-only one, 'of all' against the all-fields one; "
+          "import-export: contacts only)")
     print(json.dumps(results))
 
 

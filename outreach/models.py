@@ -567,12 +567,16 @@ class ImportJob(TeamOwned):
     as_leads = models.BooleanField(default=False)
     lead_status = models.CharField(max_length=20, default="new")
     lead_owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    campaign = models.ForeignKey("outreach.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 help_text="The created (and, with enrol_updated, updated) contacts are enrolled in it.")
+    enrol_updated = models.BooleanField(default=False, help_text="Also enrol the existing contacts the import updated.")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
     task_id = models.CharField(max_length=100, blank=True)
     total_rows = models.PositiveIntegerField(null=True, blank=True, help_text="Data rows in the file (blank lines not counted).")
     rows_done = models.PositiveIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, help_text="About how much of the file is read (progress while the rows are not counted).")
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
@@ -580,6 +584,10 @@ class ImportJob(TeamOwned):
     blanked_count = models.PositiveIntegerField(default=0, help_text="Imported rows with a cell left out because it was invalid (listed in the error report).")
     suppressed_count = models.PositiveIntegerField(default=0, help_text="Imported rows whose address is on the team's suppression list.")
     leads_created_count = models.PositiveIntegerField(default=0)
+    enrolled_count = models.PositiveIntegerField(default=0, help_text="Contacts enrolled in the campaign.")
+    enrol_already_count = models.PositiveIntegerField(default=0, help_text="Contacts that were already in the campaign.")
+    enrol_skipped = models.JSONField(default=dict, blank=True,
+                                     help_text="Contacts not enrolled, by reason (Enrolment.Reason value): count.")
     error_message = models.TextField(blank=True)
     error_report = models.FileField(upload_to="imports/errors/", max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -601,6 +609,16 @@ class ImportJob(TeamOwned):
         return {"rows": self.total_rows or 0, "created": self.created_count, "updated": self.updated_count,
                 "unchanged": self.unchanged_count, "rejected": self.rejected_count,
                 "suppressed": self.suppressed_count, "leads_created": self.leads_created_count}
+
+    def enrolment_counts(self) -> dict | None:
+        """None without a campaign, else {"campaign_id", "campaign", "enrolled", "already",
+        "skipped": {reason: count}, "skipped_total"}."""
+        if self.campaign_id is None and not self.enrolled_count and not self.enrol_skipped:
+            return None
+        skipped = dict(self.enrol_skipped or {})
+        return {"campaign_id": self.campaign_id, "campaign": self.campaign.name if self.campaign else None,
+                "enrolled": self.enrolled_count, "already": self.enrol_already_count, "skipped": skipped,
+                "skipped_total": sum(skipped.values())}
 
 
 class MessageTemplate(TeamOwned):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
 from email_validator import EmailNotValidError, validate_email
@@ -153,3 +154,11 @@ def sender_problems(*, name: str, email: str) -> dict[str, str]:
         if not at or not local or not domain or any(ch.isspace() for ch in email):
             problems["sender_email"] = f"{email!r} is not an email address."
     return problems
+
+
+def validate_zone(name: str) -> None:
+    """Raise ValidationError unless ``name`` is an IANA time zone name (e.g. Europe/Paris)."""
+    try:
+        ZoneInfo(name or "")
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from err

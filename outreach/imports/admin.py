@@ -79,6 +79,7 @@ class ImportJobAdmin(TeamScopedAdmin):
                        "header_row", "header_line", "headers", "mapping", "policy", "as_leads", "lead_status", "lead_owner", "status",
                        "cancel_requested", "total_rows", "rows_done", "created_count", "updated_count",
                        "unchanged_count", "rejected_count", "blanked_count", "suppressed_count", "leads_created_count",
+                       "campaign", "enrol_updated", "enrolled_count", "enrol_already_count", "enrol_skipped",
                        "error_message", _error_report_link, "started_at", "finished_at", "created_at")
     exclude = ("file", "error_report", "task_id")
 

@@ -6,6 +6,7 @@ from typing import IO, Any, Callable, Iterable
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ..campaigns.models import Enrolment
 from ..models import Contact, ImportJob, Team, TimelineEvent
 from ..selectors import ListQuery, apply_ordering, apply_search
 from .mapping import IGNORE
@@ -115,13 +116,29 @@ def import_job_columns(*, job: ImportJob, scan_rows: int = 200, samples: int = 3
 
 
 def import_job_progress(*, job: ImportJob) -> dict[str, Any]:
-    """Progress for the UI: {"rows_done", "total_rows" (None while counting), "percent" (0-100),
-    "rate" (rows/s, float) , "elapsed" (s), "status", "finished" (bool)}."""
+    """Progress for the UI: {"rows_done", "total_rows" (None while counting: a file parsed in a
+    child process is not counted beforehand, its percentage follows the bytes read), "percent"
+    (0-100), "rate" (rows/s, float) , "elapsed" (s), "status", "finished" (bool), "enrolment" (None
+    without a campaign, else ``job.enrolment_counts()`` plus "skipped_rows": [(reason, label, count)])}."""
     now = job.finished_at or timezone.now()
     elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
     total = job.total_rows
     percent = 100 if job.status == ImportJob.Status.DONE else (
-        int(job.rows_done * 100 / total) if total else 0)
+        int(job.rows_done * 100 / total) if total else
+        int(job.bytes_done * 100 / job.size_bytes) if job.size_bytes else 0)
     return {"rows_done": job.rows_done, "total_rows": total, "percent": min(percent, 100),
             "rate": job.rows_done / elapsed if elapsed > 0 else 0.0, "elapsed": elapsed,
-            "status": job.status, "finished": job.is_finished}
+            "status": job.status, "finished": job.is_finished, "enrolment": _enrolment_summary(job)}
+
+
+#: ImportJob.enrol_skipped reason (beside Enrolment.Reason values) when the campaign closed mid-import.
+CAMPAIGN_CLOSED = "campaign_closed"
+
+
+def _enrolment_summary(job: ImportJob) -> dict[str, Any] | None:
+    counts = job.enrolment_counts()
+    if counts is not None:
+        labels = {**dict(Enrolment.Reason.choices), CAMPAIGN_CLOSED: "The campaign was stopped, completed or deleted"}
+        counts["skipped_rows"] = [(reason, labels.get(reason, reason).lower(), n)
+                                  for reason, n in sorted(counts["skipped"].items())]
+    return counts

@@ -15,6 +15,7 @@ suppression itself keeps them from being emailed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,6 +23,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import IO
 
@@ -32,38 +34,31 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .emails import EmailChecker
-from .mapping import CUSTOM, TARGETS, guess_mapping, validate_mapping
-from .reading import (FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format,
-                               iter_records)
-from .report import BLANKED, REJECTED, ErrorReport
-from .selectors import import_mapping_remembered, job_format as _job_format, job_opener as _opener
-from .writing import MAX_LENGTH, VALUE_COLUMNS, BatchWriter, ConcurrentInsert, Row
+from .mapping import guess_mapping, validate_mapping
+from .parsing import CELL_CHECKS, ChildParser, RowParser, parser_spec  # noqa: F401  (CELL_CHECKS: the cell rules, re-exported)
+from .reading import FileFormat, ImportFileError, confirm_encoding, count_rows, detect_format, iter_records
+from .report import ErrorReport
+from .selectors import (CAMPAIGN_CLOSED, import_mapping_remembered, job_format as _job_format,  # noqa: F401
+                        job_opener as _opener)
+from .writing import BatchWriter, ConcurrentInsert, Row
 from ..models import ImportJob, Lead, Membership, Team
-from ..services.sending_rules import validate_zone
-from ..validation import normalize_http_url
+from ..campaigns.models import Campaign
+from ..campaigns.selectors import campaigns_open
+from ..campaigns.services import campaign_enrol
 
 logger = logging.getLogger(__name__)
 
-BATCH_ROWS = 5000
 CANCEL_CHECK_SECONDS = 0.5
 REPORT_SAVE_SECONDS = 10.0  # the error report is stored this often while rows are rejected, and at the end
 CONCURRENT_RETRIES = 6
 QUEUED_BATCHES = 2  # parsed batches waiting for the writer: bounds memory
+BATCH_ROWS = 5000
 # A batch also ends at about this much COPY text (characters), so wide exports keep memory flat.
 BATCH_TEXT_CHARS = 2_000_000
+#: Files of this size or more are parsed in a child process (outreach.imports.parsing); 0: never.
+PARSE_PROCESS_MIN_BYTES = settings.OUTREACH_IMPORT_PARSE_PROCESS_BYTES
 MAX_UPLOAD_BYTES = settings.OUTREACH_IMPORT_MAX_BYTES
 POLICIES = tuple(ImportJob.Policy.values)
-
-
-def _time_zone(value: str) -> str:
-    """An IANA time zone name as given (e.g. "Europe/Paris"); ValidationError otherwise."""
-    validate_zone(value.strip())
-    return value.strip()
-
-
-#: Cells checked like the forms check them; a failing cell is left out and listed in the report.
-CELL_CHECKS = {"linkedin_url": normalize_http_url, "time_zone": _time_zone}
 
 
 class ImportCancelled(Exception):
@@ -139,7 +134,7 @@ def import_job_set_header_row(*, job: ImportJob, header_row: int) -> ImportJob:
 
 
 def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool, lead_status: str,
-                   lead_owner) -> None:
+                   lead_owner, campaign=None, enrol_updated: bool = False) -> None:
     if policy not in POLICIES:
         raise ValidationError(f"Unknown duplicate policy {policy!r}; use one of {', '.join(POLICIES)}.")
     validate_mapping(job.headers, mapping)
@@ -148,19 +143,28 @@ def _clean_options(*, job: ImportJob, mapping: list[str], policy: str, as_leads:
             raise ValidationError(f"Unknown lead status {lead_status!r}.")
         if lead_owner is not None and not Membership.objects.filter(user=lead_owner, team_id=job.team_id).exists():
             raise ValidationError("The lead owner must be a member of your team.")
+    if campaign is not None and not campaigns_open(team=job.team).filter(pk=campaign.pk).exists():
+        raise ValidationError("Choose a draft, active or paused campaign of your team to enrol the contacts in.",
+                              code="campaign")
     job.mapping, job.policy, job.as_leads = list(mapping), policy, bool(as_leads)
     job.lead_status = lead_status if as_leads else Lead.Status.NEW
     job.lead_owner = lead_owner if as_leads else None
+    job.campaign = campaign
+    job.enrol_updated = bool(enrol_updated) and campaign is not None
 
 
 def import_job_start(*, job: ImportJob, mapping: list[str], policy: str, as_leads: bool = False,
-                     lead_status: str = "new", lead_owner=None) -> ImportJob:
+                     lead_status: str = "new", lead_owner=None, campaign=None, enrol_updated: bool = False) -> ImportJob:
     """Save the chosen mapping/options and queue the import task (after the commit).
 
     ``mapping``: one target per column (see ``outreach.imports.mapping``); ``policy``: skip,
-    update or fill; ``lead_owner``: a user of the job's team or None. Returns the job (status
-    ``queued``). Raises ValidationError for a job already started, a mapping without an Email
-    column, a field mapped twice, an unknown policy/status, or an owner from another team.
+    update or fill; ``lead_owner``: a user of the job's team or None; ``campaign``: a Campaign
+    of the team (draft, active or paused) to enrol the created contacts in — and, with
+    ``enrol_updated``, the existing contacts the import changed — through
+    ``outreach.campaigns.services.campaign_enrol`` (its skip rules; counts on the job). Returns
+    the job (status ``queued``). Raises ValidationError for a job already started, a mapping
+    without an Email column, a field mapped twice, an unknown policy/status, an owner from
+    another team, or a campaign of another team or already stopped/completed.
     """
     from .tasks import import_contacts_run
 
@@ -169,7 +173,7 @@ def import_job_start(*, job: ImportJob, mapping: list[str], policy: str, as_lead
         if job.status != ImportJob.Status.UPLOADED:
             raise ValidationError("This import has already been started.")
         _clean_options(job=job, mapping=mapping, policy=policy, as_leads=as_leads, lead_status=lead_status,
-                       lead_owner=lead_owner)
+                       lead_owner=lead_owner, campaign=campaign, enrol_updated=enrol_updated)
         job.status = ImportJob.Status.QUEUED
         job.save()
         transaction.on_commit(lambda: _enqueue(job, import_contacts_run))
@@ -241,95 +245,64 @@ class _Run:
         self.job = job
         self.fmt = _job_format(job)
         self.source = _opener(job.file)
-        mapping = validate_mapping(job.headers, job.mapping)
-        self.width = len(job.headers)
-        self.email_index = mapping.index("email")
-        self.contact_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t in VALUE_COLUMNS]
-        self.lead_cols = [(i, t, MAX_LENGTH[t]) for i, t in enumerate(mapping) if t.startswith("lead.")]
-        self.custom_cols = [(i, job.headers[i]) for i, t in enumerate(mapping) if t == CUSTOM]
-        self.check_email = EmailChecker()
         lead_options = {"status": job.lead_status, "owner_id": job.lead_owner_id} if job.as_leads else None
         self.writer = BatchWriter(team_id=job.team_id, import_id=job.pk, source=job.name, policy=job.policy,
                                   lead_options=lead_options, actor_id=job.created_by_id)
+        self.parser_spec = parser_spec(headers=job.headers, mapping=job.mapping, postgres=self.writer.postgres)
+        self.parser = RowParser(self.parser_spec)
+        # A big file (when OUTREACH_IMPORT_PARSE_PROCESS_BYTES is set) is parsed in a child process
+        # and not counted first (the progress bar follows the bytes read; the exact total is stored
+        # at the end). Otherwise threads of this process parse and count.
+        self.in_child = 0 < PARSE_PROCESS_MIN_BYTES <= job.size_bytes
         if not job.error_report:
             job.error_report.name = f"imports/errors/{job.team_id}/{job.pk}-{uuid.uuid4().hex[:12]}.csv"
             ImportJob.objects.filter(pk=job.pk).update(error_report=job.error_report.name)
         self.cancel_checked = 0.0
         self.report_saved = time.monotonic()
-        self.written = 0  # contacts created by this run, for BatchWriter.refresh_statistics
         self.report = ErrorReport(job.error_report.storage, job.error_report.name, job.headers)
+        self.enrol_skipped = Counter(job.enrol_skipped or {})  # the committed totals (a resumed run goes on from them)
+        self.enrol_actor = job.created_by if job.campaign_id else None
 
-    def parse(self, record) -> tuple[Row | None, str]:
-        """(Row, "") for a valid record, (Row, problem) for a row imported without an invalid
-        cell (the cell is left out, like a form would refuse it), (None, problem) for a
-        rejected one. Problems are plain sentences for the error report."""
-        cells = record.cells
-        if cells is None:
-            return None, record.error
-        if len(cells) > self.width and any(cells[self.width:]):
-            return None, f"The row has {len(cells)} values but the header has {self.width} columns."
-        if len(cells) < self.width:
-            cells = cells + [""] * (self.width - len(cells))
-        raw_email = cells[self.email_index]
-        if not raw_email:
-            return None, "The email address is missing."
-        try:
-            email = self.check_email(raw_email)
-        except ValidationError as err:
-            return None, " ".join(err.messages)
-        values, lead, custom = {}, {}, {}
-        left_out = []
-        for index, target, limit in self.contact_cols:
-            value = cells[index]
-            if value:
-                if len(value) > limit:
-                    return None, f"{TARGETS[target]} is longer than {limit} characters."
-                if target in CELL_CHECKS:
-                    try:
-                        value = CELL_CHECKS[target](value)
-                    except ValidationError as err:
-                        left_out.append(f"{TARGETS[target]} left out: {' '.join(err.messages)}")
-                        continue
-                values[target] = value
-        for index, target, limit in self.lead_cols:
-            value = cells[index]
-            if value:
-                if len(value) > limit:
-                    return None, f"{TARGETS[target]} is longer than {limit} characters."
-                lead[target[5:]] = value
-        for index, key in self.custom_cols:
-            value = cells[index]
-            if value:
-                custom[key] = value
-        row = self.writer.preformat(Row(record.sheet_row, record.line, email, values, custom, lead))
-        return row, " ".join(left_out)
+    def enrol(self, result, now) -> tuple[int, int, Counter]:
+        """Enrol the batch's created contacts (and changed ones, with ``enrol_updated``) in the
+        job's campaign through ``campaign_enrol`` (its skip rules), inside the batch's
+        transaction. Returns (enrolled, already, skipped by reason); a campaign stopped, completed
+        or deleted meanwhile skips them all as ``campaign_closed``."""
+        job = self.job
+        ids = result.created_ids + (result.updated_ids if job.enrol_updated else [])
+        if not ids:
+            return 0, 0, Counter()
+        campaign = Campaign.objects.select_related("team").filter(pk=job.campaign_id, team_id=job.team_id).first()
+        if campaign is not None:
+            try:
+                outcome = campaign_enrol(campaign=campaign, contact_ids=ids, actor=self.enrol_actor, now=now)
+            except ValidationError:  # stopped or completed since the import started
+                pass
+            else:
+                return outcome.enrolled, outcome.already, Counter(outcome.skipped)
+        return 0, 0, Counter({CAMPAIGN_CLOSED: len(ids)})
 
     def batches(self, skip: int):
-        """Yield (valid rows, report entries, rejected count, blanked count) batches of up to
-        BATCH_ROWS records (fewer for wide rows: about BATCH_TEXT_CHARS of COPY text) after data
-        row ``skip``."""
-        rows: list[Row] = []
-        entries: list[tuple[int, int, str, str, list[str] | None]] = []
-        rejected = blanked = size = 0
-        for record in iter_records(self.source, self.fmt):
-            if record.row <= skip:
-                continue
-            row, problem = self.parse(record)
-            if row is None:
-                rejected += 1
-                entries.append((record.sheet_row, record.line, REJECTED, problem, record.cells))
-            else:
-                rows.append(row)
-                size += len(row.contact_tail)
-                if problem:
-                    blanked += 1
-                    entries.append((record.sheet_row, record.line, BLANKED, problem, record.cells))
-            size += 100  # the row's objects
-            if len(rows) + rejected >= BATCH_ROWS or size >= BATCH_TEXT_CHARS:
-                yield rows, entries, rejected, blanked
-                rows, entries, rejected, blanked, size = [], [], 0, 0, 0
-        if rows or rejected:
-            yield rows, entries, rejected, blanked
+        """Yield (valid rows, report entries, rejected count, blanked count, bytes read or None)
+        batches after data row ``skip``: parsed in a child process when ``self.in_child`` (so the
+        parsing has a core of its own), else in this process."""
+        if not self.in_child:
+            for batch in self.parser.batches(iter_records(self.source, self.fmt), skip=skip, rows=BATCH_ROWS,
+                                             chars=BATCH_TEXT_CHARS):
+                yield (*batch, None)
+            return
+        child = ChildParser(open_source=self.source, spec=self._child_spec(skip))
+        try:
+            for message in child.messages():
+                if message[0] == "batch":
+                    yield message[1:]
+        finally:
+            child.close()
+
+    def _child_spec(self, skip: int) -> dict:
+        return {"format": dataclasses.asdict(self.fmt), "parser": self.parser_spec, "skip": skip, "rows": BATCH_ROWS,
+                "chars": BATCH_TEXT_CHARS,
+                "settings": {"USE_I18N": settings.USE_I18N, "LANGUAGE_CODE": settings.LANGUAGE_CODE}}
 
     def run(self) -> None:
         """Run the import; the error report is stored however the run ends."""
@@ -342,10 +315,12 @@ class _Run:
                 self.report.close()
 
     def _run(self) -> None:
-        """Count (in a thread), read and parse (in a thread) and write (here, batch by batch).
+        """Count (in a thread), read and parse (in a thread, or a child process fed by one) and
+        write (here, batch by batch).
 
         The threads never touch the database; while this thread waits for PostgreSQL they use
-        the CPU. At most QUEUED_BATCHES parsed batches wait in the queue, so memory stays flat."""
+        the CPU. At most QUEUED_BATCHES parsed batches wait in the queue (and a child process
+        blocks on its full pipe), so memory stays flat."""
         job = self.job
         encoding = confirm_encoding(self.source, self.fmt.encoding)
         if encoding != self.fmt.encoding:
@@ -354,9 +329,12 @@ class _Run:
         self.total: int | None = job.total_rows
         self.total_saved = job.total_rows is not None
         counter = None
-        if job.total_rows is None:
+        if job.total_rows is None and not self.in_child:
             def count() -> None:
-                self.total = count_rows(self.source, self.fmt)
+                try:
+                    self.total = count_rows(self.source, self.fmt)
+                except Exception:  # the parsing thread meets the same problem and reports it
+                    logger.warning("import %s: counting the rows failed", job.pk, exc_info=True)
             counter = threading.Thread(target=count, name=f"import-{job.pk}-count", daemon=True)
             counter.start()
         end = object()
@@ -365,15 +343,16 @@ class _Run:
 
         def produce() -> None:
             try:
-                for batch in self.batches(job.rows_done):  # a re-delivered task resumes after the last batch
-                    while not stop.is_set():
-                        try:
-                            batches.put(batch, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
+                with contextlib.closing(self.batches(job.rows_done)) as parsed:  # a re-delivered task resumes
+                    for batch in parsed:
+                        while not stop.is_set():
+                            try:
+                                batches.put(batch, timeout=0.2)
+                                break
+                            except queue.Full:
+                                continue
+                        if stop.is_set():
+                            return
                 batches.put(end)
             except BaseException as err:  # handed to the writing thread
                 batches.put(err)
@@ -400,10 +379,13 @@ class _Run:
         if not self.total_saved:
             if counter is not None:
                 counter.join()
-            total = count_rows(self.source, self.fmt) if self.total is None else self.total
-            ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
+            if self.in_child:  # every record went through the parser: the rows done are the rows
+                ImportJob.objects.filter(pk=job.pk).update(total_rows=F("rows_done"), bytes_done=job.size_bytes)
+            else:
+                total = count_rows(self.source, self.fmt) if self.total is None else self.total
+                ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
 
-    def commit(self, rows: list[Row], entries: list, rejected: int, blanked: int) -> None:
+    def commit(self, rows: list[Row], entries: list, rejected: int, blanked: int, bytes_read: int | None = None) -> None:
         now = time.monotonic()
         if now - self.cancel_checked > CANCEL_CHECK_SECONDS:
             self.cancel_checked = now
@@ -412,10 +394,17 @@ class _Run:
         for attempt in range(CONCURRENT_RETRIES):
             try:
                 with transaction.atomic():
-                    result = self.writer.write(rows, timezone.now()) if rows else None
+                    stamp = timezone.now()
+                    result = self.writer.write(rows, stamp) if rows else None
+                    enrolled, already, skipped = (self.enrol(result, stamp) if result is not None and self.job.campaign_id
+                                                  else (0, 0, Counter()))
                     extra = {}
+                    if skipped:
+                        extra["enrol_skipped"] = dict(self.enrol_skipped + skipped)
                     if not self.total_saved and self.total is not None:
                         extra["total_rows"] = self.total
+                    if bytes_read is not None:
+                        extra["bytes_done"] = bytes_read
                     ImportJob.objects.filter(pk=self.job.pk).update(
                         **extra,
                         rows_done=F("rows_done") + len(rows) + rejected,
@@ -426,13 +415,13 @@ class _Run:
                         blanked_count=F("blanked_count") + blanked,
                         suppressed_count=F("suppressed_count") + (result.suppressed if result else 0),
                         leads_created_count=F("leads_created_count") + (result.leads_created if result else 0),
+                        enrolled_count=F("enrolled_count") + enrolled,
+                        enrol_already_count=F("enrol_already_count") + already,
                         updated_at=timezone.now(),
                     )
-                if extra:
+                if "total_rows" in extra:
                     self.total_saved = True
-                if result is not None:
-                    self.written += result.created
-                    self.writer.refresh_statistics(self.written)
+                self.enrol_skipped += skipped
                 break
             except ConcurrentInsert:  # another import committed some of these addresses: re-plan
                 if attempt == CONCURRENT_RETRIES - 1:
@@ -495,9 +484,12 @@ def _remove_files(job: ImportJob) -> int:
 
 def contacts_import(*, team: Team, file: IO[bytes] | File, policy: str = "skip", as_leads: bool = False,
                     lead_status: str = "new", lead_owner=None, mapping: dict[str, str] | list[str] | None = None,
-                    name: str = "", user=None, filename: str = "") -> ImportJob:
+                    name: str = "", user=None, filename: str = "", campaign=None,
+                    enrol_updated: bool = False) -> ImportJob:
     """Import a CSV synchronously, in this process: create, map, run. Returns the finished job
-    (``job.counts()`` has the numbers; ``job.status`` is ``done`` or ``failed``).
+    (``job.counts()`` has the numbers, ``job.enrolment_counts()`` the campaign enrolment's;
+    ``job.status`` is ``done`` or ``failed``). ``campaign``/``enrol_updated``: as for
+    :func:`import_job_start`.
 
     ``mapping`` is None (the guessed one), a list with one target per column, or
     ``{header: target}`` overriding the guess (targets: field names, ``custom``, ``ignore``).
@@ -512,7 +504,7 @@ def contacts_import(*, team: Team, file: IO[bytes] | File, policy: str = "skip",
                   mapping_from_json(job.headers, mapping) if isinstance(mapping, dict) else list(mapping))
         with transaction.atomic():
             _clean_options(job=job, mapping=chosen, policy=policy, as_leads=as_leads, lead_status=lead_status,
-                           lead_owner=lead_owner)
+                           lead_owner=lead_owner, campaign=campaign, enrol_updated=enrol_updated)
             job.status = ImportJob.Status.QUEUED
             job.save()
     except ValidationError:

@@ -70,7 +70,7 @@ def import_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Mapping step (preview, column targets, policy, lead options → import_job_start) while the
+    """Mapping step (preview, column targets, policy, lead and campaign options → import_job_start) while the
     job is ``uploaded``; afterwards its progress and results. POST ``cancel`` cancels (import_job_cancel)."""
     job = team_object_or_404(ImportJob, request, pk)
     form = None
@@ -95,7 +95,8 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
             data = form.cleaned_data
             try:
                 import_job_start(job=job, mapping=form.mapping(), policy=data["policy"], as_leads=data["as_leads"],
-                                 lead_status=data["lead_status"] or "new", lead_owner=data["lead_owner"])
+                                 lead_status=data["lead_status"] or "new", lead_owner=data["lead_owner"],
+                                 campaign=data["campaign"], enrol_updated=data["enrol_updated"])
             except ValidationError as err:
                 add_service_errors(form, err)
             else:

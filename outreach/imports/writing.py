@@ -23,7 +23,6 @@ Callers run :meth:`BatchWriter.write` inside ``transaction.atomic()``.
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring as _json_str
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 
 from ..external_ids import external_id_fields
 from ..models import Contact, ExternalId, Lead, Suppression, TimelineEvent
+from .rows import Row, copy_text as _text, values_tail
 
 CONTACT_COLUMNS = ("first_name", "last_name", "company", "title", "phone", "linkedin_url", "time_zone")
 # Vendor ids the providers declare (outreach.external_ids): key -> (provider, kind).
@@ -50,21 +50,6 @@ class ConcurrentInsert(Exception):
 
 
 @dataclass(slots=True)
-class Row:
-    """A valid row: lower-cased ``email``; non-blank ``values`` (VALUE_COLUMNS: contact columns and
-    the contact's vendor ids), ``custom`` and ``lead`` (LEAD_COLUMNS: the lead's vendor ids) cells."""
-
-    row: int
-    line: int
-    email: str
-    values: dict[str, str]
-    custom: dict[str, str]
-    lead: dict[str, str]
-    # PostgreSQL: COPY text prepared by BatchWriter.preformat in the reading thread.
-    contact_tail: str = ""
-
-
-@dataclass(slots=True)
 class _State:
     contact_id: int | None
     values: dict[str, str]
@@ -73,17 +58,22 @@ class _State:
     dirty: bool = False
     lead: dict[str, str] = field(default_factory=dict)
     first_row: Row | None = None
+    owned: bool = True  # False while values/custom/lead are still the first row's own dicts
 
 
 @dataclass
 class BatchResult:
-    """Per-batch counters; ``created + updated + unchanged`` equals the rows written."""
+    """Per-batch counters; ``created + updated + unchanged`` equals the rows written.
+    ``created_ids`` / ``updated_ids``: the contacts created / the existing contacts changed (each
+    once, however many rows of the batch named it)."""
 
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     suppressed: int = 0
     leads_created: int = 0
+    created_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -107,13 +97,17 @@ def plan_batch(rows: list[Row], existing: dict[str, tuple[int, dict[str, str], d
         if state is None:
             found = existing.get(row.email)
             if found is None:
-                # Only the non-blank cells; writers fill the missing columns with "".
-                states[row.email] = _State(None, dict(row.values), dict(row.custom), True, lead=dict(row.lead),
-                                           first_row=row)
+                # Only the non-blank cells; writers fill the missing columns with "". The row's
+                # dicts are taken as they are and copied only if a later row changes them.
+                states[row.email] = _State(None, row.values, row.custom, True, lead=row.lead, first_row=row,
+                                           owned=False)
                 result.created += 1
                 events.append((row, "created", []))
                 continue
             state = states[row.email] = _State(found[0], dict(found[1]), dict(found[2] or {}), False)
+        elif not state.owned:
+            state.values, state.custom, state.lead = dict(state.values), dict(state.custom), dict(state.lead)
+            state.owned = True
         for name, value in row.lead.items():
             state.lead.setdefault(name, value)
         if policy == "skip":
@@ -137,19 +131,6 @@ def plan_batch(rows: list[Row], existing: dict[str, tuple[int, dict[str, str], d
         else:
             result.unchanged += 1
     return Plan(states, events, result)
-
-
-def _text(value: str) -> str:
-    """A value escaped for COPY's text format (backslash, tab, newline, carriage return)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _json_object(custom: dict[str, str]) -> str:
-    """JSON text of a flat ``{str: str}`` dict (what ``json.dumps(custom, ensure_ascii=False)``
-    returns, with the C string encoder called directly: several times faster per row)."""
-    return "{" + ", ".join([f"{_json_str(k)}: {_json_str(v)}" for k, v in custom.items()]) + "}"
 
 
 def _copy_lines(cur, sql: str, lines) -> None:
@@ -184,7 +165,6 @@ class BatchWriter:
         self.lead_options = lead_options
         self.actor_id = actor_id
         self.postgres = connection.vendor == "postgresql"
-        self._analyze_at = 1  # after the first batch, then each time the import has grown 4 times
         self._sequence = ""
 
     # --- reads -----------------------------------------------------------------------------------
@@ -196,13 +176,17 @@ class BatchWriter:
         if self.postgres:
             with connection.cursor() as wrapper:
                 cur = wrapper.cursor
-                # Driven from the batch's addresses: one probe of the (team_id, email) index each,
-                # whatever the table's statistics say (they lag far behind during a big import).
+                # Driven from the batch's addresses: one probe of the (team_id, email) index each.
+                # The team is given as ``(SELECT %s)``, which the planner cannot look up in the
+                # table's statistics: those lag far behind during a big import (a new team is "not
+                # in the table"), and planned from them a probe walks every row of the team through
+                # another (team_id, ...) index. Cheaper than the ANALYZE between batches this
+                # replaces (~15 % of an import's database time).
                 # Locked in address order (as new addresses are inserted), so two imports into
                 # one team wait for each other instead of deadlocking.
                 cur.execute(f"SELECT x.* FROM (SELECT email FROM _import_emails ORDER BY email) e CROSS JOIN LATERAL ("
                             f"SELECT c.id, c.email, {', '.join('c.' + c for c in CONTACT_COLUMNS)}, c.custom_fields "
-                            f"FROM {Contact._meta.db_table} c WHERE c.team_id = %s AND c.email = e.email "
+                            f"FROM {Contact._meta.db_table} c WHERE c.team_id = (SELECT %s::bigint) AND c.email = e.email "
                             "FOR UPDATE) x", (self.team_id,))
                 for contact_id, email, *values, custom in cur.fetchall():
                     if isinstance(custom, str):
@@ -237,7 +221,7 @@ class BatchWriter:
             with connection.cursor() as wrapper:
                 wrapper.cursor.execute(f"SELECT x.email FROM _import_emails e CROSS JOIN LATERAL ("
                                        f"SELECT s.email FROM {Suppression._meta.db_table} s "
-                                       "WHERE s.team_id = %s AND s.email = e.email) x", (self.team_id,))
+                                       "WHERE s.team_id = (SELECT %s::bigint) AND s.email = e.email) x", (self.team_id,))
                 return {email for (email,) in wrapper.cursor.fetchall()}
         found: set[str] = set()
         for chunk in _chunks(emails):
@@ -257,20 +241,6 @@ class BatchWriter:
                 f"CREATE TEMP TABLE IF NOT EXISTS _import_upd (id bigint, {columns}, custom_fields jsonb) "
                 "ON COMMIT DELETE ROWS; "
                 "CREATE TEMP TABLE IF NOT EXISTS _import_lead (contact_id bigint) ON COMMIT DELETE ROWS")
-
-    def refresh_statistics(self, rows_written: int) -> None:
-        """PostgreSQL: ANALYZE the contacts table's (team_id, email) after the first batch and then
-        whenever this import has written 4 times as many contacts as at the last ANALYZE (5k,
-        20k, 80k... rows). Call between batches.
-
-        A table's statistics lag far behind during a big import (empty, then 5,000 rows a moment
-        later): planned from "nearly empty", looking up a batch's addresses walks every row of the
-        team once per address (seconds per batch instead of milliseconds)."""
-        if not self.postgres or rows_written < self._analyze_at:
-            return
-        self._analyze_at = 4 * rows_written
-        with connection.cursor() as wrapper:
-            wrapper.cursor.execute(f"ANALYZE {Contact._meta.db_table} (team_id, email)")
 
     def _stage_emails(self, emails: list[str]) -> None:
         """PostgreSQL: COPY the batch's addresses into the temp table ``_import_emails``."""
@@ -297,6 +267,11 @@ class BatchWriter:
             self._write_pg(plan, now, suppressed)
         else:
             self._write_orm(plan, now, suppressed)
+        for state in plan.states.values():
+            if state.new:
+                plan.result.created_ids.append(state.contact_id)
+            elif state.dirty:
+                plan.result.updated_ids.append(state.contact_id)
         return plan.result
 
     def _event_rows(self, plan: Plan, new_leads: set[int], suppressed: set[str], as_json: bool = False):
@@ -358,33 +333,16 @@ class BatchWriter:
             return None, None
         return self.import_id, state.first_row.row
 
-    def preformat(self, row: Row) -> Row:
-        """Prepare ``row``'s new-contact COPY text ahead of time; safe to call from the reading
-        thread (no database). Returns ``row``."""
-        if self.postgres:
-            row.contact_tail = self._values_tail(row.email, row.values, row.custom)
-        return row
-
     @staticmethod
-    def _values_tail(email: str, values: dict[str, str], custom: dict) -> str:
-        """COPY text of ``email``, the CONTACT_COLUMNS values and the custom fields' JSON.
-
-        The row is joined and checked once; only a row holding a backslash, tab or line break
-        is escaped field by field (about a third of the CPU of escaping every field)."""
-        get = values.get
-        fields = [email, *[get(c, "") for c in CONTACT_COLUMNS]]
-        line = "\t".join(fields)
-        if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(CONTACT_COLUMNS):
-            line = "\t".join([_text(f) for f in fields])
-        if not custom:
-            return line + "\t{}"
-        data = _json_object(custom)
-        return line + "\t" + (data.replace("\\", "\\\\") if "\\" in data else data)
+    def values_tail(email: str, values: dict[str, str], custom: dict) -> str:
+        """COPY text of a new contact: ``email``, the CONTACT_COLUMNS values and the custom
+        fields' JSON (``outreach.imports.rows.values_tail``)."""
+        return values_tail(email, values, custom, CONTACT_COLUMNS)
 
     def _contact_tail(self, email: str, state: _State) -> str:
         if not state.dirty and state.first_row is not None and state.first_row.contact_tail:
             return state.first_row.contact_tail
-        return self._values_tail(email, state.values, state.custom)
+        return self.values_tail(email, state.values, state.custom)
 
     def _write_pg(self, plan: Plan, now: datetime, suppressed: set[str]) -> None:
         from psycopg import errors as psycopg_errors
@@ -428,7 +386,7 @@ class BatchWriter:
                                         json.dumps(state.custom)))
                 assignments = ", ".join(f"{c} = u.{c}" for c in (*CONTACT_COLUMNS, "custom_fields"))
                 cur.execute(f"UPDATE {contact_table} c SET {assignments}, updated_at = %s FROM _import_upd u "
-                            "WHERE c.id = u.id AND c.team_id = %s", (now, self.team_id))
+                            "WHERE c.id = u.id AND c.team_id = (SELECT %s::bigint)", (now, self.team_id))
             new_leads: set[int] = set()
             if self.lead_options is not None:
                 with cur.copy("COPY _import_lead (contact_id) FROM STDIN") as copy:

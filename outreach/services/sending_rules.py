@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from ..models import Mailbox, SentMessage
+from ..validation import validate_zone  # noqa: F401  (one rule for every time zone field; imported from here too)
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -57,14 +58,6 @@ def zone_or_default(name: str, default: str = "UTC") -> ZoneInfo:
         except (ZoneInfoNotFoundError, ValueError):
             continue
     return ZoneInfo("UTC")
-
-
-def validate_zone(name: str) -> None:
-    """Raise ValidationError unless ``name`` is an IANA time zone name (e.g. Europe/Paris)."""
-    try:
-        ZoneInfo(name or "")
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ValidationError(f"Unknown time zone “{name}”; use an IANA name such as Europe/Paris.") from err
 
 
 def mailbox_zone(mailbox: Mailbox) -> ZoneInfo:

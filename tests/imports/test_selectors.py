@@ -36,7 +36,7 @@ def test_columns_carry_the_mapping_and_distinct_samples(team):
 def test_progress_of_a_running_and_a_finished_job(team):
     job = _job(team, "Email\r\na@example.com\r\n")
     assert import_job_progress(job=job) == {"rows_done": 0, "total_rows": job.total_rows, "percent": 0, "rate": 0.0,
-                                            "elapsed": 0.0, "status": "uploaded", "finished": False}
+                                            "elapsed": 0.0, "status": "uploaded", "finished": False, "enrolment": None}
     now = timezone.now()
     job.status, job.total_rows, job.rows_done = ImportJob.Status.RUNNING, 200, 50
     job.started_at, job.finished_at = now - timedelta(seconds=10), None

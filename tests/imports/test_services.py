@@ -310,7 +310,7 @@ def test_backslashes_tabs_and_newlines_survive_the_copy(run_import, team):
 def test_custom_fields_json_is_what_json_dumps_writes(custom):
     import json
 
-    from outreach.imports.writing import _json_object
+    from outreach.imports.rows import json_object as _json_object
 
     assert _json_object(custom) == json.dumps(custom, ensure_ascii=False)
     assert json.loads(_json_object(custom)) == custom

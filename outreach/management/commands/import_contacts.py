@@ -1,10 +1,13 @@
-"""``manage.py import_contacts FILE --team NAME [--policy skip|update|fill] [--as-leads] ...``
+"""``manage.py import_contacts FILE --team NAME [--policy skip|update|fill] [--as-leads]
+[--campaign ID_OR_NAME [--enrol-updated]] ...``
 
 Imports a CSV in this process (same service as the web upload) and prints the counts as JSON:
 ``{"import_id", "status", "rows", "created", "updated", "unchanged", "rejected", "suppressed",
-"leads_created", "encoding", "delimiter", "seconds", "rows_per_second", "error_report"}``.
-Exits non-zero with a message on stderr for an unreadable file, a file without an email
-column, an unknown team/owner, or an import that failed.
+"leads_created", "encoding", "delimiter", "seconds", "rows_per_second", "error_report"}``, plus
+``"enrolment": {"campaign_id", "campaign", "enrolled", "already", "skipped": {reason: n},
+"skipped_total"}`` with ``--campaign``. Exits non-zero with a message on stderr for an
+unreadable file, a file without an email column, an unknown team/owner/campaign, a stopped or
+completed campaign, or an import that failed.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from django.core.management.base import CommandError
 from ...models import ImportJob, Lead
 from ...imports.mapping import TARGETS
 from ...imports.services import contacts_import
+from ._campaigns import get_campaign
 from ..base import JsonCommand, get_team
 
 
@@ -36,6 +40,10 @@ class Command(JsonCommand):
                             help='JSON {"CSV header": "field"}; fields: ' + ", ".join(TARGETS) + ', custom, ignore '
                                  '(vendor ids as the providers declare them). Other columns keep their guessed mapping.')
         parser.add_argument("--name", default="", help="Import name (the contacts' source); defaults to the file name.")
+        parser.add_argument("--campaign", default="",
+                            help="Campaign id or name: enrol the contacts the import creates (skip rules of campaign_enroll).")
+        parser.add_argument("--enrol-updated", action="store_true",
+                            help="With --campaign: also enrol existing contacts the import updates.")
 
     def run(self, **options):
         path = options["file"]
@@ -47,6 +55,9 @@ class Command(JsonCommand):
             owner = get_user_model().objects.filter(username=options["lead_owner"]).first()
             if owner is None:
                 raise CommandError(f"No user named {options['lead_owner']!r}.")
+        campaign = get_campaign(team, options["campaign"]) if options["campaign"] else None
+        if options["enrol_updated"] and campaign is None:
+            raise CommandError("--enrol-updated needs --campaign.")
         mapping = None
         if options["mapping"]:
             try:
@@ -59,12 +70,16 @@ class Command(JsonCommand):
         with open(path, "rb") as fh:
             job = contacts_import(team=team, file=fh, policy=options["policy"], as_leads=options["as_leads"],
                                   lead_status=options["lead_status"], lead_owner=owner, mapping=mapping,
-                                  name=options["name"], filename=os.path.basename(path))
+                                  name=options["name"], filename=os.path.basename(path), campaign=campaign,
+                                  enrol_updated=options["enrol_updated"])
         seconds = time.perf_counter() - started
         if job.status != ImportJob.Status.DONE:
             raise CommandError(f"Import {job.pk} {job.status}: {job.error_message}")
         counts = job.counts()
-        return {"import_id": job.pk, "status": job.status, **counts, "encoding": job.encoding,
-                "delimiter": job.delimiter, "seconds": round(seconds, 3),
-                "rows_per_second": round(counts["rows"] / seconds) if seconds else None,
-                "error_report": job.error_report.path if job.rejected_count else None}
+        result = {"import_id": job.pk, "status": job.status, **counts, "encoding": job.encoding,
+                  "delimiter": job.delimiter, "seconds": round(seconds, 3),
+                  "rows_per_second": round(counts["rows"] / seconds) if seconds else None,
+                  "error_report": job.error_report.path if job.rejected_count else None}
+        if campaign is not None:
+            result["enrolment"] = job.enrolment_counts()
+        return result
