@@ -1,10 +1,10 @@
 """Delivery engine benchmark (issue 8): throughput, crash soak, HTTP pacing — one command, numbers printed.
 
-    DEBUG=true PYTHONPATH=. .venv/bin/python bench/delivery.py [-n 1000] [--soak 500] [--kills 100] [--pacing 200]
+    PYTHONPATH=. .venv/bin/python bench/delivery.py [-n 1000] [--soak 500] [--kills 100] [--pacing 200]
         [--only throughput|soak|pacing]
 
-1. Throughput: ``-n`` messages through one SMTP mailbox to a local aiosmtpd server (no TLS), through the
-   real engine (dispatch → claim → send over the worker's reused SMTP session → conditional outcome
+1. Throughput: ``-n`` messages through one SMTP mailbox to a local aiosmtpd server (no TLS, in its own
+   process, as a mail server is), through the real engine (dispatch → claim → send over the worker's reused SMTP session → conditional outcome
    write, in this process), beside a bare ``smtplib`` loop on one connection to the same server in the
    same run (the ceiling). Target: at least half the ceiling.
 2. Crash soak: ``--soak`` messages sent by a real prefork Celery worker (2 processes) and a real beat
@@ -51,6 +51,7 @@ def free_port() -> int:
 
 SMTP_PORT = free_port()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
+os.environ.setdefault("DEBUG", "false")  # as in production: no query log, cached templates
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP / 'bench.sqlite3'}")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "")
@@ -109,6 +110,52 @@ def smtp_server(delay: float = 0.0):
     return controller, sink
 
 
+def _serve_in_process(conn, delay: float) -> None:
+    controller, sink = smtp_server(delay)
+    conn.send("ready")
+    while True:
+        command = conn.recv()
+        if command == "ids":
+            with sink.lock:
+                conn.send(list(sink.ids))
+        elif command == "clear":
+            with sink.lock:
+                sink.ids.clear()
+            conn.send("ok")
+        else:
+            controller.stop()
+            conn.send("stopped")
+            return
+
+
+class SmtpServerProcess:
+    """The same SMTP sink in its own process, as a real mail server is: client and server do not share
+    one interpreter lock, so neither side's Python work stalls the other's replies."""
+
+    def __init__(self, delay: float = 0.0):
+        import multiprocessing
+
+        self._conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(target=_serve_in_process, args=(child, delay),
+                                                                   daemon=True)
+        self.process.start()
+        assert self._conn.recv() == "ready"
+
+    def ids(self) -> list[str]:
+        """Message-IDs the server accepted, in order."""
+        self._conn.send("ids")
+        return self._conn.recv()
+
+    def clear(self) -> None:
+        self._conn.send("clear")
+        self._conn.recv()
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._conn.recv()
+        self.process.join(10)
+
+
 def world(name: str):
     suffix = f"{name}-{os.getpid()}-{int(time.time())}"
     team, user = team_create_with_owner(team_name=f"Bench {suffix}", username=f"bench-{suffix}",
@@ -135,7 +182,7 @@ def queue(n: int, team, user, mailbox, contact) -> list[int]:
 
 
 def throughput(n: int) -> dict:
-    controller, sink = smtp_server()
+    server = SmtpServerProcess()
     try:
         team, user, mailbox, contact = world("throughput")
         started = time.perf_counter()
@@ -153,7 +200,7 @@ def throughput(n: int) -> dict:
             client.sendmail("bench@example.com", ["lead@example.org"], sample)
         bare = n / (time.perf_counter() - started)
         client.quit()
-        sink.ids.clear()
+        server.clear()
 
         # The engine, in this process: dispatch, take over, send each chunk over the reused session.
         started = time.perf_counter()
@@ -170,11 +217,12 @@ def throughput(n: int) -> dict:
                 sent_messages_send_claimed(ids=chunk, token=token)
         engine = n / (time.perf_counter() - started)
         close_sessions()
+        seen = server.ids()
         statuses = Counter(SentMessage.objects.filter(pk__in=ids).values_list("status", flat=True))
         return {"n": n, "bare": bare, "engine": engine, "queue": queue_rate, "statuses": dict(statuses),
-                "seen": len(sink.ids), "unique": len(set(sink.ids)), "bytes": len(sample)}
+                "seen": len(seen), "unique": len(set(seen)), "bytes": len(sample)}
     finally:
-        controller.stop()
+        server.stop()
 
 
 # --- 2. crash soak ----------------------------------------------------------------------------------

@@ -17,13 +17,12 @@ import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, localtime
 from typing import Any, Callable, ClassVar
 
 from django.conf import settings
 
-from .addresses import address_header
+from .addresses import SMTP_POLICY, address_header
 from .base import Capabilities, OutgoingMessage, Provider, SendResult
 from .config import CHOICE, INT, SECRET, MailboxConfig, Server, setting
 from .errors import (
@@ -387,7 +386,7 @@ class SmtpProvider(Provider):
 
     def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
         """Send ``prepared`` over this worker's SMTP session for the mailbox (reused across messages:
-        RSET between them, at most settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION per connection,
+        RSET after an unfinished transaction (a completed DATA needs none), at most settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION per connection,
         closed after OUTREACH_SMTP_IDLE_SECONDS idle; a dropped session or a 421 before DATA reconnects
         once, which cannot duplicate since nothing was handed over yet).
 
@@ -440,13 +439,14 @@ class SmtpProvider(Provider):
         return SendResult(provider_message_id=message.message_id, provider_status="sent", raw=raw)
 
     def _envelope(self, session: "_SmtpSession", sender: str, recipients: list[str]) -> dict[str, dict]:
-        """RSET (reused session), MAIL FROM and RCPT TO each recipient. Returns per-recipient results.
+        """RSET (a reused session whose last transaction was left unfinished), MAIL FROM and RCPT TO each
+        recipient. Returns per-recipient results.
 
         Raises _Reconnect (dropped session / 421), RecipientRefused (sender or every recipient refused),
         ProviderUnavailable (a temporary 4xx for the sender or any recipient: nothing is sent)."""
         client = session.client
         try:
-            if session.reused:
+            if session.reused and session.needs_rset:
                 code, reply = client.rset()
                 if code != 250:
                     raise _Reconnect(self._temporary(code, reply, "RSET"))
@@ -550,6 +550,7 @@ class _SmtpSession:
     last_used: float
     messages: int = 0
     reused: bool = False
+    needs_rset: bool = False  #: a transaction was started and not completed (aborted before or at DATA)
 
 
 class _SessionPool:
@@ -600,14 +601,17 @@ class _SessionPool:
         return session
 
     def release(self, session: _SmtpSession) -> None:
-        """Return a session that carried one more message."""
+        """Return a session that carried one more message. Its transaction ended with the server's reply to
+        DATA, which clears the server's state (RFC 5321 section 4.1.1.4): the next MAIL needs no RSET."""
         session.messages += 1
         self.reset(session, rset=False)
 
     def reset(self, session: _SmtpSession, *, rset: bool = True) -> None:
-        """Return a healthy session that carried nothing (the next message starts with RSET anyway)."""
+        """Return a healthy session that carried nothing; with ``rset`` its next message starts with RSET
+        (a transaction was left unfinished)."""
         session.last_used = time.monotonic()
         session.reused = True
+        session.needs_rset = rset
         old = self._sessions().pop(session.key, None)
         if old is not None and old is not session:
             self._close(old)

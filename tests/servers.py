@@ -228,6 +228,7 @@ class SMTPTestServer:
         self.logins = 0  #: successful SMTP AUTH logins (one per connection that logged in)
         self.data_delay = 0.0  #: seconds handle_DATA waits before accepting (a slow server)
         self.rcpt_delay = 0.0  #: seconds handle_RCPT waits before answering
+        self.mail_commands = 0  #: MAIL FROM commands received (a sender has started a transaction)
 
     # public API ----------------------------------------------------------------------
     @property
@@ -243,7 +244,7 @@ class SMTPTestServer:
             self._data_failures.clear()
             self._mail_failures.clear()
             self.refused.clear()
-            self.logins = 0
+            self.logins = self.mail_commands = 0
             self.data_delay = self.rcpt_delay = 0.0
 
     def fail_next_data(self, reply: str = "451 4.3.0 Temporary failure, try again later", count: int = 1) -> None:
@@ -283,6 +284,7 @@ class SMTPTestServer:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         with self._lock:
             reply = self._mail_failures.pop(0) if self._mail_failures else ""
+            self.mail_commands += 1
         if reply:
             if reply.startswith("421"):
                 await server.push(reply)

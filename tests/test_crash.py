@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,19 @@ from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+def _prefork_worker(base_env: dict, tmp_path: Path, *, name: str, redis_db: int, concurrency: int = 2,
+                    **overrides: str) -> tuple[CeleryWorkerProcess, Beat]:
+    """A prefork worker and a beat on their own Redis database (``redis_db`` + this xdist worker's number)
+    with FAST_LEASES and ``overrides`` in their environment. Not started."""
+    from django.conf import settings
+
+    xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    env = {**base_env, **FAST_LEASES, **overrides, "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, redis_db + xdist)}
+    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename=f"{name}@%h",
+                                 args=("--pool=prefork", f"--concurrency={concurrency}", "--prefetch-multiplier=1"))
+    return worker, Beat(env, tmp_path)
+
 
 def _queue(n: int, servers, monkeypatch) -> list[SentMessage]:
     # No wake-up tasks: the dispatcher (beat) must find every message in the table on its own.
@@ -65,16 +79,10 @@ def _assert_exactly_once_or_unknown(ids: list[int], smtp) -> dict[str, int]:
 
 
 def test_sigkill_pool_children_and_main_process_while_sending(celery_worker_env, mail_settings, tmp_path, monkeypatch):
-    from django.conf import settings
-
     rng = random.Random(int(os.environ.get("OUTREACH_CRASH_SEED", "8")))
     mail_settings.smtp.data_delay = 0.12
     mail_settings.smtp.rcpt_delay = 0.03
-    env = {**celery_worker_env, **FAST_LEASES,
-           "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, 90 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
-    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="crash@%h",
-                                 args=("--pool=prefork", "--concurrency=2", "--prefetch-multiplier=1"))
-    beat = Beat(env, tmp_path)
+    worker, beat = _prefork_worker(celery_worker_env, tmp_path, name="crash", redis_db=90)
     messages = _queue(40, mail_settings, monkeypatch)
     ids = [m.pk for m in messages]
     kills = Counter()
@@ -151,14 +159,9 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
     """A real prefork worker whose send batches outlast OUTREACH_SEND_SOFT_TIME_LIMIT (Celery raises
     SoftTimeLimitExceeded inside the task): each batch stops, gives back what it had not handed over, and
     the dispatcher sends the rest later. Every message ends sent exactly once (or unknown past hand-over)."""
-    from django.conf import settings
-
     mail_settings.smtp.data_delay = 0.3
-    env = {**celery_worker_env, **FAST_LEASES, "OUTREACH_DISPATCH_CHUNK": "8", "OUTREACH_SEND_SOFT_TIME_LIMIT": "1",
-           "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, 110 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))}
-    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="soft-limit@%h",
-                                 args=("--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1"))
-    beat = Beat(env, tmp_path)
+    worker, beat = _prefork_worker(celery_worker_env, tmp_path, name="soft-limit", redis_db=110, concurrency=1,
+                                   OUTREACH_DISPATCH_CHUNK="8", OUTREACH_SEND_SOFT_TIME_LIMIT="1")
     messages = _queue(16, mail_settings, monkeypatch)
     ids = [m.pk for m in messages]
     try:

@@ -111,7 +111,7 @@ def test_lease_expiring_while_the_first_worker_is_alive_sends_once(world, monkey
     first = threading.Thread(target=worker_a)
     first.start()
     deadline = time.monotonic() + 20
-    while not SentMessage.objects.filter(pk=message.pk, attempts=1).exists():
+    while not servers.smtp.mail_commands:  # A has started its SMTP transaction (nothing is written before DATA)
         assert time.monotonic() < deadline
         time.sleep(0.05)
     # A is alive but its lease ran out: the dispatcher re-queues (not handed over yet) and worker B sends.
@@ -123,7 +123,8 @@ def test_lease_expiring_while_the_first_worker_is_alive_sends_once(world, monkey
     sent_messages_send_claimed(ids=handed_b[0][0], token=handed_b[0][1])
     first.join(30)
     message.refresh_from_db()
-    assert message.status == "sent" and message.attempts == 2
+    # A's attempt stopped at the hand-over point and recorded nothing; B's is the one attempt on record.
+    assert message.status == "sent" and message.attempts == 1
     assert servers.smtp.message_ids() == [message.message_id], "A aborted at the hand-over point"
     kinds = list(TimelineEvent.objects.filter(sent_message=message).values_list("kind", flat=True))
     assert kinds.count("message_sent") == 1
@@ -307,6 +308,53 @@ def test_one_smtp_login_for_a_batch(world):
     assert SentMessage.objects.filter(pk__in=[m.pk for m in messages], status="sent").count() == 6
     assert servers.smtp.logins == 1
     assert sorted(servers.smtp.message_ids()) == sorted(m.message_id for m in messages)
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_once_and_commits_once_per_message(world):
+    """What does not change per message is read once per batch, and each message costs one write
+    transaction (its hand-over marker, carrying the previous message's outcome and timeline rows)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    servers = world[4]
+    messages = _queue(world, 10)
+    handed, enqueue = _collect()
+    sent_messages_dispatch(enqueue=enqueue)
+    [(ids, token)] = handed
+    with CaptureQueriesContext(connection) as captured:
+        sent_messages_send_claimed(ids=ids, token=token)
+    statements = [q["sql"].split(None, 1)[0] for q in captured.captured_queries]
+    transactions = statements.count("SAVEPOINT")  # the test runs in a transaction: each atomic() is a savepoint
+    work = [s for s in statements if s not in ("SAVEPOINT", "RELEASE")]
+    assert transactions == len(ids) + 1, statements  # one per hand-over marker, one for the last outcome
+    # take-over 1 + batch reads 7 (rows, unsubscribe keys, attachments, external ids, suppressions),
+    # then per message: previous outcome, marker, timeline rows (3)
+    assert len(work) <= 8 + 3 * len(ids) + 1, statements
+    assert SentMessage.objects.filter(pk__in=[m.pk for m in messages], status="sent").count() == 10
+    assert sorted(servers.smtp.message_ids()) == sorted(m.message_id for m in messages)
+    for message in messages:
+        kinds = list(TimelineEvent.objects.filter(sent_message=message).order_by("id").values_list("kind", flat=True))
+        assert kinds == ["message_queued", "message_sending", "message_sent"], kinds
+        message.refresh_from_db()
+        assert message.attempts == 1 and message.handed_over_at and message.sent_at >= message.handed_over_at
+
+
+@pytest.mark.django_db
+def test_list_unsubscribe_is_written_as_urls_not_encoded_words(world, settings):
+    """RFC 2369/8058: mail clients read List-Unsubscribe as it is; folding its long URLs at 78 characters
+    used to turn the header into RFC 2047 encoded-words, which they do not decode."""
+    settings.OUTREACH_PUBLIC_BASE_URL = "https://outreach.example.com"
+    servers = world[4]
+    [message] = _queue(world, subject="Grüße aus Köln")
+    sent_message_send(sent_message_id=message.pk)
+    raw = servers.smtp.messages[0].data
+    header = next(line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:"))
+    assert header.startswith(b"List-Unsubscribe: <https://outreach.example.com/u/") and b"=?" not in header
+    assert b">, <mailto:" in header
+    subject = next(line for line in raw.split(b"\r\n") if line.startswith(b"Subject:"))
+    assert b"=?utf-8?" in subject  # non-ASCII values are still encoded-words
+    assert servers.smtp.messages[0].message["Subject"] == "Grüße aus Köln"
 
 
 @pytest.mark.django_db

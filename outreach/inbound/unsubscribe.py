@@ -49,14 +49,31 @@ def unsubscribe_key_for_token(token: str, *, team: Team | None = None) -> Unsubs
 
 
 def unsubscribe_key_for_message(*, sent_message: SentMessage) -> UnsubscribeKey:
-    """The key of ``sent_message`` (created on first use), for its first To address."""
-    existing = UnsubscribeKey.objects.filter(sent_message=sent_message).first()
+    """The key of ``sent_message`` (created on first use), for its first To address. No query when the
+    key was loaded with the message (``select_related("unsubscribe_key")``)."""
+    try:
+        existing = sent_message.unsubscribe_key  # cached by select_related, else one query
+    except UnsubscribeKey.DoesNotExist:
+        existing = None
     if existing is not None:
         return existing
     email = (sent_message.to or [sent_message.contact.email])[0]
     key, _ = UnsubscribeKey.objects.get_or_create(
         sent_message=sent_message, defaults={"team_id": sent_message.team_id, "email": email, "key": secrets.token_urlsafe(18)})
     return key
+
+
+def unsubscribe_keys_ensure(*, sent_messages: list[SentMessage]) -> int:
+    """Create the missing keys of ``sent_messages`` (with ``contact`` loaded) in one query (a batch of
+    sends). Returns how many were created. Concurrent creators are harmless (conflicts are ignored; each
+    message keeps the key that was stored first)."""
+    have = set(UnsubscribeKey.objects.filter(sent_message__in=sent_messages).values_list("sent_message_id", flat=True))
+    missing = [UnsubscribeKey(team_id=m.team_id, sent_message=m, email=(m.to or [m.contact.email])[0],
+                              key=secrets.token_urlsafe(18))
+               for m in sent_messages if m.pk not in have]
+    if missing:
+        UnsubscribeKey.objects.bulk_create(missing, ignore_conflicts=True)
+    return len(missing)
 
 
 def public_url(path: str) -> str:

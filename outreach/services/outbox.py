@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ from providers.registry import get_provider_class, provider_for_mailbox
 from ..crypto import CredentialDecryptionError
 from ..models import Mailbox, SentMessage, TimelineEvent
 from .sending_rules import mailbox_allowance
-from .timeline import timeline_event_record
+from .timeline import timeline_event_build, timeline_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +265,10 @@ def sent_messages_send_claimed(*, ids: list[int], token: str) -> list[SendOutcom
     """Take over the claim ``token`` on ``ids`` (a worker task's job) and send each message in order.
 
     The take-over is a conditional UPDATE from the dispatch token to this worker's own token, so a
-    broker message delivered twice, or late after its lease was recovered, takes nothing. Returns a
-    SendOutcome per message this worker sent (in order).
+    broker message delivered twice, or late after its lease was recovered, takes nothing. What does not
+    change per message is read once per batch (:class:`_Batch`): the rows with their mailbox, contact and
+    attachments, their unsubscribe keys, the suppressed addresses, one provider (decrypted credentials)
+    per mailbox. Returns a SendOutcome per message this worker sent (in order).
     """
     worker = _token("worker")
     now = timezone.now()
@@ -273,25 +276,130 @@ def sent_messages_send_claimed(*, ids: list[int], token: str) -> list[SendOutcom
     if not SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=token).update(
             claimed_by=worker, lease_until=now + lease):
         return []
-    messages = list(SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
-                    .select_related("mailbox", "mailbox__provider_account", "contact", "contact__lead", "team")
-                    .order_by("due_at", "pk"))
-    providers: dict[int, object] = {}
+    batch = _Batch.load(ids, worker)
     outcomes = []
     try:
-        for index, message in enumerate(messages):
-            later = [m.pk for m in messages[index + 1:]]
-            outcomes.append(_send_one(message, worker, later=later, providers=providers))
+        for index, message in enumerate(batch.messages):
+            batch.later = [m.pk for m in batch.messages[index + 1:]]
+            outcomes.append(_send_one(message, batch))
     except SoftTimeLimitExceeded:
         # The task's soft time limit (settings.CELERY_TASK_ANNOTATIONS): stop here. What was not handed over
         # goes back to the outbox, due now; a message past its hand-over point keeps its lease, whose
         # expiry settles it as after a crash (same key again, or unknown).
+        batch.flush()
         given_back = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker,
                                                 handed_over_at__isnull=True).update(
             status=S.QUEUED, due_at=timezone.now(), claimed_by="", lease_until=None, hold_reason="")
         logger.warning("Send batch stopped by its soft time limit after %d of %d messages; %d given back to the outbox.",
-                       len(outcomes), len(messages), given_back)
+                       len(outcomes), len(batch.messages), given_back)
+        return outcomes
+    batch.flush()
     return outcomes
+
+
+class _Batch:
+    """One worker's batch of claimed messages (one mailbox, usually): what is read once per batch, and the
+    outcomes not yet written.
+
+    A ``sent`` outcome is not written on its own: it waits in ``pending`` and goes in the same
+    transaction as the next message's hand-over marker (or at the end of the batch), so each message
+    costs one commit. Waiting is safe: until it is written the row stays ``sending`` past its hand-over
+    point, which recovery settles as it would after a crash. Every write is conditional on this
+    worker's lease. Suppressions are read once per batch: one added meanwhile applies from the next batch.
+    """
+
+    def __init__(self, worker: str, messages: list[SentMessage], suppressed: set[str]):
+        self.worker = worker
+        self.messages = messages
+        self.suppressed = suppressed  #: lower-cased addresses of the batch on their team's suppression list
+        self.providers: dict[int, object] = {}  #: mailbox id → provider (credentials decrypted once)
+        self.pending: list[tuple[SentMessage, dict, list[dict]]] = []  #: (message, fields, events) to write
+        self.later: list[int] = []  #: ids still to send after the current one
+        self.lease_renewed = time.monotonic()
+
+    @classmethod
+    def load(cls, ids: list[int], worker: str) -> "_Batch":
+        from ..inbound.unsubscribe import unsubscribe_keys_ensure
+        from ..models import Suppression
+
+        mine = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
+        unsubscribe_keys_ensure(sent_messages=list(mine.select_related("contact", "mailbox")))
+        messages = list(mine.select_related("mailbox", "mailbox__provider_account", "contact", "contact__lead", "team",
+                                            "unsubscribe_key")
+                        .prefetch_related("attachments", "contact__external_ids").order_by("due_at", "pk"))
+        by_team: dict[int, set[str]] = {}
+        for message in messages:
+            by_team.setdefault(message.team_id, set()).update(a.lower() for a in (*message.to, *message.cc, *message.bcc))
+        suppressed: set[str] = set()
+        for team_id, addresses in by_team.items():
+            suppressed.update(e.lower() for e in Suppression.objects.filter(team_id=team_id, email__in=addresses)
+                              .values_list("email", flat=True))
+        return cls(worker, messages, suppressed)
+
+    def provider(self, message: SentMessage):
+        """The provider of ``message``'s mailbox, built (credentials decrypted) once per batch."""
+        provider = self.providers.get(message.mailbox_id)
+        if provider is None:
+            provider = self.providers[message.mailbox_id] = provider_for_mailbox(message.mailbox)
+        return provider
+
+    def defer(self, message: SentMessage, fields: dict, events: list[dict]) -> None:
+        """Keep an outcome to write with the next :meth:`write` or at :meth:`flush`."""
+        self.pending.append((message, fields, events))
+
+    def write(self, message: SentMessage, fields: dict, events: list[dict]) -> bool:
+        """In one transaction: the pending outcomes, then ``fields`` on ``message`` (conditional on the
+        lease) with its ``events`` (timeline event kwargs), and now and then the lease of the rest of the
+        batch. Returns whether ``message``'s row was still ours."""
+        return self._commit([*self.pending, (message, fields, events)])[-1]
+
+    def flush(self) -> None:
+        """Write the pending outcomes (end of the batch)."""
+        if self.pending:
+            self._commit(list(self.pending))
+
+    def _commit(self, rows: list[tuple[SentMessage, dict, list[dict]]]) -> list[bool]:
+        # Retried a few times while the database is briefly unavailable: a send that happened must be recorded.
+        for attempt in range(5):
+            try:
+                with transaction.atomic():
+                    held = self._write_rows(rows)
+                    if self.later and time.monotonic() - self.lease_renewed > settings.OUTREACH_SEND_LEASE_SECONDS / 4:
+                        # heartbeat: the rest of this batch stays ours while we work through it
+                        SentMessage.objects.filter(pk__in=self.later, status=S.SENDING, claimed_by=self.worker).update(
+                            lease_until=timezone.now() + timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS))
+                        self.lease_renewed = time.monotonic()
+                break
+            except DatabaseError:
+                if attempt == 4:
+                    raise
+                logger.warning("Database unavailable while recording outcomes; retrying.")
+                connection.close()
+                time.sleep(1.0 + attempt)
+        self.pending = []
+        for (message, fields, _), ok in zip(rows, held):
+            if ok:
+                for name, value in fields.items():
+                    if not isinstance(value, F):
+                        setattr(message, name, value)
+            elif rows[-1][0] is not message or fields.get("status"):
+                message.refresh_from_db()
+        return held
+
+    def _write_rows(self, rows) -> list[bool]:
+        held, events = [], []
+        for message, fields, row_events in rows:
+            ok = bool(SentMessage.objects.filter(pk=message.pk, status=S.SENDING, claimed_by=self.worker).update(**fields))
+            held.append(ok)
+            if ok:
+                events.extend(timeline_event_build(contact=message.contact, sent_message=message, **event)
+                              for event in row_events)
+            else:
+                logger.warning("SentMessage %s: lease lost; %s not recorded by this worker.", message.pk,
+                               fields.get("status") or "the hand-over")
+        if events:
+            TimelineEvent.objects.bulk_create(events)
+        return held
 
 
 def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> SendOutcome:
@@ -310,46 +418,42 @@ def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> S
     return SendOutcome(SentMessage.objects.get(pk=sent_message_id))
 
 
-def _held_by(worker: str, pk: int):
-    return SentMessage.objects.filter(pk=pk, status=S.SENDING, claimed_by=worker)
+def _attempt(message: SentMessage) -> tuple[dict, dict]:
+    """The fields and the timeline event (kwargs) recording the start of attempt ``message.attempts``."""
+    return ({"attempts": message.attempts, "sending_started_at": message.sending_started_at},
+            dict(kind=K.MESSAGE_SENDING, summary=f"Attempt {message.attempts} via {message.provider}.",
+                 data={"attempt": message.attempts}))
 
 
-def _send_one(message: SentMessage, worker: str, *, later: list[int], providers: dict) -> SendOutcome:
-    from .sending import sent_message_outgoing, suppressed_addresses
+def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
+    """One attempt at ``message``. Nothing is written before the hand-over point: the attempt (its count,
+    start time and timeline event) is recorded with the hand-over marker, or with the outcome when the
+    attempt ends before that point (refused, suppressed…)."""
+    from .sending import sent_message_outgoing
 
-    now = timezone.now()
-    lease_until = now + timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS)
-    with transaction.atomic():
-        if not _held_by(worker, message.pk).update(attempts=F("attempts") + 1, sending_started_at=now,
-                                                   handed_over_at=None, lease_until=lease_until):
-            return SendOutcome(SentMessage.objects.get(pk=message.pk))
-        if later:  # heartbeat: the rest of this batch stays ours while we work through it
-            SentMessage.objects.filter(pk__in=later, status=S.SENDING, claimed_by=worker).update(lease_until=lease_until)
-        message.attempts += 1
-        message.sending_started_at, message.handed_over_at = now, None
-        timeline_event_record(contact=message.contact, kind=K.MESSAGE_SENDING, sent_message=message,
-                              summary=f"Attempt {message.attempts} via {message.provider}.", data={"attempt": message.attempts})
+    message.attempts += 1
+    message.sending_started_at, message.handed_over_at = timezone.now(), None
+    message.attempt_recorded = False
     handed_over = False
-
     unsaved_request: bytes | None = None
 
     def on_handover() -> None:
         nonlocal handed_over, unsaved_request
-        fields = {"handed_over_at": timezone.now()}
+        fields, event = _attempt(message)
+        fields["handed_over_at"] = timezone.now()
         if unsaved_request is not None:  # stored with the marker: one write at the point of no return
             fields["prepared_request"] = unsaved_request
-        if not _held_by(worker, message.pk).update(**fields):
+        if not batch.write(message, fields, [event]):
             raise LeaseLost(f"SentMessage {message.pk}: lease lost before hand-over")
+        message.attempt_recorded = True
         handed_over, unsaved_request = True, None
 
     try:
-        blocked = suppressed_addresses(team=message.team, addresses=[*message.to, *message.cc, *message.bcc])
+        blocked = [a for a in (*message.to, *message.cc, *message.bcc) if a.lower() in batch.suppressed]
         if blocked:
             raise perr.RecipientSuppressed(f"Not sent: {', '.join(blocked)} is on your suppression list.",
                                            provider=message.provider, recipient=blocked[0])
-        provider = providers.get(message.mailbox_id)
-        if provider is None:
-            provider = providers[message.mailbox_id] = provider_for_mailbox(message.mailbox)
+        provider = batch.provider(message)
         outgoing = sent_message_outgoing(message)
         prepared = bytes(message.prepared_request) if message.prepared_request is not None else None
         if prepared is None:
@@ -360,14 +464,14 @@ def _send_one(message: SentMessage, worker: str, *, later: list[int], providers:
         logger.warning("SentMessage %s: lease lost to another worker; this worker records nothing.", message.pk)
         return SendOutcome(SentMessage.objects.get(pk=message.pk))
     except perr.ProviderError as err:
-        return _record_failure(message, worker, err, handed_over=handed_over, unsaved_request=unsaved_request)
+        return _record_failure(message, batch, err, handed_over=handed_over, unsaved_request=unsaved_request)
     except perr.ConfigurationError as err:  # set up wrongly, not a provider's answer: failed, never retried
-        return _record_failure(message, worker, err, handed_over=handed_over)
+        return _record_failure(message, batch, err, handed_over=handed_over)
     except CredentialDecryptionError as err:
-        return _record_failure(message, worker, perr.ConfigurationError(str(err), provider=message.provider,
-                                                                         reason="credentials"), handed_over=handed_over)
+        return _record_failure(message, batch, perr.ConfigurationError(str(err), provider=message.provider,
+                                                                        reason="credentials"), handed_over=handed_over)
     except INFRASTRUCTURE_ERRORS as err:
-        return _release_infrastructure(message, worker, err)
+        return _release_infrastructure(message, batch, err)
     except SoftTimeLimitExceeded:  # the batch stops (sent_messages_send_claimed); not this message's fault
         raise
     except Exception as err:  # a bug must not leave the message in 'sending' forever
@@ -378,38 +482,23 @@ def _send_one(message: SentMessage, worker: str, *, later: list[int], providers:
         else:
             error = perr.ProviderError(f"Unexpected error before anything was sent ({type(err).__name__}: {err}).",
                                        provider=message.provider, reason="internal_error")
-        return _record_failure(message, worker, error, handed_over=handed_over)
-    return _record_sent(message, worker, result)
+        return _record_failure(message, batch, error, handed_over=handed_over)
+    return _record_sent(message, batch, result)
 
 
-def _write(message: SentMessage, worker: str, fields: dict, event: dict | None) -> bool:
-    """Write an outcome only if this worker still holds the lease; with its timeline event, atomically.
-    Retries a few times when the database is briefly unavailable (the send itself must not be lost)."""
-    for attempt in range(5):
-        try:
-            with transaction.atomic():
-                if not _held_by(worker, message.pk).update(**fields):
-                    logger.warning("SentMessage %s: lease lost; outcome %s not recorded by this worker.",
-                                   message.pk, fields.get("status"))
-                    return False
-                for name, value in fields.items():
-                    if not isinstance(value, (F,)):
-                        setattr(message, name, value)
-                if event:
-                    timeline_event_record(contact=message.contact, sent_message=message, **event)
-            return True
-        except DatabaseError:
-            if attempt == 4:
-                raise
-            logger.warning("SentMessage %s: database unavailable while recording the outcome; retrying.", message.pk)
-            connection.close()
-            import time
-
-            time.sleep(1.0 + attempt)
-    return False
+def _write(message: SentMessage, batch: _Batch, fields: dict, event: dict | None, *, attempt: bool = True) -> bool:
+    """Write an outcome now (with the batch's pending ones), only if this worker still holds the lease, with
+    its timeline event, atomically. An attempt that ended before its hand-over point is recorded with it
+    (``attempt=False``: it does not count, e.g. a wait in our own rate limiter)."""
+    events = [event] if event else []
+    if attempt and not getattr(message, "attempt_recorded", True):
+        start_fields, start_event = _attempt(message)
+        fields, events = {**start_fields, **fields}, [start_event, *events]
+    message.attempt_recorded = True
+    return batch.write(message, fields, events)
 
 
-def _record_sent(message: SentMessage, worker: str, result) -> SendOutcome:
+def _record_sent(message: SentMessage, batch: _Batch, result) -> SendOutcome:
     raw = dict(result.raw)
     recipients = raw.get("recipients") if isinstance(raw.get("recipients"), dict) else {}
     rejected = [r for r, v in recipients.items() if isinstance(v, dict) and v.get("status") != "sent"]
@@ -428,11 +517,11 @@ def _record_sent(message: SentMessage, worker: str, result) -> SendOutcome:
                          f"via {message.provider}.{note}",
                  data={"provider_message_id": result.provider_message_id, "attempt": message.attempts,
                        "rejected": rejected})
-    _write(message, worker, fields, event)
+    batch.defer(message, fields, [event])
     return SendOutcome(message)
 
 
-def _release_infrastructure(message: SentMessage, worker: str, err: BaseException) -> SendOutcome:
+def _release_infrastructure(message: SentMessage, batch: _Batch, err: BaseException) -> SendOutcome:
     """Our own infrastructure failed (Redis, the database, the broker): back to the outbox, due again
     shortly; this was not a provider attempt, so the attempt is given back. Never failed or unknown."""
     delay = float(settings.OUTREACH_INFRA_RETRY_SECONDS)
@@ -440,16 +529,17 @@ def _release_infrastructure(message: SentMessage, worker: str, err: BaseExceptio
     logger.warning("SentMessage %s: infrastructure unavailable (%s: %s); retrying in %.0f s.", message.pk,
                    type(err).__name__, err, delay)
     try:
-        _write(message, worker, dict(status=S.QUEUED, due_at=due, claimed_by="", lease_until=None, handed_over_at=None,
-                                     attempts=F("attempts") - 1,
-                                     hold_reason=f"waiting: {type(err).__name__} (infrastructure unavailable); "
-                                                 f"next try {timezone.localtime(due):%H:%M:%S}"), None)
+        message.attempts -= 1
+        _write(message, batch, dict(status=S.QUEUED, due_at=due, claimed_by="", lease_until=None, handed_over_at=None,
+                                    attempts=message.attempts,
+                                    hold_reason=f"waiting: {type(err).__name__} (infrastructure unavailable); "
+                                                f"next try {timezone.localtime(due):%H:%M:%S}"), None, attempt=False)
     except DatabaseError:  # the database itself is down: the lease expires and recovery re-queues it
         logger.warning("SentMessage %s: could not release; the expired lease will re-queue it.", message.pk)
     return SendOutcome(message, retry_in=delay)
 
 
-def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError | perr.ConfigurationError, *, handed_over: bool,
+def _record_failure(message: SentMessage, batch: _Batch, err: perr.ProviderError | perr.ConfigurationError, *, handed_over: bool,
                     unsaved_request: bytes | None = None) -> SendOutcome:
     """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown) or
     ``failed``; the timeline event with it. A local rate-limiter wait is not counted as an attempt."""
@@ -469,19 +559,19 @@ def _record_failure(message: SentMessage, worker: str, err: perr.ProviderError |
         due = now + timedelta(seconds=delay)
         fields = dict(status=S.QUEUED, due_at=due, handed_over_at=None, **common)
         if not_an_attempt:
-            fields["attempts"] = F("attempts") - 1
-            _write(message, worker, {**fields, "hold_reason": f"waiting: {err.message}"}, None)
+            fields["attempts"] = message.attempts = attempts
+            _write(message, batch, {**fields, "hold_reason": f"waiting: {err.message}"}, None, attempt=False)
         else:
-            _write(message, worker, fields, dict(
+            _write(message, batch, fields, dict(
                 kind=K.MESSAGE_RETRY, summary=f"Attempt {attempts} failed: {err.message} Retrying in {delay:.0f} s.",
                 data={**detail, "retry_in": delay}))
         message.refresh_from_db()
         return SendOutcome(message, retry_in=delay)
     if isinstance(err, perr.OutcomeUnknown):
-        _write(message, worker, dict(status=S.UNKNOWN, failed_at=now, **common), dict(
+        _write(message, batch, dict(status=S.UNKNOWN, failed_at=now, **common), dict(
             kind=K.MESSAGE_UNKNOWN, summary=f"“{message.subject}” may have been delivered: {err.message}", data=detail))
         return SendOutcome(message)
-    if _write(message, worker, dict(status=S.FAILED, failed_at=now, **common), dict(
+    if _write(message, batch, dict(status=S.FAILED, failed_at=now, **common), dict(
             kind=K.MESSAGE_FAILED, summary=f"Failed to send “{message.subject}”: {err.message}", data=detail)):
         if isinstance(err, perr.RecipientSuppressed) and err.recipient:
             suppress_recipient(message, err)

@@ -27,7 +27,7 @@ from providers.registry import get_provider_class
 
 from ..html_text import html_to_text, sanitize_outgoing_html
 from ..external_ids import external_id_fields
-from ..models import Attachment, Contact, ExternalId, Mailbox, SentMessage, Suppression, Team, TimelineEvent
+from ..models import Attachment, Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..validation import normalize_email, sender_problems, validate_custom_headers, validate_header_value
 from .outbox import SendOutcome, retry_delay, sent_message_send  # noqa: F401  (the pipeline's public names)
 from .timeline import timeline_event_record
@@ -261,11 +261,12 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
 
 def vendor_ids(*, contact: Contact, is_lead: bool) -> dict[str, str]:
     """``OutgoingMessage.vendor_ids`` for ``contact``: every id the providers declare, keyed by
-    :meth:`providers.base.ExternalIdKind.key` ('' when unset; a lead's only when ``is_lead``). One query."""
+    :meth:`providers.base.ExternalIdKind.key` ('' when unset; a lead's only when ``is_lead``). One query,
+    none when the contact was loaded with ``prefetch_related("external_ids")`` (a send batch)."""
     ids = {f.key: "" for f in external_id_fields()}
     objects = ("contact", "lead") if is_lead else ("contact",)
-    for row in ExternalId.objects.filter(contact=contact, object__in=objects):
-        if row.key in ids:
+    for row in contact.external_ids.all():
+        if row.object in objects and row.key in ids:
             ids[row.key] = row.value
     return ids
 
