@@ -21,7 +21,7 @@ from tests.factories import PASSWORD, make_contact, make_mailbox, make_sent_mess
 
 pytestmark = pytest.mark.django_db
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- 5. Login throttling ---------------------------------------------------------------------------

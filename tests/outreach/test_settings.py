@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from outreach.crypto import encrypt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "SECRET_KEY", "OUTREACH_", "DATABASE_URL",
                                                                  "CELERY_", "REDIS_URL", "ALLOWED_HOSTS",
                                                                  "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"))}
