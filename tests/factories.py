@@ -15,6 +15,7 @@ from outreach.models import Contact, Lead, Mailbox, Membership, ProviderAccount,
 _seq = itertools.count(1)
 
 PASSWORD = "pw-for-tests-123"
+OWNER_PASSWORD = "pw-" + "x" * 12
 
 
 def make_team(name: str | None = None) -> Team:
@@ -28,6 +29,16 @@ def make_user(team: Team | None = None, *, username: str | None = None, role: st
     if team is not None:
         Membership.objects.create(user=user, team=team, role=role)
     return user
+
+
+def make_team_with_owner(name: str | None = None):
+    """A new team and its owner made by the real service (``team_create_with_owner``: the user has an
+    email address and the password ``OWNER_PASSWORD``). Returns (team, user)."""
+    from outreach.services.teams import team_create_with_owner
+
+    n = next(_seq)
+    return team_create_with_owner(team_name=name or f"Team {n}", username=f"owner{n}", email=f"owner{n}@example.test",
+                                  password=OWNER_PASSWORD)
 
 
 def make_team_user(team_name: str | None = None, **user_kwargs):
@@ -54,12 +65,16 @@ def _split_ids(fields: dict, object: str) -> dict:
     return {f.key: fields.pop(f.key) for f in external_id_fields(object) if f.key in fields}
 
 
-def make_contact(team: Team, email: str | None = None, **fields) -> Contact:
+def make_contact(team: Team, email: str | None = None, *, lead: dict | None = None, **fields) -> Contact:
     """A contact of ``team`` (email lower-cased, unique by default); vendor ids by key
-    (``lemlist_contact_id=…``) become its ExternalId rows."""
+    (``lemlist_contact_id=…``) become its ExternalId rows; ``lead`` (a dict of Lead fields, may be
+    empty) makes it a lead too (see :func:`make_lead`)."""
     email = (email or f"contact{next(_seq)}@example.com").lower()
     ids = _split_ids(fields, "contact")
-    return set_external_ids(Contact.objects.create(team=team, email=email, **fields), "contact", **ids)
+    contact = set_external_ids(Contact.objects.create(team=team, email=email, **fields), "contact", **ids)
+    if lead is not None:
+        make_lead(contact, **lead)
+    return contact
 
 
 def make_lead(contact: Contact, **fields) -> Lead:
@@ -163,3 +178,18 @@ def make_sent_message(mailbox: Mailbox, contact: Contact, *, status: str = SentM
     TimelineEvent.objects.create(team=mailbox.team, contact=contact, sent_message=message,
                                  kind=TimelineEvent.Kind.MESSAGE_QUEUED, summary=f"Queued “{subject}”.")
     return message
+
+
+def make_smtp_mailbox(team: Team, servers, *, security: str = "starttls", password: str | None = None,
+                      imap: bool = True, smtp_port: int | None = None) -> Mailbox:
+    """A Mailbox pointing at the real test SMTP server (``servers``: the ``mail_settings`` fixture;
+    STARTTLS or implicit SSL) and, with ``imap``, dovecot's Sent folder. Sending rules off."""
+    smtp = servers.smtp_ssl if security == "ssl" else servers.smtp
+    settings = dict(smtp_host="localhost", smtp_port=smtp_port or smtp.port, smtp_login=smtp.username,
+                    smtp_password=smtp.password if password is None else password, smtp_security=security)
+    if imap:
+        settings.update(imap_host="localhost", imap_port=servers.imap.ssl_port if security == "ssl" else servers.imap.port,
+                        imap_login=servers.imap.username, imap_security=security, imap_password=servers.imap.password,
+                        imap_sent_folder="Sent")
+    return Mailbox.objects.create(team=team, provider="smtp", sender_name="Ann Lée", sender_email="ann@example.test",
+                                  provider_config=provider_config("smtp", **settings), **NO_SENDING_RULES)

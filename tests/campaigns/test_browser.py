@@ -9,8 +9,7 @@ import pytest
 from outreach.campaigns.models import Campaign, Enrolment
 from outreach.campaigns.services import campaigns_advance
 from tests.browser import screenshot
-from tests.factories import make_mailbox
-from tests.mailhelpers import make_contact, make_team
+from tests.factories import OWNER_PASSWORD, make_contact, make_mailbox, make_team_with_owner
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,7 +19,7 @@ def test_build_enrol_from_filtered_list_start_and_see_the_funnel_move(browser_pa
     from playwright.sync_api import expect
 
     page = browser_page
-    team, user = make_team("Campaign browser team")
+    team, user = make_team_with_owner("Campaign browser team")
     # Nothing listens on localhost:2525: a worker that picks the messages up finds the server down
     # and keeps them in the outbox for a retry, so they stay "scheduled" while the page is watched.
     mailbox = make_mailbox(team, sender_name="Ann Lee", sender_email="ann@example.com", smtp_host="localhost",
@@ -31,7 +30,7 @@ def test_build_enrol_from_filtered_list_start_and_see_the_funnel_move(browser_pa
 
     page.goto("/login/")
     page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-" + "x" * 12)
+    page.fill("input[name=password]", OWNER_PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/contacts/$"))
 

@@ -17,7 +17,7 @@ from outreach.inbound.services import mailbox_sync
 from outreach.models import SentMessage, Suppression, TimelineEvent
 from outreach.selectors import Selection
 from tests.inbound import mails as M
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -49,11 +49,11 @@ def test_three_step_campaign_to_50_contacts_over_two_mailboxes(settings, celery_
     settings.OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = 100
     T0 = timezone.now()  # the worker stamps real send times; the campaign clock moves on from them
     smtp, imap = mail_settings.smtp, mail_settings.imap
-    team, _ = make_team("Campaign e2e")
-    reading = _open_rules(smtp_mailbox(team, mail_settings))  # also reads the replies (dovecot INBOX)
+    team, _ = make_team_with_owner("Campaign e2e")
+    reading = _open_rules(make_smtp_mailbox(team, mail_settings))  # also reads the replies (dovecot INBOX)
     reading.sender_email, reading.sender_name = "ann@example.com", "Ann Lee"
     reading.save()
-    second = _open_rules(smtp_mailbox(team, mail_settings, imap=False))
+    second = _open_rules(make_smtp_mailbox(team, mail_settings, imap=False))
     second.sender_email, second.sender_name = "carl@example.com", "Carl Diaz"
     second.save()
     people = [make_contact(team, email=f"p{i}@campaign.example.org", first_name=f"Person{i}", last_name="",
@@ -139,8 +139,8 @@ def test_campaign_steps_keep_the_mailbox_cap_and_the_recipients_window(settings,
     from outreach.services.outbox import sent_messages_dispatch
 
     settings.OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX = 100
-    team, _ = make_team("Campaign caps")
-    mailbox = _open_rules(smtp_mailbox(team, mail_settings, imap=False), daily_cap=5)
+    team, _ = make_team_with_owner("Campaign caps")
+    mailbox = _open_rules(make_smtp_mailbox(team, mail_settings, imap=False), daily_cap=5)
     in_utc = [make_contact(team, email=f"u{i}@caps.example.org", first_name=f"U{i}", time_zone="UTC")
               for i in range(6)]
     far_east = [make_contact(team, email=f"k{i}@caps.example.org", first_name=f"K{i}", time_zone="Pacific/Kiritimati")

@@ -8,8 +8,7 @@ import pytest
 
 from outreach.models import Mailbox, SentMessage
 from tests.browser import launch_chromium, screenshot
-from tests.mailhelpers import make_contact, make_team
-from tests.factories import NO_SENDING_RULES
+from tests.factories import NO_SENDING_RULES, OWNER_PASSWORD, make_contact, make_team_with_owner
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,14 +22,14 @@ def page(browser_page):
 def test_login_connect_mailbox_send_and_see_it_sent(page, live_server, celery_worker_process, mail_settings):
     from playwright.sync_api import expect
 
-    team, user = make_team("Browser team")
+    team, user = make_team_with_owner("Browser team")
     contact = make_contact(team, email="dana@example.org", first_name="Dana", last_name="Kim", company="Kim & Co")
     smtp, imap = mail_settings.smtp, mail_settings.imap
 
     page.goto("/login/")
     screenshot(page, "01-login")
     page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-" + "x" * 12)
+    page.fill("input[name=password]", OWNER_PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/contacts/$"))
     screenshot(page, "02-contact-list")

@@ -25,7 +25,7 @@ from outreach.models import SentMessage
 from outreach.services import sending
 from outreach.services.sending import sent_message_create
 from tests.conftest import CeleryWorkerProcess
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner
 from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_url
 from tests.servers import free_port
 
@@ -47,9 +47,9 @@ def _prefork_worker(base_env: dict, tmp_path: Path, *, name: str, redis_db: int,
 def _queue(n: int, servers, monkeypatch) -> list[SentMessage]:
     # No wake-up tasks: the dispatcher (beat) must find every message in the table on its own.
     monkeypatch.setattr(sending, "wake_up", lambda pk: None)
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, servers, imap=False)
-    contact = make_contact(team)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, servers, imap=False)
+    contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     return [sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject=f"Crash {i}",
                                 text=f"Message {i}") for i in range(n)]
 

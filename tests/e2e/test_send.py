@@ -8,7 +8,7 @@ import pytest
 
 from outreach.models import SentMessage, TimelineEvent
 from outreach.services.sending import AttachmentData, sent_message_create
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -26,8 +26,8 @@ def wait_settled(message: SentMessage, timeout: float = 30.0) -> SentMessage:
 
 
 def test_worker_sends_with_attachment_copies_to_sent_and_timeline_shows_it(celery_worker_process, mail_settings):
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, mail_settings)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, mail_settings)
     contact = make_contact(team, email="carla@example.org", first_name="Carla", last_name="Diaz")
 
     message = sent_message_create(
@@ -64,9 +64,9 @@ def test_worker_sends_with_attachment_copies_to_sent_and_timeline_shows_it(celer
 
 
 def test_worker_records_wrong_password_as_failed(celery_worker_process, mail_settings):
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, mail_settings, password="not-the-password")
-    contact = make_contact(team)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, mail_settings, password="not-the-password")
+    contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     message = sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject="x", html="<p>x</p>")
     message = wait_settled(message)
     assert message.status == "failed" and message.error_code == "authentication"
@@ -78,9 +78,9 @@ def test_worker_records_wrong_password_as_failed(celery_worker_process, mail_set
 def test_duplicate_task_delivery_sends_once(celery_worker_process, mail_settings):
     from outreach.tasks import send_message
 
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
-    contact = make_contact(team)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
+    contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     message = sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject="Once", html="<p>1</p>")
     send_message.delay(message.pk)  # the same task delivered a second time
     send_message.delay(message.pk)

@@ -10,9 +10,8 @@ from outreach.inbound.models import InboundMessage
 from outreach.inbound.services import mailbox_sync
 from outreach.models import SentMessage
 from tests.browser import screenshot
-from tests.factories import make_sent_message
+from tests.factories import OWNER_PASSWORD, make_contact, make_sent_message, make_smtp_mailbox, make_team_with_owner
 from tests.inbound import mails as M
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,8 +22,8 @@ def test_reply_appears_on_the_timeline_and_is_answered_in_thread(browser_page, l
     from playwright.sync_api import expect
 
     page = browser_page
-    team, user = make_team("Inbound browser team")
-    mailbox = smtp_mailbox(team, mail_settings)
+    team, user = make_team_with_owner("Inbound browser team")
+    mailbox = make_smtp_mailbox(team, mail_settings)
     contact = make_contact(team, email="dana@example.org", first_name="Dana", last_name="Kim")
     ours = make_sent_message(mailbox, contact, status=SentMessage.Status.SENT, subject="Intro")
     mail_settings.imap.append("INBOX", M.reply(to=mailbox.sender_email, sender="Dana Kim <dana@example.org>",
@@ -35,7 +34,7 @@ def test_reply_appears_on_the_timeline_and_is_answered_in_thread(browser_page, l
 
     page.goto("/login/")
     page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-" + "x" * 12)
+    page.fill("input[name=password]", OWNER_PASSWORD)
     page.click("button[type=submit]")
     page.goto(f"/contacts/{contact.pk}/")
     timeline = page.locator("#timeline")

@@ -13,9 +13,8 @@ from outreach.inbound.models import InboundMessage, MailboxSyncState
 from outreach.inbound.services import mailbox_sync
 from outreach.inbound.unsubscribe import unsubscribe_key_for_message, unsubscribe_token
 from outreach.models import Contact, Lead, SentMessage, Suppression, TimelineEvent
-from tests.factories import make_contact, make_lead, make_sent_message, make_team, set_fields
+from tests.factories import make_contact, make_lead, make_sent_message, make_smtp_mailbox, make_team, set_fields
 from tests.inbound import mails as M
-from tests.mailhelpers import smtp_mailbox
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +26,7 @@ Event = TimelineEvent.Kind
 def env(mail_settings):
     """A team, its IMAP mailbox (ann@example.com) on dovecot, and the dovecot server."""
     team = make_team()
-    mailbox = smtp_mailbox(team, mail_settings, security="starttls")
+    mailbox = make_smtp_mailbox(team, mail_settings, security="starttls")
     mailbox.sender_email = "ann@example.com"
     mailbox.save()
 

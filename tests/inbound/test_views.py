@@ -104,12 +104,11 @@ def test_http_providers_say_they_cannot_carry_the_headers(team_user, provider):
 
 def test_real_smtp_send_carries_the_headers(mail_settings, settings):
     from outreach.services.sending import sent_message_send
-    from tests.factories import make_team
-    from tests.mailhelpers import smtp_mailbox
+    from tests.factories import make_smtp_mailbox, make_team
 
     settings.OUTREACH_PUBLIC_BASE_URL = "https://outreach.example.com"
     team = make_team()
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
     contact = make_contact(team, "bob@example.org")
     message = make_sent_message(mailbox, contact, status=SentMessage.Status.QUEUED, in_reply_to="<theirs@example.org>",
                                 references="<ours@example.com> <theirs@example.org>")

@@ -3,15 +3,14 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from outreach.models import Contact, Mailbox
-from tests.factories import make_lead, provider_config
-from tests.mailhelpers import make_contact, make_team
+from tests.factories import make_contact, make_lead, make_team_with_owner, provider_config
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    team, user = make_team()
+    team, user = make_team_with_owner()
     user.is_staff = True
     user.save()
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="outreach"))
@@ -21,7 +20,7 @@ def staff_client(client):
 
 def test_staff_sees_only_their_team(staff_client):
     client, team = staff_client
-    other, _ = make_team()
+    other, _ = make_team_with_owner()
     mine = make_contact(team, email="mine@example.org")
     theirs = make_contact(other, email="theirs@example.org")
     page = client.get("/admin/outreach/contact/").content.decode()
@@ -58,7 +57,7 @@ def test_mailbox_passwords_are_write_only(staff_client, settings):
 
 def test_staff_cannot_pick_another_teams_contact_in_forms(staff_client):
     client, team = staff_client
-    other, _ = make_team()
+    other, _ = make_team_with_owner()
     make_contact(other, email="theirs@example.org")
     page = client.get("/admin/outreach/lead/add/").content.decode()
     assert "theirs@example.org" not in page
@@ -173,7 +172,7 @@ def test_sent_messages_and_timeline_are_read_only(staff_client):
     from tests.factories import make_mailbox, make_sent_message
 
     client, team = staff_client
-    message = make_sent_message(make_mailbox(team), make_contact(team))
+    message = make_sent_message(make_mailbox(team), make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone"))
     assert client.get("/admin/outreach/sentmessage/add/").status_code == 403
     url = f"/admin/outreach/sentmessage/{message.pk}/change/"
     page = client.get(url)

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from outreach.models import Contact, Mailbox, SentMessage, Team
 from outreach.services.sending import sent_message_send
-from tests.mailhelpers import make_team
+from tests.factories import make_team_with_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def test_create_team_without_password_is_a_clear_error(monkeypatch):
 
 
 def test_add_mailbox_reads_passwords_from_stdin_and_never_prints_them(mail_settings, monkeypatch):
-    team, _ = make_team("Acme")
+    team, _ = make_team_with_owner("Acme")
     smtp, imap = mail_settings.smtp, mail_settings.imap
     out = io.StringIO()
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{smtp.password}\n{imap.password}\n"))
@@ -59,7 +59,7 @@ def test_add_mailbox_reads_passwords_from_stdin_and_never_prints_them(mail_setti
 
 def test_add_mailbox_refuses_private_host(settings, monkeypatch):
     settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = False
-    make_team("Acme")
+    make_team_with_owner("Acme")
     monkeypatch.setenv("OUTREACH_SMTP_PASSWORD", "pw")
     with pytest.raises(CommandError, match="smtp_host: SMTP host 0x7f.1 resolves to 127.0.0.1, which is a loopback"):
         call_command("add_mailbox", "--team", "Acme", "--sender-email", "a@example.com", "--smtp-host", "0x7f.1",
@@ -68,7 +68,7 @@ def test_add_mailbox_refuses_private_host(settings, monkeypatch):
 
 
 def test_add_mailbox_with_failing_connection_test_saves_nothing(mail_settings, monkeypatch):
-    make_team("Acme")
+    make_team_with_owner("Acme")
     monkeypatch.setenv("OUTREACH_SMTP_PASSWORD", "wrong")
     with pytest.raises(CommandError, match="Connection test failed: SMTP authentication refused"):
         call_command("add_mailbox", "--team", "Acme", "--sender-email", "a@example.com", "--smtp-host", "localhost",
@@ -78,9 +78,9 @@ def test_add_mailbox_with_failing_connection_test_saves_nothing(mail_settings, m
 
 
 def test_send_email_queues_then_timeline_prints_it(mail_settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks):
-    team, _ = make_team("Acme")
-    from tests.mailhelpers import smtp_mailbox
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    team, _ = make_team_with_owner("Acme")
+    from tests.factories import make_smtp_mailbox
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
     attachment = tmp_path / "deck.pdf"
     attachment.write_bytes(b"%PDF-1.4 test")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -97,9 +97,9 @@ def test_send_email_queues_then_timeline_prints_it(mail_settings, tmp_path, monk
 
 
 def test_send_email_wait_without_worker_exits_nonzero(mail_settings):
-    team, _ = make_team("Acme")
-    from tests.mailhelpers import smtp_mailbox
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    team, _ = make_team_with_owner("Acme")
+    from tests.factories import make_smtp_mailbox
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
     with pytest.raises(CommandError, match="still queued after 0.3 s: is a Celery worker running"):
         call_command("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org", "--subject", "Hi",
                      "--text", "x", "--wait", "0.3", stdout=io.StringIO())
@@ -107,9 +107,9 @@ def test_send_email_wait_without_worker_exits_nonzero(mail_settings):
 
 
 def test_send_email_refuses_header_injection_and_unknown_mailbox(mail_settings):
-    team, _ = make_team("Acme")
-    from tests.mailhelpers import smtp_mailbox
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    team, _ = make_team_with_owner("Acme")
+    from tests.factories import make_smtp_mailbox
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
     with pytest.raises(CommandError, match="subject: Line breaks are not allowed"):
         call_command("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org",
                      "--subject", "Hi\nBcc: evil@example.org", "--text", "x", stdout=io.StringIO())
@@ -120,7 +120,7 @@ def test_send_email_refuses_header_injection_and_unknown_mailbox(mail_settings):
 
 
 def test_timeline_unknown_team_or_contact():
-    make_team("Acme")
+    make_team_with_owner("Acme")
     with pytest.raises(CommandError, match="No team named 'Nope'"):
         call_command("timeline", "--team", "Nope", "a@example.org", stdout=io.StringIO())
     with pytest.raises(CommandError, match="has no contact a@example.org"):
@@ -128,9 +128,9 @@ def test_timeline_unknown_team_or_contact():
 
 
 def test_send_email_header_is_repeatable_and_refused_where_the_provider_cannot_carry_it(mail_settings):
-    team, _ = make_team("Acme")
-    from tests.mailhelpers import smtp_mailbox
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
+    team, _ = make_team_with_owner("Acme")
+    from tests.factories import make_smtp_mailbox
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
     result = run("send_email", "--mailbox", str(mailbox.pk), "--to", "x@example.org", "--subject", "Hi", "--text", "x",
                  "--header", "X-Campaign: spring", "--header", "X-CRM-Id:42")
     assert SentMessage.objects.get(pk=result["id"]).headers == [["X-Campaign", "spring"], ["X-CRM-Id", "42"]]

@@ -24,8 +24,7 @@ from outreach.services.outbox import (
 )
 from outreach.services.sending import AttachmentData, sent_message_create
 from providers.smtp import close_sessions
-from tests.factories import make_lead
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.factories import make_contact, make_lead, make_smtp_mailbox, make_team_with_owner
 
 UTC = dt.timezone.utc
 
@@ -33,9 +32,9 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def world(mail_settings):
     close_sessions()
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, mail_settings, imap=False)
-    contact = make_contact(team)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, mail_settings, imap=False)
+    contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     yield team, user, mailbox, contact, mail_settings
     close_sessions()
 
@@ -158,7 +157,7 @@ def test_redis_down_in_the_limiter_is_transient_and_not_an_attempt(settings):
     with FakeLemlist() as fake:
         user_id, email, mailbox_id = fake.add_send_user()
         contact_id, lead_id = fake.add_lead()
-        team, user = make_team()
+        team, user = make_team_with_owner()
         account = make_provider_account(team, provider="lemlist", api_key=fake.api_key, base_url=fake.url + "/api")
         mailbox = make_provider_mailbox(account, sender_email=email, lemlist_send_user_id=user_id, lemlist_send_user_email=email,
                                         lemlist_send_user_mailbox_id=mailbox_id)

@@ -8,8 +8,7 @@ from django.utils import timezone
 from outreach.models import SentMessage, Suppression, TimelineEvent
 from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
 from outreach.services.sending import AttachmentData, retry_delay, sent_message_create, sent_message_send
-from tests.factories import set_fields
-from tests.mailhelpers import make_contact, make_team, smtp_mailbox
+from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner, set_fields
 from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
@@ -17,9 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def world(mail_settings):
-    team, user = make_team()
-    mailbox = smtp_mailbox(team, mail_settings)
-    contact = make_contact(team)
+    team, user = make_team_with_owner()
+    mailbox = make_smtp_mailbox(team, mail_settings)
+    contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     return team, user, mailbox, contact, mail_settings
 
 
@@ -71,8 +70,8 @@ def test_invalid_cc_and_suppressed_recipient_are_refused(world, django_capture_o
 
 
 def test_other_teams_mailbox_is_refused(world, mail_settings, django_capture_on_commit_callbacks):
-    other_team, _ = make_team()
-    foreign = smtp_mailbox(other_team, mail_settings)
+    other_team, _ = make_team_with_owner()
+    foreign = make_smtp_mailbox(other_team, mail_settings)
     team, user, _, contact, _ = world
     with pytest.raises(ValidationError, match="must belong to your team"):
         sent_message_create(team=team, actor=user, mailbox=foreign, contact=contact, subject="x", html="<p>x</p>")
