@@ -46,14 +46,14 @@ class ImportJobAddForm(forms.ModelForm):
         try:
             job = import_job_create(team=team, file=upload, name=data.get("name") or "", user=self.request.user)
         except ValidationError as err:
-            raise ValidationError({"upload": err.messages}) from None
+            raise ValidationError({"upload": err.messages}) from err
         try:
             validate_mapping(job.headers, job.mapping)
         except ValidationError as err:
             job.file.delete(save=False)
             job.delete()
             raise ValidationError({"upload": err.messages + [
-                "Rename the column to “Email”, or use the import page, where columns can be mapped by hand."]}) from None
+                "Rename the column to “Email”, or use the import page, where columns can be mapped by hand."]}) from err
         self.created_job = job
         return data
 

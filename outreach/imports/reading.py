@@ -250,7 +250,7 @@ def detect_format(source: Source, *, header_row: int | None = None) -> FileForma
                 if sheet_row >= HEADER_SCAN_RECORDS:
                     break
         except csv.Error as err:
-            raise ImportFileError(f"The header row cannot be read: {err}.") from None
+            raise ImportFileError(f"The header row cannot be read: {err}.") from err
     if header_row is not None:
         raise ImportFileError(f"The file has no row {header_row}.")
     if first is None:

@@ -106,7 +106,7 @@ def import_job_create(*, team: Team, file: IO[bytes] | File, name: str = "", use
         fmt = detect_format(_opener(job.file))
     except ImportFileError as err:
         job.file.delete(save=False)
-        raise ValidationError(str(err), code="unreadable_file") from None
+        raise ValidationError(str(err), code="unreadable_file") from err
     _apply_format(job, fmt)
     job.save()
     return job
@@ -127,7 +127,7 @@ def import_job_set_header_row(*, job: ImportJob, header_row: int) -> ImportJob:
         try:
             fmt = detect_format(_opener(job.file), header_row=header_row)
         except ImportFileError as err:
-            raise ValidationError(str(err), code="bad_header_row") from None
+            raise ValidationError(str(err), code="bad_header_row") from err
         _apply_format(job, fmt)
         job.save()
     return job
