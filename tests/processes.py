@@ -56,3 +56,16 @@ def kill_group(worker: CeleryWorkerProcess) -> None:
             pass
         worker.process.wait()
         worker.process = None
+
+
+def prefork_worker(base_env: dict, tmp_path: Path, *, name: str, redis_db: int, concurrency: int = 2,
+                    **overrides: str) -> tuple[CeleryWorkerProcess, Beat]:
+    """A prefork worker and a beat on their own Redis database (``redis_db`` + this xdist worker's number)
+    with FAST_LEASES and ``overrides`` in their environment. Not started."""
+    from django.conf import settings
+
+    xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    env = {**base_env, **FAST_LEASES, **overrides, "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, redis_db + xdist)}
+    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename=f"{name}@%h",
+                                 args=("--pool=prefork", f"--concurrency={concurrency}", "--prefetch-multiplier=1"))
+    return worker, Beat(env, tmp_path)

@@ -18,16 +18,14 @@ from collections import Counter
 from datetime import time as dtime
 
 import pytest
-from django.conf import settings
 
 from outreach.campaigns.models import CampaignMessage, Enrolment
 from outreach.campaigns.services import (VariantData, campaign_create, campaign_enrol, campaign_pause, campaign_start,
                                          campaign_step_save)
 from outreach.models import SentMessage
 from outreach.selectors import Selection
-from tests.conftest import CeleryWorkerProcess
 from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner
-from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_url
+from tests.processes import child_pids, kill_group, prefork_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -78,15 +76,10 @@ def _finished(campaign) -> bool:
 def test_pause_resume_with_worker_kills_sends_every_step_once(celery_worker_env, mail_settings, tmp_path):
     rng = random.Random(int(os.environ.get("OUTREACH_CRASH_SEED", "13")))
     mail_settings.smtp.data_delay = 0.08
-    xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-    env = {**celery_worker_env, **FAST_LEASES, "OUTREACH_CAMPAIGN_TICK_SECONDS": "0.5",
-           "OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX": "4",
-           "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, 100 + xdist)}
+    worker, beat = prefork_worker(celery_worker_env, tmp_path, name="campaign-crash", redis_db=100,
+                                  OUTREACH_CAMPAIGN_TICK_SECONDS="0.5", OUTREACH_CAMPAIGN_OUTBOX_PER_MAILBOX="4")
     campaign = _build(mail_settings)
     campaign_start(campaign=campaign)
-    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename="campaign-crash@%h",
-                                 args=("--pool=prefork", "--concurrency=2", "--prefetch-multiplier=1"))
-    beat = Beat(env, tmp_path)
     events = Counter()
     try:
         worker.start(timeout=60)

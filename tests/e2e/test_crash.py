@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -26,23 +25,10 @@ from outreach.services import sending
 from outreach.services.sending import sent_message_create
 from tests.conftest import CeleryWorkerProcess
 from tests.factories import make_contact, make_smtp_mailbox, make_team_with_owner
-from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, redis_db_url
+from tests.processes import FAST_LEASES, Beat, child_pids, kill_group, prefork_worker
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-def _prefork_worker(base_env: dict, tmp_path: Path, *, name: str, redis_db: int, concurrency: int = 2,
-                    **overrides: str) -> tuple[CeleryWorkerProcess, Beat]:
-    """A prefork worker and a beat on their own Redis database (``redis_db`` + this xdist worker's number)
-    with FAST_LEASES and ``overrides`` in their environment. Not started."""
-    from django.conf import settings
-
-    xdist = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-    env = {**base_env, **FAST_LEASES, **overrides, "CELERY_BROKER_URL": redis_db_url(settings.CELERY_BROKER_URL, redis_db + xdist)}
-    worker = CeleryWorkerProcess(env, tmp_path / "worker.log", nodename=f"{name}@%h",
-                                 args=("--pool=prefork", f"--concurrency={concurrency}", "--prefetch-multiplier=1"))
-    return worker, Beat(env, tmp_path)
-
 
 def _queue(n: int, servers, monkeypatch) -> list[SentMessage]:
     # No wake-up tasks: the dispatcher (beat) must find every message in the table on its own.
@@ -82,7 +68,7 @@ def test_sigkill_pool_children_and_main_process_while_sending(celery_worker_env,
     rng = random.Random(int(os.environ.get("OUTREACH_CRASH_SEED", "8")))
     mail_settings.smtp.data_delay = 0.12
     mail_settings.smtp.rcpt_delay = 0.03
-    worker, beat = _prefork_worker(celery_worker_env, tmp_path, name="crash", redis_db=90)
+    worker, beat = prefork_worker(celery_worker_env, tmp_path, name="crash", redis_db=90)
     messages = _queue(40, mail_settings, monkeypatch)
     ids = [m.pk for m in messages]
     kills = Counter()
@@ -160,7 +146,7 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
     SoftTimeLimitExceeded inside the task): each batch stops, gives back what it had not handed over, and
     the dispatcher sends the rest later. Every message ends sent exactly once (or unknown past hand-over)."""
     mail_settings.smtp.data_delay = 0.3
-    worker, beat = _prefork_worker(celery_worker_env, tmp_path, name="soft-limit", redis_db=110, concurrency=1,
+    worker, beat = prefork_worker(celery_worker_env, tmp_path, name="soft-limit", redis_db=110, concurrency=1,
                                    OUTREACH_DISPATCH_CHUNK="8", OUTREACH_SEND_SOFT_TIME_LIMIT="1")
     messages = _queue(16, mail_settings, monkeypatch)
     ids = [m.pk for m in messages]
