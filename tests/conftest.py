@@ -372,7 +372,7 @@ def team_user(db):
 
 @pytest.fixture
 def team(team_user):
-    """The team of :func:`team_user` (tests/imports and tests/providers define their own)."""
+    """The team of :func:`team_user` (tests/imports defines its own, with a signed-in owner)."""
     return team_user[0]
 
 

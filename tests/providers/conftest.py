@@ -1,5 +1,6 @@
-"""Fixtures for the provider contract suite: settings for talking to the fakes on 127.0.0.1,
-model builders, and the parametrisation of each provider's case lists.
+"""Fixtures for the provider contract suite: settings for talking to the fakes on 127.0.0.1 and
+the parametrisation of each provider's case lists. Rows come from ``tests.factories`` (the one
+set of factories) and the ``team`` fixture of ``tests/conftest.py``.
 
 The fakes are started per test (a ThreadingHTTPServer takes milliseconds) with a fresh API key,
 so rate-limiter state and recorded requests never leak between tests.
@@ -7,10 +8,6 @@ so rate-limiter state and recorded requests never leak between tests.
 from __future__ import annotations
 
 import pytest
-
-from outreach.models import Contact, Lead, Mailbox, ProviderAccount, SentMessage, Team, TimelineEvent
-from tests import factories
-from tests.factories import make_provider_mailbox
 
 
 @pytest.fixture(autouse=True)
@@ -32,38 +29,3 @@ def pytest_generate_tests(metafunc):
         if fixture in metafunc.fixturenames:
             cases = getattr(metafunc.cls, attribute, [])
             metafunc.parametrize(fixture, cases, ids=[c.id for c in cases])
-
-
-@pytest.fixture
-def team(db):
-    return Team.objects.create(name="Acme Sales")
-
-
-def make_contact(team: Team, *, email="jane@example.com", first_name="Jane", last_name="Doe", lead: dict | None = None,
-                 **vendor_ids) -> Contact:
-    """A contact with ``vendor_ids`` by key (and a Lead with ``lead`` fields and ids when given)."""
-    contact = factories.make_contact(team, email, first_name=first_name, last_name=last_name, **vendor_ids)
-    if lead is not None:
-        factories.make_lead(contact, **lead)
-    return contact
-
-
-def make_account(team: Team, *, provider: str, base_url: str, api_key: str) -> ProviderAccount:
-    account = ProviderAccount(team=team, provider=provider, name=f"{provider} test", base_url=base_url)
-    account.api_key = api_key
-    account.save()
-    return account
-
-
-def make_mailbox(team: Team, account: ProviderAccount, **fields) -> Mailbox:
-    """A mailbox of ``account`` (tests.factories.make_provider_mailbox); ``fields`` mixes Mailbox
-    columns and the provider's settings by form field name."""
-    assert account.team_id == team.pk
-    fields.setdefault("sender_name", "John Seller")
-    fields.setdefault("sender_email", "john@example.com")
-    return make_provider_mailbox(account, **fields)
-
-
-def timeline_kinds(message: SentMessage) -> list[str]:
-    """The message's timeline kinds, oldest first."""
-    return list(TimelineEvent.objects.filter(sent_message=message).order_by("created_at", "id").values_list("kind", flat=True))

@@ -21,11 +21,19 @@ from outreach.models import Contact, Mailbox, ProviderAccount, SentMessage, Team
 from outreach.services.sending import sent_message_create, sent_message_outgoing, sent_message_send
 from providers import errors as perr
 from providers.registry import get_provider_class, provider_for_mailbox
+from tests.factories import make_contact, make_provider_account, make_provider_mailbox
 from tests.fakes.base import Reply
 
-from .conftest import make_account, make_mailbox, timeline_kinds
-
 K = TimelineEvent.Kind
+
+#: Who every contract send is from and to: each subclass' ``assert_request`` names them.
+SENDER = dict(sender_name="John Seller", sender_email="john@example.com")
+RECIPIENT = dict(email="jane@example.com", first_name="Jane", last_name="Doe")
+
+
+def timeline_kinds(message: SentMessage) -> list[str]:
+    """The message's timeline kinds, oldest first."""
+    return list(TimelineEvent.objects.filter(sent_message=message).order_by("created_at", "id").values_list("kind", flat=True))
 
 
 @dataclass
@@ -109,8 +117,10 @@ class ProviderContract:
     def mailbox_fields(self, fake) -> dict:
         return {}
 
-    def make_contact(self, team: Team, fake) -> Contact:
-        raise NotImplementedError
+    def contact_ids(self, fake) -> dict:
+        """The recipient's vendor ids by key, and ``lead={...}`` to make it a lead with the lead's
+        ids (keyword arguments of :func:`tests.factories.make_contact`)."""
+        return {}
 
     def assert_request(self, recorded, message: SentMessage, env: Env) -> None:
         """Assert the exact URL, headers and body of a successful send."""
@@ -131,9 +141,11 @@ class ProviderContract:
 
     @pytest.fixture
     def env(self, team, fake) -> Env:
-        account = make_account(team, provider=self.provider, base_url=fake.url + self.base_path, api_key=fake.api_key)
-        mailbox = make_mailbox(team, account, **self.mailbox_fields(fake))
-        return Env(team=team, account=account, mailbox=mailbox, contact=self.make_contact(team, fake))
+        account = make_provider_account(team, provider=self.provider, base_url=fake.url + self.base_path,
+                                        api_key=fake.api_key)
+        mailbox = make_provider_mailbox(account, **{**SENDER, **self.mailbox_fields(fake)})
+        return Env(team=team, account=account, mailbox=mailbox,
+                   contact=make_contact(team, **RECIPIENT, **self.contact_ids(fake)))
 
     def queue(self, env: Env, **kwargs) -> SentMessage:
         kwargs.setdefault("subject", "Follow up")

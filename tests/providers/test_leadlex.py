@@ -14,7 +14,6 @@ from tests.fakes.leadlex import FakeLeadlex, error
 
 from tests.factories import set_external_ids
 
-from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 CONTACT, DEAL = "123e4567-e89b-12d3-a456-426614174000", "9b2d3c4e-1f2a-4b5c-8d7e-6f5a4b3c2d1e"
@@ -47,8 +46,8 @@ class TestLeadlex(ProviderContract):
                         "leadlex mailboxes cannot send custom headers.", outgoing={"headers": {"X-Campaign": "spring"}}),
     ]
 
-    def make_contact(self, team, fake):
-        return make_contact(team, leadlex_contact_id=CONTACT, lead={"leadlex_deal_id": DEAL})
+    def contact_ids(self, fake):
+        return {"leadlex_contact_id": CONTACT, "lead": {"leadlex_deal_id": DEAL}}
 
     def queue(self, env, **kwargs):
         kwargs.setdefault("cc", ["manager@example.com"])

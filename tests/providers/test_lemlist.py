@@ -15,7 +15,6 @@ from tests.factories import set_fields
 
 from tests.factories import set_external_ids
 
-from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 USER, USER_EMAIL, USER_MAILBOX = "usr_FU6yAd3UdBFel0UDy", "john@example.com", "usm_pmZsNNO1gl5nwCQ07"
@@ -87,8 +86,8 @@ class TestLemlist(ProviderContract):
     def mailbox_fields(self, fake):
         return {"lemlist_send_user_id": USER, "lemlist_send_user_email": USER_EMAIL, "lemlist_send_user_mailbox_id": USER_MAILBOX}
 
-    def make_contact(self, team, fake):
-        return make_contact(team, lemlist_contact_id=CONTACT, lead={"lemlist_lead_id": LEAD})
+    def contact_ids(self, fake):
+        return {"lemlist_contact_id": CONTACT, "lead": {"lemlist_lead_id": LEAD}}
 
     def queue(self, env, **kwargs):
         kwargs.setdefault("cc", ["manager@example.com"])

@@ -12,8 +12,7 @@ from providers.base import OutgoingAttachment
 from tests.fakes.openmail import FakeOpenMail
 from tests.factories import set_fields
 
-from .conftest import make_contact, timeline_kinds
-from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
+from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive, timeline_kinds
 
 INBOX = "inb_8f2a1c"
 K = TimelineEvent.Kind
@@ -61,9 +60,6 @@ class TestOpenMail(ProviderContract):
 
     def mailbox_fields(self, fake):
         return {"openmail_inbox_id": INBOX, "sender_email": "sales@openmail.example"}
-
-    def make_contact(self, team, fake):
-        return make_contact(team)
 
     def assert_request(self, recorded, message, env):
         assert recorded.method == "POST" and recorded.path == f"/v1/inboxes/{INBOX}/send"

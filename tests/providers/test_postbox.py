@@ -17,12 +17,10 @@ from outreach.services.provider_accounts import provider_account_create
 from outreach.services.sending import sent_message_create
 from providers import errors as perr
 from providers import registry
-from tests.factories import make_contact as make_team_contact
-from tests.factories import NO_SENDING_RULES, set_fields
+from tests.factories import NO_SENDING_RULES, make_contact, set_fields
 from tests.fakes.base import Reply
 from tests.fakes.postbox import FakePostbox
 
-from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 from .postbox_provider import PostboxProvider
 
@@ -55,9 +53,6 @@ class TestPostbox(ProviderContract):
 
     def mailbox_fields(self, fake):
         return {"postbox_channel_id": CHANNEL, "postbox_priority": "bulk"}
-
-    def make_contact(self, team, fake):
-        return make_contact(team)
 
     def assert_request(self, recorded, message, env):
         assert recorded.method == "POST" and recorded.path == f"/v1/channels/{CHANNEL}/messages"
@@ -105,7 +100,7 @@ def test_the_ui_offers_its_settings_and_sends_through_it(owner, settings):
         edit = client.get(reverse("mailbox_edit", args=[mailbox.pk])).content.decode()
         assert f'value="{CHANNEL}"' in edit and 'name="postbox_priority"' in edit
         Mailbox.objects.filter(pk=mailbox.pk).update(**NO_SENDING_RULES)  # send at once
-        contact = make_team_contact(team, "bob@example.org")
+        contact = make_contact(team, "bob@example.org")
         message = sent_message_create(team=team, actor=user, mailbox=Mailbox.objects.get(pk=mailbox.pk), contact=contact,
                                       subject="Hi", html="<p>Hi</p>")
         drive(message.pk)

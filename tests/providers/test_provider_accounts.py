@@ -17,9 +17,8 @@ from outreach.services.sending import sent_message_create
 from providers.schemas import lemlist as schema
 from tests.fakes.base import Reply
 from tests.fakes.lemlist import FakeLemlist
-from tests.factories import NO_SENDING_RULES, provider_config, set_fields
+from tests.factories import NO_SENDING_RULES, make_contact, make_mailbox, make_provider_account, set_fields
 
-from .conftest import make_account, make_contact
 from .contract import drive
 
 
@@ -32,12 +31,12 @@ def lemlist():
 
 
 def smtp_mailbox(team, **fields) -> Mailbox:
-    settings = dict(smtp_host="smtp.company.com", smtp_port=587, smtp_login="john@company.com", smtp_security="starttls",
-                    smtp_password="password123", imap_host="imap.company.com", imap_port=993, imap_login="john@company.com",
-                    imap_security="ssl", imap_password="password123")
-    settings.update(fields)
-    return Mailbox.objects.create(team=team, provider="smtp", sender_name="John Doe", sender_email="john@company.com",
-                                  provider_config=provider_config("smtp", **settings))
+    """John Doe's SMTP and IMAP mailbox at company.com (what lemlist "Connect Email Account" is sent)."""
+    values = dict(sender_name="John Doe", sender_email="john@company.com", smtp_host="smtp.company.com",
+                  smtp_login="john@company.com", imap_host="imap.company.com", imap_port=993,
+                  imap_login="john@company.com", imap_security="ssl")
+    values.update(fields)
+    return make_mailbox(team, smtp_password="password123", imap_password="password123", **values)
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -113,7 +112,7 @@ def test_scripted_send_through_a_provider_bound_mailbox(team, lemlist, monkeypat
 
 @pytest.mark.django_db
 def test_register_at_lemlist_stores_the_returned_id(team, lemlist):
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     mailbox = smtp_mailbox(team)
     mailbox_register_at_lemlist(mailbox=mailbox, account=account)
     mailbox.refresh_from_db()
@@ -135,7 +134,7 @@ def test_register_at_lemlist_stores_the_returned_id(team, lemlist):
     (lambda fake, mb: setattr(fake, "team_ok", False), "provider_account", "Bad team"),
 ], ids=["missing-fields", "invalid-host", "already-exists", "bad-team"])
 def test_register_at_lemlist_maps_the_documented_400s_to_form_fields(team, lemlist, arrange, field, text):
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     mailbox = smtp_mailbox(team)
     arrange(lemlist, mailbox)
     mailbox.refresh_from_db()
@@ -147,7 +146,7 @@ def test_register_at_lemlist_maps_the_documented_400s_to_form_fields(team, lemli
 
 @pytest.mark.django_db
 def test_register_at_lemlist_user_not_in_team_and_wrong_key(team, lemlist):
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     mailbox = smtp_mailbox(team)
     with pytest.raises(ValidationError) as info:
         mailbox_register_at_lemlist(mailbox=mailbox, account=account, user_id="usr_stranger")
@@ -161,7 +160,7 @@ def test_register_at_lemlist_user_not_in_team_and_wrong_key(team, lemlist):
 
 @pytest.mark.django_db
 def test_register_needs_imap(team, lemlist):
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     mailbox = smtp_mailbox(team, imap_host="", imap_port=None, imap_login="")
     with pytest.raises(ValidationError) as info:
         mailbox_register_at_lemlist(mailbox=mailbox, account=account)

@@ -6,9 +6,8 @@ from django.urls import reverse
 
 from outreach.models import Mailbox
 from outreach.services.teams import team_create_with_owner
+from tests.factories import make_provider_account
 from tests.fakes.lemlist import FakeLemlist
-
-from .conftest import make_account
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def _post(client, account):
 
 def test_lemlist_invalid_host_becomes_a_form_error_and_nothing_is_saved(owner_client, lemlist):
     client, team = owner_client
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     response = _post(client, account)
     assert response.status_code == 200
     assert "refused the mail server host" in response.content.decode()
@@ -47,7 +46,7 @@ def test_lemlist_invalid_host_becomes_a_form_error_and_nothing_is_saved(owner_cl
 def test_registered_mailbox_keeps_the_lemlist_id(owner_client, lemlist, monkeypatch):
     monkeypatch.setattr("tests.fakes.lemlist._invalid_host", lambda host: False)
     client, team = owner_client
-    account = make_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
+    account = make_provider_account(team, provider="lemlist", base_url=lemlist.url + "/api", api_key=lemlist.api_key)
     response = _post(client, account)
     assert response.status_code == 302
     assert Mailbox.objects.get(team=team).setting("lemlist_email_account_id").startswith("umx_")

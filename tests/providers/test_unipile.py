@@ -15,7 +15,6 @@ from tests.fakes.base import parse_multipart
 from tests.fakes.unipile import FakeUnipile, typed
 from tests.factories import set_fields
 
-from .conftest import make_contact
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
 
 ACCOUNT = "acc_Y2FkZjE3"
@@ -75,9 +74,6 @@ class TestUnipile(ProviderContract):
 
     def mailbox_fields(self, fake):
         return {"unipile_account_id": ACCOUNT}
-
-    def make_contact(self, team, fake):
-        return make_contact(team)
 
     def queue(self, env, **kwargs):
         kwargs.setdefault("cc", ["manager@example.com"])
