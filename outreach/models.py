@@ -272,7 +272,7 @@ class Mailbox(TeamOwned):
 
     provider = models.CharField(max_length=30, default="smtp", choices=provider_choices,
                                 help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
-    sender_name = models.CharField(max_length=200)
+    sender_name = models.CharField(max_length=200, blank=True)  # optional: the From header is then the bare address
     sender_email = models.EmailField(max_length=254)
     is_active = models.BooleanField(default=True)
 

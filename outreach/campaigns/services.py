@@ -40,6 +40,7 @@ from ..message_templates.services import merge_context, message_template_render,
 from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches
 from ..services.sending import sent_message_create, sent_messages_cancel
+from ..services.common import is_unique_violation, model_update
 from ..services.timeline import timeline_event_record
 from ..services.sending_rules import parse_send_days, validate_zone, window_opening, zone_or_default
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
@@ -93,6 +94,10 @@ def _clean_campaign(team: Team, data: dict[str, Any]) -> tuple[dict[str, Any], l
     return values, mailboxes
 
 
+def _duplicate_name(name: str) -> ValidationError:
+    return ValidationError({"name": f"Your team already has a campaign named “{name}”."})
+
+
 def campaign_create(*, team: Team, actor=None, data: dict[str, Any]) -> Campaign:
     """Create a draft campaign from ``data`` (CAMPAIGN_FIELDS and ``mailboxes``). Returns it.
 
@@ -106,25 +111,26 @@ def campaign_create(*, team: Team, actor=None, data: dict[str, Any]) -> Campaign
             if mailboxes:
                 campaign.mailboxes.set(mailboxes)
     except IntegrityError as err:
-        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from err
+        raise _duplicate_name(values["name"]) from err
     return campaign
 
 
 def campaign_update(*, campaign: Campaign, data: dict[str, Any]) -> Campaign:
-    """Save the changed CAMPAIGN_FIELDS and ``mailboxes`` of ``campaign`` (any state; changes apply to
-    messages not yet created). Same errors as :func:`campaign_create`."""
+    """Save the changed CAMPAIGN_FIELDS (through :func:`model_update`) and ``mailboxes`` of
+    ``campaign`` (any state; changes apply to messages not yet created). Same errors as
+    :func:`campaign_create`."""
     values, mailboxes = _clean_campaign(campaign.team, data)
-    changed = [k for k, v in values.items() if getattr(campaign, k) != v]
-    for key in changed:
-        setattr(campaign, key, values[key])
     try:
         with transaction.atomic():
-            if changed:
-                campaign.save(update_fields=[*changed, "updated_at"])
+            model_update(campaign, fields=CAMPAIGN_FIELDS, data=values)
             if mailboxes is not None:
                 campaign.mailboxes.set(mailboxes)
-    except IntegrityError as err:
-        raise ValidationError({"name": f"Your team already has a campaign named “{values['name']}”."}) from err
+    except IntegrityError as err:  # a concurrent save of the same name
+        raise _duplicate_name(campaign.name) from err
+    except ValidationError as err:
+        if is_unique_violation(err):
+            raise _duplicate_name(campaign.name) from err
+        raise
     return campaign
 
 
@@ -179,9 +185,7 @@ def campaign_step_save(*, campaign: Campaign, step: CampaignStep | None = None, 
             last = campaign.steps.select_for_update().order_by("-position").first()
             step = CampaignStep.objects.create(campaign=campaign, position=(last.position + 1) if last else 1, **values)
         else:
-            for key, value in values.items():
-                setattr(step, key, value)
-            step.save()
+            model_update(step, fields=STEP_FIELDS, data=values)
         kept = []
         for variant in variants:
             row, _ = StepVariant.objects.update_or_create(

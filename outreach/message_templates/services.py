@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from ..html_text import html_to_text
 from ..models import Contact, Mailbox, MessageTemplate, SentMessage, Team
+from ..services.common import is_unique_violation, model_update
 from ..validation import validate_header_value
 from .engine import TemplateInfo, check_template, missing_fields, render_template
 
@@ -103,18 +104,17 @@ def message_template_create(*, team: Team, actor=None, data: dict[str, Any]) -> 
 
 
 def message_template_update(*, template: MessageTemplate, data: dict[str, Any]) -> MessageTemplate:
-    """Save ``data`` onto ``template`` (only the changed fields). Same errors as create."""
+    """Save ``data`` onto ``template`` through :func:`model_update` (only the changed fields). Same errors as create."""
     values = _clean(data)
-    changed = [k for k, v in values.items() if getattr(template, k) != v]
-    if not changed:
-        return template
-    for key in changed:
-        setattr(template, key, values[key])
     try:
         with transaction.atomic():
-            template.save(update_fields=[*changed, "updated_at"])
-    except IntegrityError as err:
+            model_update(template, fields=TEMPLATE_FIELDS, data=values)
+    except IntegrityError as err:  # a concurrent save of the same name
         raise _duplicate(values["name"]) from err
+    except ValidationError as err:
+        if is_unique_violation(err):
+            raise _duplicate(values["name"]) from err
+        raise
     return template
 
 

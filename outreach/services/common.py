@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, TypeVar
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -44,3 +45,10 @@ def model_update(instance: M, *, fields: Iterable[str], data: Mapping[str, Any])
     instance.full_clean()
     instance.save(update_fields=changed)
     return instance, True
+
+
+def is_unique_violation(err: ValidationError) -> bool:
+    """Whether ``err`` (from :func:`model_update`'s ``full_clean``) reports a unique constraint over
+    several fields, e.g. a second campaign named alike in one team (Django's "… with this Team and
+    Name already exists.", code ``unique_together``): services replace it with their own words."""
+    return any(e.code == "unique_together" for e in getattr(err, "error_dict", {}).get(NON_FIELD_ERRORS, []))

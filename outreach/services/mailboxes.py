@@ -18,7 +18,12 @@ from providers.smtp import ServerSettings, SmtpConfig, check_plaintext_login, te
 from ..crypto import decrypt, encrypt, rotate
 from ..models import Mailbox, ProviderAccount, Team
 from ..validation import normalize_email, sender_problems
-from .sending_rules import mailbox_rules_apply
+from .common import model_update
+from .sending_rules import mailbox_rules_clean
+
+
+#: The sender columns the mailbox services write (the sending rules are sending_rules.RULE_FIELDS).
+SENDER_FIELDS = ("sender_name", "sender_email")
 
 
 def _normalized(name: str, value: Any) -> str:
@@ -224,27 +229,31 @@ def mailbox_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Mailbox:
 
 def _apply(mailbox: Mailbox, data: Mapping[str, Any]) -> Mailbox:
     """Check everything, then save: sender, provider settings, sending rules. ValidationError lists
-    every problem at once (nothing is saved then)."""
+    every problem at once (nothing is saved or set on ``mailbox`` then). A new mailbox is saved
+    whole; an existing one through :func:`model_update` (only the changed columns are written)."""
     existing = mailbox if mailbox.pk else None
     clean = mailbox_config_clean(provider=mailbox.provider, data=data, existing=existing)
     problems = dict(clean.problems)
-    for name in ("sender_name", "sender_email"):
-        if name in data:
-            setattr(mailbox, name, (data[name] or "").strip())
+    values: dict[str, Any] = {name: (data[name] or "").strip() if name in data else getattr(mailbox, name)
+                              for name in SENDER_FIELDS}
     try:
-        mailbox.sender_email = normalize_email(mailbox.sender_email)
+        values["sender_email"] = normalize_email(values["sender_email"])
     except ValidationError as err:
         problems["sender_email"] = " ".join(err.messages)
-    for name, message in sender_problems(name=mailbox.sender_name, email=mailbox.sender_email).items():
+    for name, message in sender_problems(name=values["sender_name"], email=values["sender_email"]).items():
         problems.setdefault(name, message)
     try:
-        mailbox_rules_apply(mailbox=mailbox, data=data)  # sending rules (cap, interval, window), when given
+        values.update(mailbox_rules_clean(mailbox=mailbox, data=data))  # sending rules (cap, interval, window), when given
     except ValidationError as err:
         for name, messages in err.message_dict.items():
             problems.setdefault(name, " ".join(messages))
     if problems:
         raise ValidationError(problems)
-    mailbox.provider_config = clean.stored
+    values["provider_config"] = clean.stored
+    if existing is not None:
+        return model_update(mailbox, fields=list(values), data=values)[0]
+    for name, value in values.items():
+        setattr(mailbox, name, value)
     mailbox.save()
     return mailbox
 

@@ -17,7 +17,9 @@ from providers.lemlist import LemlistProvider
 from providers.registry import get_provider_class, http_providers
 from providers.smtp import SSL
 
+from ..crypto import encrypt
 from ..models import Mailbox, ProviderAccount, Team
+from .common import model_update
 
 
 def _clean_base_url(provider: str, base_url: str) -> str:
@@ -55,18 +57,19 @@ def provider_account_create(*, team: Team, provider: str, name: str, api_key: st
 
 def provider_account_update(*, account: ProviderAccount, name: str | None = None, api_key: str | None = None,
                             base_url: str | None = None) -> ProviderAccount:
-    """Update name / base URL; a blank or None ``api_key`` keeps the stored key (write-only in forms).
+    """Update name / base URL (None leaves one alone); a blank or None ``api_key`` keeps the stored
+    key (write-only in forms). Written through :func:`model_update` (only the changed columns).
     Returns the account. Raises ValidationError naming the field."""
+    values: dict[str, str] = {}
     if name is not None:
         if not name.strip():
             raise ValidationError({"name": "Enter a name for this account."})
-        account.name = name.strip()
+        values["name"] = name.strip()
     if base_url is not None:
-        account.base_url = _clean_base_url(account.provider, base_url)
+        values["base_url"] = _clean_base_url(account.provider, base_url)
     if api_key and api_key.strip():
-        account.api_key = api_key.strip()
-    account.save()
-    return account
+        values["api_key_encrypted"] = encrypt(api_key.strip())
+    return model_update(account, fields=("name", "base_url", "api_key_encrypted"), data=values)[0]
 
 
 def provider_account_delete(*, account: ProviderAccount) -> None:

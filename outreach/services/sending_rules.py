@@ -180,9 +180,11 @@ RULE_FIELDS = ("daily_cap", "min_interval_seconds", "interval_jitter_seconds", "
                "send_window_end", "time_zone")
 
 
-def mailbox_rules_apply(*, mailbox: Mailbox, data: dict) -> None:
-    """Set the sending-rule fields present in ``data`` on ``mailbox`` (not saved). ``send_days`` may be a
-    list of day numbers or the stored comma-separated string. Raises ValidationError({field: message})."""
+def mailbox_rules_clean(*, mailbox: Mailbox, data: dict) -> dict:
+    """The sending-rule values of ``mailbox`` (RULE_FIELDS) with those present in ``data`` applied
+    (nothing is set or saved: the mailbox services write them through ``model_update``).
+    ``send_days`` may be a list of day numbers or the stored comma-separated string; it comes back
+    as the stored string. Raises ValidationError({field: message})."""
     values = {name: getattr(mailbox, name) for name in RULE_FIELDS}
     for name in RULE_FIELDS:
         if name in data and data[name] not in (None, ""):
@@ -193,5 +195,4 @@ def mailbox_rules_apply(*, mailbox: Mailbox, data: dict) -> None:
     if problems:
         raise ValidationError(problems)
     values["send_days"] = ",".join(str(d) for d in sorted(parse_send_days(values["send_days"])))
-    for name, value in values.items():
-        setattr(mailbox, name, value)
+    return values
