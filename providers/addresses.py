@@ -2,7 +2,8 @@
 
 Python 3.11's ``email`` folding can drop the quotes around a display name holding ``,`` ``<``
 ``>`` when it folds a long line, so ``"Bob (CTO) <boss@evil.example>," <bob@example.com>`` is
-re-read as two recipients (FACTS.md). Every header and payload string built here is therefore
+re-read as two recipients (seen on CPython 3.11; ``tests/outreach/test_security.py`` keeps such
+names). Every header and payload string built here is therefore
 serialised, parsed back (with both the modern ``email.policy.default`` parser and the classic
 ``email.utils.getaddresses``) and compared with the intended addresses. A display name that does
 not survive is neutralised (RFC 5322 "specials" replaced by spaces); if even that does not

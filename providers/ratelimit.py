@@ -1,6 +1,6 @@
 """One rate limiter per provider API key, shared by every Celery worker and process.
 
-Why not a moving window (``limits``)? FACTS.md measured 2–9 × 429 per 100 calls from a strict
+Why not a moving window (``limits``)? We measured 2–9 × 429 per 100 calls from a strict
 20 req / 2 s server with a Redis moving window across 12 processes: a window admits a burst of
 20 at its edge, and the server's clock and request arrival times are not the limiter's.
 This limiter *spaces* requests instead (a GCRA / leaky bucket without burst): every caller

@@ -4,8 +4,10 @@ all it takes — no migration and no edit to outreach's forms, templates, admin,
 services. It passes the shared contract suite, and the UI offers its settings."""
 from __future__ import annotations
 
+import ast
 import io
 import json
+import pathlib
 
 import pytest
 from django.core.management import call_command
@@ -22,6 +24,7 @@ from tests.fakes.base import Reply
 from tests.fakes.postbox import FakePostbox
 
 from .contract import ErrorCase, MissingIdCase, ProviderContract, UnsupportedCase, drive
+from . import postbox_provider
 from .postbox_provider import PostboxProvider
 
 CHANNEL = "chn_7Qd2"
@@ -120,3 +123,13 @@ def test_add_mailbox_offers_its_settings(db, settings):
                  "--sender-email", "ann@acme.com", "--postbox-channel-id", CHANNEL, stdout=out)
     result = json.loads(out.getvalue())
     assert (result["provider"], result["postbox_channel_id"], result["postbox_priority"]) == ("postbox", CHANNEL, "normal")
+
+
+def test_the_module_is_small_and_knows_nothing_of_outreach():
+    """One module of under 100 lines that builds on providers' base only (no outreach, no tests)."""
+    source = pathlib.Path(postbox_provider.__file__).read_text()
+    tree = ast.parse(source)
+    imported = {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert len(source.splitlines()) < 100
+    assert "providers" in imported and not imported & {"outreach", "tests", "django"}
