@@ -240,13 +240,17 @@ CELERY_TASK_ANNOTATIONS = {
                                  "time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT + 120},
     "outreach.imports_expire": {"soft_time_limit": 600, "time_limit": 660},
 }
-# Two queues: imports (long, bulk) have their own so they can never starve sends. Production runs a
-# worker per queue (`celery -A outreach worker -Q celery` and `... -Q imports`); a worker started
-# without -Q consumes both. runapp starts one worker per queue; the tests' workers consume both.
+# Three queues, so nothing slow can hold up a send: `celery` (sends, the outbox dispatcher, campaigns),
+# `imports` (long, bulk CSV imports) and `inbound` (the IMAP sync: a slow or hanging server delays
+# only other mailboxes' syncs). Production runs a worker per queue (`celery -A outreach worker -Q
+# celery`, `... -Q imports`, `... -Q inbound`); a worker started without -Q consumes them all.
+# runapp starts one worker per queue; the tests' workers consume every queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue("celery"), Queue("imports")]
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("imports"), Queue("inbound")]
 CELERY_TASK_ROUTES = {"outreach.import_contacts": {"queue": "imports"},
-                      "outreach.imports_expire": {"queue": "imports"}}
+                      "outreach.imports_expire": {"queue": "imports"},
+                      "outreach.inbound.sync_mailboxes": {"queue": "inbound"},
+                      "outreach.inbound.sync_mailbox": {"queue": "inbound"}}
 
 vars().update(celery_broker_settings(env("CELERY_BROKER_URL", default="filesystem://")))
 CELERY_TASK_ACKS_LATE = True

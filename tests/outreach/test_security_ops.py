@@ -263,11 +263,11 @@ def test_sigterm_to_runapp_stops_its_children(tmp_path):
     try:
         deadline = time.monotonic() + 120
         children: list[int] = []
-        while time.monotonic() < deadline and len(children) < 2:  # two workers: sends (+ beat) and imports
+        while time.monotonic() < deadline and len(children) < 3:  # three workers: sends (+ beat), imports, inbound
             assert proc.poll() is None, proc.stdout.read()
             children = _children(proc.pid)
             time.sleep(0.2)
-        assert len(children) == 2, f"runapp started {len(children)} worker processes, not 2"
+        assert len(children) == 3, f"runapp started {len(children)} worker processes, not 3"
         time.sleep(1.0)  # let the worker get going
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -111,7 +111,8 @@ def test_tests_run_on_the_test_profile(settings):
 
 def test_importing_settings_creates_no_folder_and_the_first_publish_does(tmp_path):
     """The embedded default (local profile, filesystem broker): loading Django creates nothing; the first
-    publish creates the broker's folders and routes an import task to the imports queue."""
+    publish creates the broker's folders and routes an import task to the imports queue, a mailbox
+    sync to the inbound queue."""
     broker = tmp_path / "broker"
     result = python(
         "from pathlib import Path; import sys\n"
@@ -119,24 +120,27 @@ def test_importing_settings_creates_no_folder_and_the_first_publish_does(tmp_pat
         f"assert not Path({str(tmp_path)!r}, 'broker').exists(), 'created at import time'\n"
         "from outreach import celery_app\n"
         "celery_app.send_task('outreach.imports_expire')\n"
-        "celery_app.send_task('outreach.dispatch_due_messages')\n",
+        "celery_app.send_task('outreach.dispatch_due_messages')\n"
+        "from outreach.inbound.tasks import sync_mailbox\n"
+        "sync_mailbox.delay(1)\n",
         DJANGO_SETTINGS_MODULE="outreach.settings.local", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         CELERY_BROKER_URL="filesystem://", CELERY_FILESYSTEM_BROKER_DIR=str(broker), MEDIA_ROOT=str(tmp_path / "media"))
     assert result.returncode == 0, result.stderr
     queued = sorted(path.name.rsplit(".", 2)[1] for path in (broker / "queue").iterdir())
-    assert queued == ["celery", "imports"]
+    assert queued == ["celery", "imports", "inbound"]
     assert not (tmp_path / "media").exists()
 
 
-def test_imports_have_their_own_queue_and_every_task_kind_a_time_limit():
+def test_imports_and_the_inbound_sync_have_their_own_queues_and_every_task_kind_a_time_limit():
     from outreach import celery_app
 
     celery_app.loader.import_default_modules()
     router = celery_app.amqp.router
     queue = {name: router.route({}, name)["queue"].name for name in celery_app.tasks if name.startswith("outreach.")}
     assert queue["outreach.import_contacts"] == queue["outreach.imports_expire"] == "imports"
+    assert queue["outreach.inbound.sync_mailboxes"] == queue["outreach.inbound.sync_mailbox"] == "inbound"
     assert {queue[name] for name in ("outreach.send_messages", "outreach.send_message", "outreach.dispatch_due_messages",
-                                     "outreach.campaigns_advance", "outreach.inbound.sync_mailbox")} == {"celery"}
+                                     "outreach.campaigns_advance")} == {"celery"}
     assert set(queue.values()) == {q.name for q in celery_app.conf.task_queues}
     for name in queue:
         task = celery_app.tasks[name]

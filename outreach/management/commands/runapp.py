@@ -37,16 +37,18 @@ def demo_user_ensure(*, reset_password: bool = False) -> tuple[object, str | Non
 
 
 def worker_commands() -> list[list[str]]:
-    """The Celery workers runapp starts (solo pool each): one for the default queue that also runs beat
-    (``-B``: the outbox dispatcher and the other periodic tasks), one for the ``imports`` queue, so a
-    long import never holds up a send. Creates the folder of beat's schedule file."""
+    """The Celery workers runapp starts (solo pool each), one per queue of ``CELERY_TASK_QUEUES``: the
+    default queue's (sends) also runs beat (``-B``: the outbox dispatcher and the other periodic
+    tasks); ``imports`` and ``inbound`` have their own, so a long import or a slow IMAP server never
+    holds up a send. Creates the folder of beat's schedule file."""
     Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.mkdir(parents=True, exist_ok=True)
     common = [sys.executable, "-m", "celery", "-A", "outreach", "worker", "--pool=solo", "--loglevel=info",
               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    default = settings.CELERY_TASK_DEFAULT_QUEUE
     return [
-        [*common, "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", "outreach-default@%h",
-         "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
-        [*common, "-Q", "imports", "-n", "outreach-imports@%h"],
+        [*common, "-Q", default, "-n", "outreach-default@%h", "-B", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        *([*common, "-Q", queue.name, "-n", f"outreach-{queue.name}@%h"]
+          for queue in settings.CELERY_TASK_QUEUES if queue.name != default),
     ]
 
 
@@ -73,7 +75,7 @@ def stop_children(children: list[subprocess.Popen], *, timeout: float = 10.0) ->
 
 class Command(BaseCommand):
     help = ("Run the whole app for local use: migrate, make sure a demo login exists (its password is printed "
-            "when it is created), then start two Celery workers (sends with beat, and imports) and the web server together; Ctrl-C or SIGTERM "
+            "when it is created), then start a Celery worker per queue (sends with beat, imports, inbound sync) and the web server together; Ctrl-C or SIGTERM "
             "stops them all.")
 
     def add_arguments(self, parser: CommandParser):
