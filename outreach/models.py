@@ -18,6 +18,7 @@ from providers.registry import PROVIDERS, http_provider_choices, provider_choice
 
 from .crypto import EncryptedSecret, decrypt, encrypt
 from .dbindexes import TrigramIndex, contact_search_text
+from .validation import AddressField
 
 
 class Team(models.Model):
@@ -79,7 +80,7 @@ class TeamOwned(models.Model):
 class Contact(TeamOwned):
     """A person the team writes to. ``email`` is stored lower-cased and unique per team."""
 
-    email = models.EmailField(max_length=254)
+    email = AddressField(max_length=254)
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     company = models.CharField(max_length=200, blank=True)
@@ -213,7 +214,7 @@ class Suppression(TeamOwned):
         UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
         MANUAL = "manual", "Manual"
 
-    email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
+    email = AddressField(max_length=254, help_text="Stored lower-cased.")
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     detail = models.TextField(blank=True)
     # What caused it (either may be empty): the message that bounced or was unsubscribed from,
@@ -273,7 +274,7 @@ class Mailbox(TeamOwned):
     provider = models.CharField(max_length=30, default="smtp", choices=provider_choices,
                                 help_text="SMTP, or the HTTP provider of the mailbox's provider account.")
     sender_name = models.CharField(max_length=200, blank=True)  # optional: the From header is then the bare address
-    sender_email = models.EmailField(max_length=254)
+    sender_email = AddressField(max_length=254)
     is_active = models.BooleanField(default=True)
 
     provider_config = models.JSONField(

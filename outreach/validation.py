@@ -6,7 +6,9 @@ from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models
 from email_validator import EmailNotValidError, validate_email
 
 
@@ -84,6 +86,33 @@ def normalize_email(value: str) -> str:
     except EmailNotValidError as err:
         raise ValidationError(f"{value} is not a valid email address: {err}", code="invalid_email") from err
     return result.normalized.lower()
+
+
+def validate_address(value: str) -> None:
+    """Field validator with :func:`normalize_email`'s rules (RFC 5321 syntax, and RFC 6531
+    internationalised local parts such as ``jösé@example.com``, which Django's own EmailValidator
+    refuses). Raises ValidationError with the reason; returns None."""
+    normalize_email(value)
+
+
+class AddressFormField(forms.CharField):
+    """A form field for one address, validated by :func:`validate_address` (so the admin's forms
+    accept and refuse exactly what the services do). Renders as ``<input type="email">``."""
+
+    widget = forms.EmailInput
+    default_validators = [validate_address]
+
+
+class AddressField(models.EmailField):
+    """An ``EmailField`` (varchar 254) whose validation is the services' :func:`validate_address`
+    instead of Django's ASCII-only EmailValidator: a row the services wrote (an SMTPUTF8 address,
+    say) passes ``full_clean`` again on every later edit, in services and admin alike."""
+
+    default_validators = [validate_address]
+
+    def formfield(self, **kwargs):
+        """The admin's form field: :class:`AddressFormField` (``max_length`` kept)."""
+        return models.CharField.formfield(self, **{"form_class": AddressFormField, **kwargs})
 
 
 def parse_address_list(value: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db import models
 
 from ..models import Contact, Mailbox, SentMessage, TeamOwned
+from ..validation import AddressField
 
 
 class InboundMessage(TeamOwned):
@@ -101,7 +102,7 @@ class UnsubscribeKey(TeamOwned):
     looked up here, so the token reveals nothing."""
 
     key = models.CharField(max_length=40, unique=True)
-    email = models.EmailField(max_length=254)
+    email = AddressField(max_length=254)
     sent_message = models.OneToOneField(SentMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="unsubscribe_key")
     used_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from outreach.campaigns.models import Campaign, CampaignStep
 from outreach.campaigns.services import VariantData, campaign_create, campaign_step_save, campaign_update
 from outreach.message_templates.services import message_template_create, message_template_update
-from outreach.models import Mailbox, MessageTemplate, ProviderAccount
+from outreach.models import Contact, Mailbox, MessageTemplate, ProviderAccount
 from outreach.services.mailboxes import mailbox_update
 from outreach.services.provider_accounts import provider_account_update
 from tests.factories import make_mailbox, make_provider_account, make_team
@@ -148,3 +148,38 @@ def test_campaign_step_update_writes_the_changed_fields_only():
     [sql] = updates(queries, "outreach_campaignstep")
     assert columns(sql) == {"delay_amount"}
     assert CampaignStep.objects.get(pk=step.pk).delay_amount == 2
+
+
+# --- internationalised addresses (RFC 6531) --------------------------------------------------------
+
+
+def test_rows_with_an_internationalised_address_stay_editable(settings):
+    """The services accept an SMTPUTF8 local part (normalize_email); the model's full_clean, run by
+    model_update on every edit, must accept it too (Django's own EmailValidator would refuse it)."""
+    from outreach.services.contacts import contact_update
+    from tests.factories import make_contact
+
+    settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS = True
+    team = make_team()
+    mailbox = make_mailbox(team, sender_email="jösé@acme.com", smtp_host="127.0.0.1", send_days=EVERY_DAY)
+    mailbox_update(mailbox=mailbox, data={"daily_cap": 9})
+    assert Mailbox.objects.get(pk=mailbox.pk).daily_cap == 9
+    contact = make_contact(team, "zoë@example.com")
+    contact_update(contact=contact, data={"company": "Acme"})
+    contact.refresh_from_db()
+    assert (contact.email, contact.company) == ("zoë@example.com", "Acme")
+    with pytest.raises(ValidationError) as info:
+        contact_update(contact=contact, data={"email": "zoë@@example.com"})
+    assert "is not a valid email address" in " ".join(info.value.messages)
+    assert Contact.objects.get(pk=contact.pk).email == "zoë@example.com"
+
+
+def test_the_admin_address_field_accepts_what_the_services_accept():
+    """Admin ModelForms take the model's form field: the same rules as normalize_email."""
+    field = Mailbox._meta.get_field("sender_email").formfield()
+    assert field.clean("jösé@acme.com") == "jösé@acme.com"
+    assert field.max_length == 254
+    with pytest.raises(ValidationError):
+        field.clean("not an address")
+    with pytest.raises(ValidationError):
+        field.clean("a@example.com\r\nBcc: x@example.com")
