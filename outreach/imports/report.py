@@ -64,6 +64,11 @@ class ErrorReport:
                      for sheet_row, line, outcome, problem, cells in entries])
         self._dirty = True
 
+    @property
+    def pending(self) -> bool:
+        """True when lines were added since the last :meth:`save`."""
+        return self._dirty
+
     def save(self) -> None:
         """Store the report (replacing the stored one) if lines were added since the last save."""
         if not self._dirty:
