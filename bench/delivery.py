@@ -1,7 +1,7 @@
 """Delivery engine benchmark (issue 8): throughput, crash soak, HTTP pacing — one command, numbers printed.
 
     PYTHONPATH=. .venv/bin/python bench/delivery.py [-n 1000] [--soak 500] [--kills 100] [--pacing 200]
-        [--only throughput|soak|pacing]
+        [--only throughput|soak|pacing] [--profile PATH]
 
 1. Throughput: ``-n`` messages through one SMTP mailbox to a local aiosmtpd server (no TLS, in its own
    process, as a mail server is), through the real engine (dispatch → claim → send over the worker's reused SMTP session → conditional outcome
@@ -181,7 +181,7 @@ def queue(n: int, team, user, mailbox, contact) -> list[int]:
 # --- 1. throughput ------------------------------------------------------------------------------
 
 
-def throughput(n: int) -> dict:
+def throughput(n: int, profile: str = "") -> dict:
     server = SmtpServerProcess()
     try:
         team, user, mailbox, contact = world("throughput")
@@ -203,6 +203,12 @@ def throughput(n: int) -> dict:
         server.clear()
 
         # The engine, in this process: dispatch, take over, send each chunk over the reused session.
+        profiler = None
+        if profile:  # cProfile over the engine part only (the figures are then slower: profiling costs)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started = time.perf_counter()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -216,6 +222,9 @@ def throughput(n: int) -> dict:
             for chunk, token in handed:
                 sent_messages_send_claimed(ids=chunk, token=token)
         engine = n / (time.perf_counter() - started)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         close_sessions()
         seen = server.ids()
         statuses = Counter(SentMessage.objects.filter(pk__in=ids).values_list("status", flat=True))
@@ -348,13 +357,15 @@ def main(argv=None) -> int:
     parser.add_argument("--kills", type=int, default=100, help="crash soak: SIGKILLs (default 100)")
     parser.add_argument("--pacing", type=int, default=200, help="pacing: lemlist sends (default 200)")
     parser.add_argument("--only", choices=("throughput", "soak", "pacing"), action="append")
+    parser.add_argument("--profile", default="", metavar="PATH",
+                        help="throughput: write a cProfile of the engine part to PATH (pstats format)")
     args = parser.parse_args(argv)
     only = set(args.only or ("throughput", "soak", "pacing"))
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(f"machine: {machine()}; database: {db}")
     ok = True
     if "throughput" in only:
-        r = throughput(args.n)
+        r = throughput(args.n, args.profile)
         share = r["engine"] / r["bare"]
         print(f"1. throughput, {r['n']} messages of {r['bytes']} bytes through one mailbox: engine {r['engine']:.0f} msg/s, "
               f"bare smtplib loop on one connection {r['bare']:.0f} msg/s (ceiling) → {share:.0%} of the ceiling "

@@ -20,6 +20,7 @@ import email
 import functools
 import re
 from email.headerregistry import Address as _HeaderAddress
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.policy import default as DEFAULT_POLICY
@@ -48,9 +49,33 @@ class OutgoingPolicy(EmailPolicy):
         return super().header_store_parse(name, value)
 
 
+class _CachingHeaderRegistry(HeaderRegistry):
+    """``email``'s header factory, minus its two repeated costs: ``HeaderRegistry.__getitem__`` makes a
+    new class for every header it parses, and the same values (``Content-Type: text/plain;
+    charset="utf-8"``, ``MIME-Version: 1.0``…) are parsed again for every message. Header objects are
+    immutable strings (``email.headerregistry.BaseHeader``), so one parsed value can be shared; the cache
+    is bounded (:data:`HEADER_CACHE_SIZE` values)."""
+
+    @functools.lru_cache(maxsize=64)
+    def __getitem__(self, name):
+        return super().__getitem__(name)
+
+    def __call__(self, name, value):
+        return _parsed_header(self, name, value)
+
+
+#: How many distinct (name, value) headers :class:`_CachingHeaderRegistry` keeps parsed.
+HEADER_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _parsed_header(registry: HeaderRegistry, name: str, value: str):
+    return HeaderRegistry.__call__(registry, name, value)
+
+
 #: The policy outgoing mail is written with (``providers.smtp.build_mime``) and address headers are
 #: checked against (:class:`OutgoingPolicy`).
-SMTP_POLICY = OutgoingPolicy(linesep="\r\n", max_line_length=998)
+SMTP_POLICY = OutgoingPolicy(linesep="\r\n", max_line_length=998, header_factory=_CachingHeaderRegistry())
 
 #: RFC 5322 3.2.3 specials, plus backslash and the characters that end or nest a header.
 _UNSAFE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f]+')

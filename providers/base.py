@@ -250,10 +250,14 @@ class Provider(abc.ABC):
         Raises UnsupportedFeature / ConfigurationError / InvalidRequest before any network call."""
 
     @abc.abstractmethod
-    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None],
+                idle: Callable[[], None] | None = None) -> SendResult:
         """Send the ``prepared`` request (from :meth:`prepare`) for ``message`` (envelope and ids are read
         from it). Calls ``on_handover()`` once, just before the point of no return; errors raised before it
-        mean nothing was handed over. Returns a SendResult or raises a providers.errors.ProviderError."""
+        mean nothing was handed over. ``idle()``, when given, may be called (at most once between two
+        network writes and reads) while the provider waits for an answer, so the caller's own work overlaps
+        the wait; it must not raise. A provider with nothing to wait on never calls it.
+        Returns a SendResult or raises a providers.errors.ProviderError."""
 
     def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> SendResult:
         """Prepare and deliver in one go (account checks, benchmarks); the send pipeline stores the prepared request."""

@@ -292,9 +292,11 @@ class HttpProvider(Provider):
         self.check_vendor_ids(message)
         return encode_request(self.build_request(message))
 
-    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None],
+                idle: Callable[[], None] | None = None) -> SendResult:
         """Call the stored request (``on_handover()`` just before it goes out) and parse the answer.
-        Returns a SendResult; raises ProviderError subclasses (see :meth:`call`)."""
+        Returns a SendResult; raises ProviderError subclasses (see :meth:`call`). ``idle`` is not called
+        (requests gives no moment between writing the request and reading the answer)."""
         response = self.call(decode_request(prepared), idempotency_key=message.idempotency_key, on_handover=on_handover)
         return self.parse_result(response, message)
 

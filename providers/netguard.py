@@ -95,14 +95,8 @@ def is_private_address(ip_text: str) -> bool:
     return ip.is_loopback or ip.is_private
 
 
-def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
-    """Resolve and check a mail server; ``kind`` is "smtp" or "imap".
-
-    Returns the ResolvedHost to connect to. Raises HostNotAllowed with a message for the user
-    when the port is not a usual ``kind`` port, the host is Gmail, cannot be resolved, or any of
-    its addresses is refused. Honours settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS,
-    OUTREACH_SMTP_PORTS and OUTREACH_IMAP_PORTS.
-    """
+def _check_name(host: str, port: int, *, kind: str) -> str:
+    """The rules on the name and port alone (no DNS); returns the cleaned host name."""
     label = kind.upper()
     host = (host or "").strip().rstrip(".")
     if not host:
@@ -120,23 +114,47 @@ def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
             "Google OAuth (or a provider account such as leadlex) instead.",
             field=f"{kind}_host",
         )
+    return host
+
+
+def _check_address(host: str, address: str, *, kind: str) -> None:
+    problem = address_problem(address, allow_private=settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS)
+    if problem:
+        shown = "" if address == host else f" resolves to {address}, which"
+        raise HostNotAllowed(
+            f"{kind.upper()} host {host}{shown} is {problem}; mail servers must be on the public internet.",
+            field=f"{kind}_host",
+        )
+
+
+def check_mail_host(host: str, port: int, *, kind: str) -> ResolvedHost:
+    """Resolve and check a mail server; ``kind`` is "smtp" or "imap".
+
+    Returns the ResolvedHost to connect to. Raises HostNotAllowed with a message for the user
+    when the port is not a usual ``kind`` port, the host is Gmail, cannot be resolved, or any of
+    its addresses is refused. Honours settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS,
+    OUTREACH_SMTP_PORTS and OUTREACH_IMAP_PORTS.
+    """
+    host = _check_name(host, port, kind=kind)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise HostNotAllowed(f"Host not found: {host} could not be resolved.", field=f"{kind}_host") from err
-    allow_private = settings.OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     for address in addresses:
-        problem = address_problem(address, allow_private=allow_private)
-        if problem:
-            shown = "" if address == host else f" resolves to {address}, which"
-            raise HostNotAllowed(
-                f"{label} host {host}{shown} is {problem}; mail servers must be on the public internet.",
-                field=f"{kind}_host",
-            )
+        _check_address(host, address, kind=kind)
     if not addresses:
         raise HostNotAllowed(f"Host not found: {host} has no address.", field=f"{kind}_host")
     return ResolvedHost(host=host, ip=addresses[0], port=port)
+
+
+def check_connected_host(resolved: ResolvedHost, *, kind: str) -> None:
+    """Check the rules of :func:`check_mail_host` again for a connection already open to ``resolved``
+    (a reused session), without a DNS lookup: the socket is pinned to ``resolved.ip``, so that address
+    is what must still be allowed (the settings may have changed since it was opened).
+    Raises HostNotAllowed."""
+    host = _check_name(resolved.host, resolved.port, kind=kind)
+    _check_address(host, resolved.ip, kind=kind)
 
 
 def pinned_connection(resolved: ResolvedHost, timeout: float) -> socket.socket:

@@ -62,10 +62,10 @@ class OpenMailProvider(HttpProvider):
             raise ConfigurationError("Cannot send through OpenMail without an idempotency key.", provider=self.name,
                                      field="idempotency_key")
 
-    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover, idle=None) -> SendResult:
         """As HttpProvider.deliver; a 422 RecipientSuppressed names the message's single recipient."""
         try:
-            return super().deliver(prepared, message, on_handover=on_handover)
+            return super().deliver(prepared, message, on_handover=on_handover, idle=idle)
         except RecipientSuppressed as err:
             err.recipient = err.recipient or message.to[0].email
             err.message = err.message.replace("this recipient", err.recipient, 1)

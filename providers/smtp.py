@@ -7,8 +7,10 @@ at send time, while TLS verifies the certificate against the host name.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import imaplib
+import re
 import logging
 import smtplib
 import socket
@@ -35,7 +37,7 @@ from .errors import (
     ProviderUnavailable,
     RecipientRefused,
 )
-from .netguard import ResolvedHost, check_mail_host, is_private_address, pinned_connection
+from .netguard import ResolvedHost, check_connected_host, check_mail_host, is_private_address, pinned_connection
 
 logger = logging.getLogger(__name__)
 
@@ -67,41 +69,52 @@ def tls_context() -> ssl.SSLContext:
 
 # --- sockets pinned to the checked address ----------------------------------------------
 
+@functools.cache
+def local_hostname() -> str | None:
+    """The name we give in EHLO: this host's FQDN, looked up once per process (smtplib would call
+    ``socket.getfqdn()``, a DNS lookup, for every connection); None when it has no dot (smtplib then
+    uses the address literal of the socket, as it does by default)."""
+    fqdn = socket.getfqdn()
+    return fqdn if "." in fqdn else None
+
+
 class _PinnedSMTP(smtplib.SMTP):
-    """smtplib.SMTP that connects to a pre-checked IP; STARTTLS still verifies the host name."""
+    """smtplib.SMTP that connects to a pre-checked IP (``resolved``); STARTTLS still verifies the host name."""
 
     def __init__(self, resolved: ResolvedHost, **kwargs):
-        self._resolved = resolved
+        self.resolved = resolved
+        kwargs.setdefault("local_hostname", local_hostname())
         super().__init__(**kwargs)
 
     def _get_socket(self, host, port, timeout):
-        return pinned_connection(self._resolved, timeout)
+        return pinned_connection(self.resolved, timeout)
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
     """Implicit TLS; ``SMTP_SSL._get_socket`` wraps our pinned socket with server_hostname=host."""
 
     def __init__(self, resolved: ResolvedHost, **kwargs):
-        self._resolved = resolved
+        self.resolved = resolved
+        kwargs.setdefault("local_hostname", local_hostname())
         smtplib.SMTP_SSL.__init__(self, **kwargs)
 
 
 class _PinnedIMAP(imaplib.IMAP4):
     def __init__(self, resolved: ResolvedHost, timeout: float):
-        self._resolved = resolved
+        self.resolved = resolved
         super().__init__(resolved.host, resolved.port, timeout=timeout)
 
     def _create_socket(self, timeout):
-        return pinned_connection(self._resolved, timeout)
+        return pinned_connection(self.resolved, timeout)
 
 
 class _PinnedIMAPSSL(imaplib.IMAP4_SSL):
     def __init__(self, resolved: ResolvedHost, timeout: float, context: ssl.SSLContext):
-        self._resolved = resolved
+        self.resolved = resolved
         super().__init__(resolved.host, resolved.port, ssl_context=context, timeout=timeout)
 
     def _create_socket(self, timeout):
-        return self.ssl_context.wrap_socket(pinned_connection(self._resolved, timeout), server_hostname=self.host)
+        return self.ssl_context.wrap_socket(pinned_connection(self.resolved, timeout), server_hostname=self.host)
 
 
 # --- error translation -------------------------------------------------------------------
@@ -384,24 +397,29 @@ class SmtpProvider(Provider):
         self.check_supported(message)
         return build_mime(message).as_bytes()
 
-    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None]) -> SendResult:
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover: Callable[[], None],
+                idle: Callable[[], None] | None = None) -> SendResult:
         """Send ``prepared`` over this worker's SMTP session for the mailbox (reused across messages:
         RSET after an unfinished transaction (a completed DATA needs none), at most settings.OUTREACH_SMTP_MAX_MESSAGES_PER_CONNECTION per connection,
         closed after OUTREACH_SMTP_IDLE_SECONDS idle; a dropped session or a 421 before DATA reconnects
         once, which cannot duplicate since nothing was handed over yet).
 
-        ``on_handover()`` is called after the recipients were accepted, just before DATA. A recipient
-        refused with 5xx among several does not stop the others: every recipient's result is returned in
-        ``raw["recipients"]`` ({address: {"status": "sent"|"rejected", "code", "reply"}}); all refused
-        raises RecipientRefused. After DATA started, a lost connection or timeout raises OutcomeUnknown;
-        an explicit 4xx answer raises ProviderUnavailable (not accepted: retriable), 5xx InvalidRequest.
-        Returns SendResult(provider_message_id=Message-ID, raw={"smtp", "recipients", "imap"}).
+        ``on_handover()`` is called after the recipients were accepted, just before DATA. ``idle()``, if
+        given, is called while a command is on its way and its answer not yet read: after MAIL FROM
+        (nothing handed over yet) and after the message's final dot (handed over); the caller's work there
+        (writing outcomes, building the next message) overlaps the server's. It must not raise.
+        A recipient refused with 5xx among several does not stop the others: every recipient's result is
+        returned in ``raw["recipients"]`` ({address: {"status": "sent"|"rejected", "code", "reply"}}); all
+        refused raises RecipientRefused. After DATA started, a lost connection or timeout raises
+        OutcomeUnknown; an explicit 4xx answer raises ProviderUnavailable (not accepted: retriable), 5xx
+        InvalidRequest. Returns SendResult(provider_message_id=Message-ID, raw={"smtp", "recipients", "imap"}).
         """
         recipients = list(dict.fromkeys(a.email for a in (*message.to, *message.cc, *message.bcc)))
+        waiting = idle
         for attempt in (1, 2):
             session = _smtp_sessions.take(self.smtp)
             try:
-                results = self._envelope(session, message.sender.email, recipients)
+                results = self._envelope(session, message.sender.email, recipients, waiting)
                 break
             except _Reconnect as err:
                 _smtp_sessions.discard(session)
@@ -410,6 +428,11 @@ class SmtpProvider(Provider):
             except ProviderError:
                 _smtp_sessions.reset(session)
                 raise
+            except BaseException:  # from idle(): the session's state is not known
+                _smtp_sessions.discard(session)
+                raise
+            finally:
+                waiting = None  # once per message
         client = session.client
         try:
             on_handover()
@@ -417,8 +440,15 @@ class SmtpProvider(Provider):
             _smtp_sessions.reset(session)
             raise
         try:
-            code, reply = client.data(prepared)
-            if code != 250:  # smtplib returns, not raises, the reply to the message itself
+            client.putcmd("data")
+            code, reply = client.getreply()
+            if code != 354:
+                raise smtplib.SMTPDataError(code, reply)
+            client.send(_dot_stuffed(prepared))
+            if idle is not None:
+                idle()
+            code, reply = client.getreply()
+            if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
         except smtplib.SMTPDataError as err:
             if err.smtp_code == 421:
@@ -432,15 +462,19 @@ class SmtpProvider(Provider):
                 "The SMTP connection was lost while the message was being handed over; it may have been "
                 "delivered, so it is not retried automatically.",
                 provider=self.name, reason="lost_during_data") from err
+        except BaseException:  # from idle(), after the hand-over: the answer is not known
+            _smtp_sessions.discard(session)
+            raise
         _smtp_sessions.release(session)
         raw: dict[str, Any] = {"smtp": {"code": code, "reply": _reply_text(reply)}, "recipients": results}
         if self.imap is not None:
             raw["imap"] = self._append_to_sent(prepared)
         return SendResult(provider_message_id=message.message_id, provider_status="sent", raw=raw)
 
-    def _envelope(self, session: "_SmtpSession", sender: str, recipients: list[str]) -> dict[str, dict]:
-        """RSET (a reused session whose last transaction was left unfinished), MAIL FROM and RCPT TO each
-        recipient. Returns per-recipient results.
+    def _envelope(self, session: "_SmtpSession", sender: str, recipients: list[str],
+                  idle: Callable[[], None] | None = None) -> dict[str, dict]:
+        """RSET (a reused session whose last transaction was left unfinished), MAIL FROM (``idle()`` runs
+        while its answer is on the way) and RCPT TO each recipient. Returns per-recipient results.
 
         Raises _Reconnect (dropped session / 421), RecipientRefused (sender or every recipient refused),
         ProviderUnavailable (a temporary 4xx for the sender or any recipient: nothing is sent)."""
@@ -450,7 +484,10 @@ class SmtpProvider(Provider):
                 code, reply = client.rset()
                 if code != 250:
                     raise _Reconnect(self._temporary(code, reply, "RSET"))
-            code, reply = client.mail(sender)
+            client.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}")  # as smtplib.SMTP.mail, minus the wait
+            if idle is not None:
+                idle()
+            code, reply = client.getreply()
             if code == 421:
                 raise _Reconnect(self._temporary(code, reply, "MAIL FROM"), always_retry=True)
             if code != 250:
@@ -529,6 +566,18 @@ class SmtpProvider(Provider):
         return {"appended": False, "error": error}
 
 
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """``data`` as the DATA section carries it (RFC 5321 section 4.5.2, as smtplib.SMTP.data does): a
+    leading dot doubled on every line, ended by CRLF "." CRLF."""
+    stuffed = _LEADING_DOT.sub(b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
 class _Reconnect(Exception):
     """Internal: the SMTP session is unusable before hand-over; ``error`` is raised if reconnecting does not help."""
 
@@ -592,8 +641,13 @@ class _SessionPool:
         if session is None:
             session = _SmtpSession(key=key, client=self._opener(server), opened_at=now, last_used=now)
         else:
-            try:  # the host rules are checked at every send, not only when the connection was opened
-                check_mail_host(server.host, server.port, kind=self._kind)
+            try:  # the host rules are checked at every send, not only when the connection was opened:
+                # against the address the socket is pinned to (no DNS lookup per message)
+                resolved = getattr(session.client, "resolved", None)
+                if resolved is None:
+                    check_mail_host(server.host, server.port, kind=self._kind)
+                else:
+                    check_connected_host(resolved, kind=self._kind)
             except BaseException:
                 self._close(session)
                 raise

@@ -187,10 +187,10 @@ class UnipileProvider(HttpProvider):
             return answer.error(OutcomeUnknown, f"Unipile timed out{detail}; the message may have been sent, so it is not retried.")
         return answer.by_status(f"Unipile answered HTTP {status}{detail}.")
 
-    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover) -> SendResult:
+    def deliver(self, prepared: bytes, message: OutgoingMessage, *, on_handover, idle=None) -> SendResult:
         """As HttpProvider.deliver; a blocked_recipient names the first recipient (one-recipient sends)."""
         try:
-            return super().deliver(prepared, message, on_handover=on_handover)
+            return super().deliver(prepared, message, on_handover=on_handover, idle=idle)
         except RecipientSuppressed as err:
             if not err.recipient and len(message.to) == 1 and not message.cc and not message.bcc:
                 err.recipient = message.to[0].email

@@ -63,16 +63,26 @@ def unsubscribe_key_for_message(*, sent_message: SentMessage) -> UnsubscribeKey:
     return key
 
 
-def unsubscribe_keys_ensure(*, sent_messages: list[SentMessage]) -> int:
-    """Create the missing keys of ``sent_messages`` (with ``contact`` loaded) in one query (a batch of
-    sends). Returns how many were created. Concurrent creators are harmless (conflicts are ignored; each
-    message keeps the key that was stored first)."""
-    have = set(UnsubscribeKey.objects.filter(sent_message__in=sent_messages).values_list("sent_message_id", flat=True))
-    missing = [UnsubscribeKey(team_id=m.team_id, sent_message=m, email=(m.to or [m.contact.email])[0],
-                              key=secrets.token_urlsafe(18))
-               for m in sent_messages if m.pk not in have]
-    if missing:
-        UnsubscribeKey.objects.bulk_create(missing, ignore_conflicts=True)
+def unsubscribe_keys_attach(*, sent_messages: list[SentMessage]) -> int:
+    """Give each of ``sent_messages`` (loaded with ``select_related("unsubscribe_key")`` and ``contact``)
+    its key, creating the missing ones: no query when all have one, else two (insert, read back) for
+    the whole batch of sends. Returns how many were created. Concurrent creators are harmless (conflicts
+    are ignored; each message keeps the key that was stored first)."""
+    missing = []
+    for message in sent_messages:
+        try:
+            message.unsubscribe_key
+        except UnsubscribeKey.DoesNotExist:
+            missing.append(message)
+    if not missing:
+        return 0
+    UnsubscribeKey.objects.bulk_create(
+        [UnsubscribeKey(team_id=m.team_id, sent_message=m, email=(m.to or [m.contact.email])[0],
+                        key=secrets.token_urlsafe(18)) for m in missing], ignore_conflicts=True)
+    keys = {k.sent_message_id: k for k in UnsubscribeKey.objects.filter(sent_message__in=missing)}
+    for message in missing:
+        if message.pk in keys:
+            message.unsubscribe_key = keys[message.pk]
     return len(missing)
 
 

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from providers import errors as perr
@@ -43,7 +43,7 @@ from providers.registry import get_provider_class, provider_for_mailbox
 from ..crypto import CredentialDecryptionError
 from ..models import Mailbox, SentMessage, TimelineEvent
 from .sending_rules import mailbox_allowance
-from .timeline import timeline_event_build, timeline_event_record
+from .timeline import timeline_event_record, timeline_events_insert
 
 logger = logging.getLogger(__name__)
 
@@ -301,32 +301,39 @@ class _Batch:
     """One worker's batch of claimed messages (one mailbox, usually): what is read once per batch, and the
     outcomes not yet written.
 
-    A ``sent`` outcome is not written on its own: it waits in ``pending`` and goes in the same
-    transaction as the next message's hand-over marker (or at the end of the batch), so each message
-    costs one commit. Waiting is safe: until it is written the row stays ``sending`` past its hand-over
-    point, which recovery settles as it would after a crash. Every write is conditional on this
+    A ``sent`` outcome waits in ``pending`` only while the provider waits for the server: it is written
+    during the next message's MAIL FROM (:meth:`idle`), else with the next hand-over marker, else at the
+    end of the batch. Waiting is safe: until it is written the row stays ``sending`` past its hand-over
+    point, which recovery settles as it would after a crash. While the server takes the message after its
+    final dot, the next message is built (:meth:`prepare_next`). Every write is conditional on this
     worker's lease. Suppressions are read once per batch: one added meanwhile applies from the next batch.
     """
 
     def __init__(self, worker: str, messages: list[SentMessage], suppressed: set[str]):
         self.worker = worker
         self.messages = messages
+        self.by_id = {m.pk: m for m in messages}
         self.suppressed = suppressed  #: lower-cased addresses of the batch on their team's suppression list
         self.providers: dict[int, object] = {}  #: mailbox id → provider (credentials decrypted once)
         self.pending: list[tuple[SentMessage, dict, list[dict]]] = []  #: (message, fields, events) to write
         self.later: list[int] = []  #: ids still to send after the current one
+        self.ready: dict[int, tuple[object, bytes | None]] = {}  #: id → (OutgoingMessage, request built) ahead of time
         self.lease_renewed = time.monotonic()
 
     @classmethod
     def load(cls, ids: list[int], worker: str) -> "_Batch":
-        from ..inbound.unsubscribe import unsubscribe_keys_ensure
-        from ..models import Suppression
+        from ..inbound.unsubscribe import unsubscribe_keys_attach
+        from ..models import Suppression, Team
 
         mine = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
-        unsubscribe_keys_ensure(sent_messages=list(mine.select_related("contact", "mailbox")))
-        messages = list(mine.select_related("mailbox", "mailbox__provider_account", "contact", "contact__lead", "team",
-                                            "unsubscribe_key")
+        messages = list(mine.select_related("contact", "contact__lead", "unsubscribe_key")
                         .prefetch_related("attachments", "contact__external_ids").order_by("due_at", "pk"))
+        # The batch's few mailboxes and teams, read once and shared (not one copy per row of a join).
+        mailboxes = Mailbox.objects.select_related("provider_account").in_bulk({m.mailbox_id for m in messages})
+        teams = Team.objects.in_bulk({m.team_id for m in messages})
+        for message in messages:
+            message.mailbox, message.team = mailboxes[message.mailbox_id], teams[message.team_id]
+        unsubscribe_keys_attach(sent_messages=messages)
         by_team: dict[int, set[str]] = {}
         for message in messages:
             by_team.setdefault(message.team_id, set()).update(a.lower() for a in (*message.to, *message.cc, *message.bcc))
@@ -343,8 +350,49 @@ class _Batch:
             provider = self.providers[message.mailbox_id] = provider_for_mailbox(message.mailbox)
         return provider
 
+    def blocked(self, message: SentMessage) -> list[str]:
+        """The recipients of ``message`` on its team's suppression list (as read at the batch's start)."""
+        return [a for a in (*message.to, *message.cc, *message.bcc) if a.lower() in self.suppressed]
+
+    def build(self, message: SentMessage) -> tuple[object, bytes | None]:
+        """(the OutgoingMessage of ``message``, its provider request if it had none stored yet, else None).
+        Raises what the provider's ``prepare`` raises."""
+        from .sending import sent_message_outgoing
+
+        outgoing = sent_message_outgoing(message)
+        if message.prepared_request is not None:
+            return outgoing, None
+        return outgoing, self.provider(message).prepare(outgoing)
+
+    def prepare_next(self) -> None:
+        """Build the next message of the batch ahead of time (kept in ``ready``). Any error is left for
+        :func:`_send_one` to meet again at its usual place; nothing is written."""
+        if not self.later or self.later[0] in self.ready:
+            return
+        message = self.by_id[self.later[0]]
+        if self.blocked(message):
+            return
+        try:
+            self.ready[message.pk] = self.build(message)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # noqa: BLE001 - met again, and recorded, when the message's turn comes
+            pass
+
+    def idle(self) -> None:
+        """The provider waits for the server (``deliver``'s ``idle``): write the outcomes that wait, in one
+        short transaction (one try: if the database is unavailable they go with the next write), else build
+        the next message. Never raises (but a soft time limit)."""
+        try:
+            if self.pending:
+                self._commit(list(self.pending), tries=1)
+            else:
+                self.prepare_next()
+        except DatabaseError as err:
+            logger.warning("Could not record outcomes while waiting for the server (%s); retried with the next write.", err)
+
     def defer(self, message: SentMessage, fields: dict, events: list[dict]) -> None:
-        """Keep an outcome to write with the next :meth:`write` or at :meth:`flush`."""
+        """Keep an outcome to write at the next :meth:`idle`, :meth:`write` or :meth:`flush`."""
         self.pending.append((message, fields, events))
 
     def write(self, message: SentMessage, fields: dict, events: list[dict]) -> bool:
@@ -358,9 +406,9 @@ class _Batch:
         if self.pending:
             self._commit(list(self.pending))
 
-    def _commit(self, rows: list[tuple[SentMessage, dict, list[dict]]]) -> list[bool]:
+    def _commit(self, rows: list[tuple[SentMessage, dict, list[dict]]], *, tries: int = 5) -> list[bool]:
         # Retried a few times while the database is briefly unavailable: a send that happened must be recorded.
-        for attempt in range(5):
+        for attempt in range(tries):
             try:
                 with transaction.atomic():
                     held = self._write_rows(rows)
@@ -371,35 +419,97 @@ class _Batch:
                         self.lease_renewed = time.monotonic()
                 break
             except DatabaseError:
-                if attempt == 4:
+                if attempt == tries - 1:
                     raise
                 logger.warning("Database unavailable while recording outcomes; retrying.")
                 connection.close()
                 time.sleep(1.0 + attempt)
-        self.pending = []
+        self.pending = [row for row in self.pending if all(row[0] is not written[0] for written in rows)]
         for (message, fields, _), ok in zip(rows, held):
             if ok:
                 for name, value in fields.items():
-                    if not isinstance(value, F):
-                        setattr(message, name, value)
+                    setattr(message, name, value)
             elif rows[-1][0] is not message or fields.get("status"):
                 message.refresh_from_db()
         return held
 
     def _write_rows(self, rows) -> list[bool]:
+        held_ids = _update_held(self.worker, [(message.pk, fields) for message, fields, _ in rows])
         held, events = [], []
         for message, fields, row_events in rows:
-            ok = bool(SentMessage.objects.filter(pk=message.pk, status=S.SENDING, claimed_by=self.worker).update(**fields))
+            ok = message.pk in held_ids
             held.append(ok)
             if ok:
-                events.extend(timeline_event_build(contact=message.contact, sent_message=message, **event)
-                              for event in row_events)
+                events.extend({"contact": message.contact, "sent_message": message, **event} for event in row_events)
             else:
                 logger.warning("SentMessage %s: lease lost; %s not recorded by this worker.", message.pk,
                                fields.get("status") or "the hand-over")
-        if events:
-            TimelineEvent.objects.bulk_create(events)
+        timeline_events_insert(events=events)
         return held
+
+
+def _update_held(worker: str, rows: list[tuple[int, dict]]) -> set[int]:
+    """Write each row's ``fields`` ({field name: value}) on SentMessage ``pk``, only where this ``worker``
+    still holds it (status ``sending``, ``claimed_by`` = worker), in one UPDATE (a CASE per column when
+    the rows set different values), and ``updated_at``. Returns the ids written. One statement where the
+    database returns rows from an UPDATE (PostgreSQL, SQLite ≥ 3.35); else one per row."""
+    meta = SentMessage._meta
+    quote = connection.ops.quote_name
+    pk = quote(meta.pk.column)
+    now = timezone.now()
+    rows = [(key, {**fields, "updated_at": now}) for key, fields in rows]
+    held_where = f"{quote('status')} = %s AND {quote('claimed_by')} = %s"
+    if not connection.features.can_return_columns_from_insert:  # no RETURNING: per row, by its count
+        held = set()
+        for key, fields in rows:
+            sets, params = _set_clauses([(key, fields)])
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk} = %s AND {held_where}",
+                               [*params, key, S.SENDING, worker])
+                if cursor.rowcount:
+                    held.add(key)
+        return held
+    sets, params = _set_clauses(rows)
+    marks = ", ".join(["%s"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk} IN ({marks}) AND {held_where} RETURNING {pk}",
+                       [*params, *(key for key, _ in rows), S.SENDING, worker])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _db_value(field, value):
+    """``value`` as the database takes it for ``field``: str, int and None as they are (what
+    ``get_db_prep_save`` returns for them on the char, text and integer fields the send path writes),
+    anything else (datetimes, JSON, bytes) through the field."""
+    if value is None or (type(value) in (str, int) and field.get_internal_type() in _PLAIN_TYPES):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+_PLAIN_TYPES = frozenset({"CharField", "TextField", "PositiveIntegerField", "IntegerField"})
+
+
+def _set_clauses(rows: list[tuple[int, dict]]) -> tuple[str, list]:
+    """The SET list and its parameters for :func:`_update_held`: ``col = %s`` for one row, else
+    ``col = CASE id WHEN … THEN … ELSE col END`` per column any row sets."""
+    meta = SentMessage._meta
+    quote = connection.ops.quote_name
+    names = list(dict.fromkeys(name for _, fields in rows for name in fields))
+    clauses, params = [], []
+    for name in names:
+        field = meta.get_field(name)
+        column = quote(field.column)
+        if len(rows) == 1:
+            clauses.append(f"{column} = %s")
+            params.append(_db_value(field, rows[0][1][name]))
+            continue
+        whens = []
+        for key, fields in rows:
+            if name in fields:
+                whens.append("WHEN %s THEN %s")
+                params.extend((key, _db_value(field, fields[name])))
+        clauses.append(f"{column} = CASE {quote(meta.pk.column)} {' '.join(whens)} ELSE {column} END")
+    return ", ".join(clauses), params
 
 
 def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> SendOutcome:
@@ -428,9 +538,8 @@ def _attempt(message: SentMessage) -> tuple[dict, dict]:
 def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
     """One attempt at ``message``. Nothing is written before the hand-over point: the attempt (its count,
     start time and timeline event) is recorded with the hand-over marker, or with the outcome when the
-    attempt ends before that point (refused, suppressed…)."""
-    from .sending import sent_message_outgoing
-
+    attempt ends before that point (refused, suppressed…). The outcome of the previous message and the
+    building of the next one happen while the provider waits for its server (``_Batch.idle``)."""
     message.attempts += 1
     message.sending_started_at, message.handed_over_at = timezone.now(), None
     message.attempt_recorded = False
@@ -449,17 +558,17 @@ def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
         handed_over, unsaved_request = True, None
 
     try:
-        blocked = [a for a in (*message.to, *message.cc, *message.bcc) if a.lower() in batch.suppressed]
+        blocked = batch.blocked(message)
         if blocked:
             raise perr.RecipientSuppressed(f"Not sent: {', '.join(blocked)} is on your suppression list.",
                                            provider=message.provider, recipient=blocked[0])
         provider = batch.provider(message)
-        outgoing = sent_message_outgoing(message)
-        prepared = bytes(message.prepared_request) if message.prepared_request is not None else None
-        if prepared is None:
-            prepared = unsaved_request = provider.prepare(outgoing)
-            message.prepared_request = prepared
-        result = provider.deliver(prepared, outgoing, on_handover=on_handover)
+        ready = batch.ready.pop(message.pk, None)  # built while the previous message was being taken
+        outgoing, built = ready if ready is not None else batch.build(message)
+        if built is not None:
+            message.prepared_request = unsaved_request = built
+        prepared = bytes(message.prepared_request)
+        result = provider.deliver(prepared, outgoing, on_handover=on_handover, idle=batch.idle)
     except LeaseLost:
         logger.warning("SentMessage %s: lease lost to another worker; this worker records nothing.", message.pk)
         return SendOutcome(SentMessage.objects.get(pk=message.pk))
