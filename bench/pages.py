@@ -7,8 +7,9 @@ For each scale N it uses its own database ``<NAME>_<N>`` on the same server (cre
 seeded when missing or with ``--reseed``): two teams of the same size (the second one only there
 so every query must isolate its team), each with N contacts, 0.3·N leads, N·events-per-contact
 timeline events, 0.1·N sent messages, and one contact holding 1,000 timeline events. Rows go in
-with COPY (``psycopg`` ``cursor.copy``) while the secondary indexes are dropped; the indexes are
-rebuilt afterwards and the tables ANALYZEd, and the seeding time is printed.
+with COPY (``psycopg`` ``cursor.copy``; the timeline events with one server-side ``INSERT …
+SELECT … generate_series``) while the secondary indexes are dropped; the indexes are rebuilt
+afterwards and the tables ANALYZEd, and the seeding time is printed.
 
 Then, in a child process with production settings (DEBUG off, so templates are cached and no
 query log is kept) through Django's test client (no network; a signed-in superuser, so the
@@ -129,7 +130,8 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
         next_contact = 1
         next_message = 1
         for t in range(2):
-            cur.execute("INSERT INTO outreach_team (name, created_at) VALUES (%s, now()) RETURNING id", [f"Bench {t}"])
+            cur.execute("INSERT INTO outreach_team (name, created_at, unsubscribe_footer) VALUES (%s, now(), false) "
+                        "RETURNING id", [f"Bench {t}"])
             team_id = cur.fetchone()[0]
             cur.execute("INSERT INTO outreach_membership (user_id, team_id, role) VALUES (%s, %s, 'owner')"
                         if t == 0 else "SELECT %s, %s", [user_id, team_id])
@@ -137,8 +139,10 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
                       "smtp_security": "starttls", "imap_host": "", "imap_port": None, "imap_login": "", "imap_password": "",
                       "imap_security": "ssl", "imap_sent_folder": "Sent", "lemlist_email_account_id": ""}
             cur.execute("INSERT INTO outreach_mailbox (team_id, created_at, updated_at, provider, sender_name, sender_email, "
-                        "is_active, provider_config) VALUES (%s, now(), now(), "
-                        "'smtp', 'Bench', 'bench@acme.com', true, %s::jsonb) RETURNING id", [team_id, json.dumps(config)])
+                        "is_active, provider_config, daily_cap, min_interval_seconds, interval_jitter_seconds, send_days, "
+                        "send_window_start, send_window_end, time_zone) VALUES (%s, now(), now(), "
+                        "'smtp', 'Bench', 'bench@acme.com', true, %s::jsonb, 0, 0, 0, '0,1,2,3,4,5,6', '00:00', "
+                        "'00:00', 'UTC') RETURNING id", [team_id, json.dumps(config)])
             mailbox_id = cur.fetchone()[0]
             first_id = next_contact
             companies = max(scale // 20, 10)
@@ -181,27 +185,34 @@ def seed(url: str, scale: int, events_per_contact: int) -> dict:
                            str(mailbox_id), str(cid), str(user_id), '["x@example.com"]', "[]", "[]", "",
                            f"Quick question {i % 500}", "<p>Hi</p>", "Hi", f"<bench-{team_id}-{i}@acme.com>",
                            f"{team_id:08x}-0000-4000-8000-{i:012x}", "", status, "1", "smtp", "", "", "", "{}",
-                           "", "", created.isoformat(), "\\N", sent, "\\N")
+                           "", "", created.isoformat(), "\\N", sent, "\\N", "", "", "", "", "", "{}", "[]")
 
             _copy(cur, "COPY outreach_sentmessage (id, team_id, created_at, updated_at, mailbox_id, contact_id, "
                        "created_by_id, \"to\", cc, bcc, reply_to, subject, html_body, text_body, message_id, "
                        "idempotency_key, thread_id, status, attempts, provider, provider_message_id, "
                        "provider_thread_id, provider_status, provider_response, error_code, error_message, queued_at, "
-                       "sending_started_at, sent_at, failed_at) FROM STDIN", messages())
+                       "sending_started_at, sent_at, failed_at, bounce_reason, in_reply_to, \"references\", claimed_by, "
+                       "hold_reason, recipient_results, headers) FROM STDIN", messages())
             next_message += n_messages
 
-            def events():
-                total = scale * events_per_contact
-                for i in range(total):
-                    cid = heavy if i < HEAVY_EVENTS else first_id + (i % scale)
-                    created = (now - timedelta(seconds=rnd.randrange(year))).isoformat()
-                    # The heavy contact's 100 messages: a "queued" and a "sent" event each.
-                    message = str(first_message + (i % 100)) if i < 200 else "\\N"
-                    kind = ("message_queued" if i < 100 else "message_sent") if i < 200 else KINDS[i % 3]
-                    yield (str(team_id), created, created, str(cid), message, "\\N", kind, "Something happened.", "{}")
-
-            _copy(cur, "COPY outreach_timelineevent (team_id, created_at, updated_at, contact_id, sent_message_id, "
-                       "actor_id, kind, summary, data) FROM STDIN", events())
+            # The events are generated by the server (generate_series): the bulk of the rows, and
+            # ~10x faster than building and COPYing 10,000,000 lines from Python. Same layout as
+            # before: event i belongs to contact first_id + i % scale (so a contact's events are
+            # spread over the table), the first HEAVY_EVENTS to the heavy contact, whose first 200
+            # are a "queued" and a "sent" event for each of its 100 messages.
+            cur.execute("SELECT setseed(%s)", [((scale * 7 + t) % 1000) / 1000])
+            cur.execute(
+                "INSERT INTO outreach_timelineevent (team_id, created_at, updated_at, contact_id, sent_message_id, "
+                "actor_id, kind, summary, data) "
+                "SELECT %(team)s, ts, ts, CASE WHEN i < %(heavy_n)s THEN %(heavy)s ELSE %(first)s + i %% %(scale)s END, "
+                "CASE WHEN i < 200 THEN %(first_message)s + i %% 100 END, NULL, "
+                "CASE WHEN i < 100 THEN 'message_queued' WHEN i < 200 THEN 'message_sent' "
+                "ELSE (ARRAY['contact_updated', 'lead_status', 'contact_imported'])[i %% 3 + 1] END, "
+                "'Something happened.', '{}'::jsonb "
+                "FROM (SELECT i, %(now)s - random() * interval '365 days' AS ts "
+                "      FROM generate_series(0, %(total)s - 1) AS i) AS s",
+                {"team": team_id, "heavy_n": HEAVY_EVENTS, "heavy": heavy, "first": first_id, "scale": scale,
+                 "first_message": first_message, "now": now, "total": scale * events_per_contact})
             info["teams"].append({"team_id": team_id, "heavy_contact": heavy})
         cur.execute("SET session_replication_role = origin")
         for table, column in (("outreach_contact", "id"), ("outreach_sentmessage", "id")):
