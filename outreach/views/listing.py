@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.views import View
 
 from ..models import Team
-from ..pagination import keyset_page, total_of
+from ..pagination import list_page
 from ..selectors import ListQuery, Selection
 from .common import get_team, method_not_allowed
 
@@ -147,9 +147,10 @@ class AdminListView(View):
         query = self.list_query()
         qs, order = self.select(self.team, query)
         params = request.GET
-        page = keyset_page(qs, per_page=self.paginate_by, after=params.get("after", ""),
-                           before=params.get("before", ""), last=params.get("last") == "1")
-        total = total_of(qs) if page.object_list or not page.is_first else None
+        page, total = list_page(qs, per_page=self.paginate_by, after=params.get("after", ""),
+                                before=params.get("before", ""), last=params.get("last") == "1")
+        if not page.object_list and page.is_first:
+            total = None
         filtering = bool(query.q or any(query.filters.values()))
         context = {
             "title": self.title,
