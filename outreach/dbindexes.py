@@ -4,12 +4,13 @@ PostgreSQL serves the list searches with a ``pg_trgm`` GIN index over one expres
 searched columns joined by spaces, upper-cased); the selectors filter on exactly that expression
 so the planner can use it. SQLite (the embedded default) has no GIN indexes: there the index is
 skipped at migration time and searches scan, which is fine at the sizes SQLite is meant for.
+The company autocomplete's prefix index (``COLLATE "C"``) is PostgreSQL-only for the same reason.
 """
 from __future__ import annotations
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.db.models import F, Value
-from django.db.models.functions import Concat, Upper
+from django.db.models import F, Index, Value
+from django.db.models.functions import Collate, Concat, Upper
 
 CONTACT_SEARCH_COLUMNS = ("email", "first_name", "last_name", "company")
 
@@ -37,7 +38,48 @@ class _NoStatement(str):
     """What a skipped index renders to: an empty statement (a no-op for every backend)."""
 
 
-class TrigramIndex(GinIndex):
+class _PostgresOnly:
+    """An index created and dropped on PostgreSQL only: elsewhere its statements are empty, so the
+    same model state migrates everywhere and ``makemigrations --check`` stays clean."""
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return _NoStatement()
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+    def remove_sql(self, model, schema_editor, **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return _NoStatement()
+        return super().remove_sql(model, schema_editor, **kwargs)
+
+
+class PostgresIndex(_PostgresOnly, Index):
+    """A b-tree index on PostgreSQL only (for expressions other databases cannot index, such as
+    ``COLLATE "C"``)."""
+
+    def deconstruct(self):
+        path, args, kwargs = super().deconstruct()
+        return "outreach.dbindexes.PostgresIndex", args, kwargs
+
+
+#: The b-tree collation under which ``LIKE 'prefix%'`` is an index range (PostgreSQL cannot
+#: use an index in a linguistic collation such as en_US.UTF-8 for LIKE) and which orders by bytes.
+BYTE_ORDER = "C"
+
+
+def company_prefix_key() -> Collate:
+    """The contact's company upper-cased, in byte order: the company autocomplete's search key
+    (``LIKE UPPER('term') || '%'``) and first sort column, indexed by ``contact_company_prefix``."""
+    return Collate(Upper("company"), BYTE_ORDER)
+
+
+def company_name_bytes() -> Collate:
+    """The contact's company in byte order: the autocomplete's second sort column (exact names
+    that differ only in case are listed apart)."""
+    return Collate(F("company"), BYTE_ORDER)
+
+
+class TrigramIndex(_PostgresOnly, GinIndex):
     """A ``pg_trgm`` GIN index on ``UPPER(expression)`` that serves ``icontains``/``istartswith``
     on ``expression`` (Django compiles those to ``UPPER(expr::text) LIKE UPPER(%s)``).
 
@@ -55,13 +97,3 @@ class TrigramIndex(GinIndex):
         (opclass,) = args
         upper = opclass.get_source_expressions()[0]
         return "outreach.dbindexes.TrigramIndex", (upper.get_source_expressions()[0],), kwargs
-
-    def create_sql(self, model, schema_editor, using="", **kwargs):
-        if schema_editor.connection.vendor != "postgresql":
-            return _NoStatement()
-        return super().create_sql(model, schema_editor, using=using, **kwargs)
-
-    def remove_sql(self, model, schema_editor, **kwargs):
-        if schema_editor.connection.vendor != "postgresql":
-            return _NoStatement()
-        return super().remove_sql(model, schema_editor, **kwargs)

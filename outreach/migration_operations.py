@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib.postgres.operations import AddIndexConcurrently as _PgAddIndexConcurrently
 from django.contrib.postgres.operations import TrigramExtension as _PgTrigramExtension
 from django.db.migrations.operations import AddIndex
+from django.db.migrations.operations.base import Operation
 
 
 class AddIndexConcurrently(_PgAddIndexConcurrently):
@@ -31,3 +32,54 @@ class TrigramExtension(_PgTrigramExtension):
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor == "postgresql":
             super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class DropFieldIndexConcurrently(Operation):
+    """Drop the plain single-column index that ``db_index=True`` gave ``model_name.field_name``
+    (``DROP INDEX CONCURRENTLY`` on PostgreSQL: the table stays writable; a plain ``DROP INDEX``
+    elsewhere); backwards, build it again (concurrently on PostgreSQL).
+
+    Database only: pair it with the field's ``AlterField(db_index=False)`` in
+    ``SeparateDatabaseAndState`` (Django's own AlterField drops the index inside the migration's
+    lock-holding statement order and never concurrently). The index is found by introspection
+    (one column, not unique, not one of the model's declared ``Meta.indexes``), so its
+    generated name does not matter. The migration must set ``atomic = False``.
+    """
+
+    reversible = True
+
+    def __init__(self, model_name: str, field_name: str):
+        self.model_name = model_name
+        self.field_name = field_name
+
+    def deconstruct(self):
+        return self.__class__.__qualname__, [], {"model_name": self.model_name, "field_name": self.field_name}
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def describe(self):
+        return f"Drop the index of {self.model_name}.{self.field_name} (concurrently on PostgreSQL)"
+
+    @staticmethod
+    def _concurrently(schema_editor) -> str:
+        return "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        model = from_state.apps.get_model(app_label, self.model_name)
+        column = model._meta.get_field(self.field_name).column
+        declared = {index.name for index in model._meta.indexes}
+        connection = schema_editor.connection
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+        for name, info in constraints.items():
+            if (info["index"] and not info["unique"] and not info["primary_key"] and info["columns"] == [column]
+                    and name not in declared):
+                schema_editor.execute(f"DROP INDEX {self._concurrently(schema_editor)}IF EXISTS "
+                                      f"{schema_editor.quote_name(name)}")
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        model = to_state.apps.get_model(app_label, self.model_name)
+        field = model._meta.get_field(self.field_name)
+        extra = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+        schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **extra))

@@ -17,7 +17,7 @@ from providers.config import MailboxConfig
 from providers.registry import PROVIDERS, http_provider_choices, provider_choices
 
 from .crypto import EncryptedSecret, decrypt, encrypt
-from .dbindexes import TrigramIndex, contact_search_text
+from .dbindexes import PostgresIndex, TrigramIndex, company_name_bytes, company_prefix_key, contact_search_text
 from .validation import AddressField
 
 
@@ -101,13 +101,15 @@ class Contact(TeamOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         # One index per sortable column of the contacts list (the unique (team, email) serves
-        # the email sort), and one trigram index over the searched text (PostgreSQL only).
+        # the email sort; (team, company, id) also the company filter), one trigram index over
+        # the searched text, and the company autocomplete's prefix index (both PostgreSQL only).
         indexes = [
             models.Index(fields=["team", "created_at", "id"], name="contact_team_created"),
             models.Index(fields=["team", "last_name", "first_name", "id"], name="contact_team_name"),
             models.Index(fields=["team", "company", "id"], name="contact_team_company"),
             models.Index(fields=["team", "title", "id"], name="contact_team_title"),
             TrigramIndex(contact_search_text(), name="contact_search_trgm"),
+            PostgresIndex(models.F("team"), company_prefix_key(), company_name_bytes(), name="contact_company_prefix"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["team", "email"], name="contact_email_unique_per_team"),
@@ -484,6 +486,11 @@ class Attachment(models.Model):
         return f"{self.filename} ({self.size} bytes)"
 
 
+#: The timeline kinds that stop a campaign enrolment (``outreach.campaigns.services``: replies,
+#: bounces, unsubscribes, auto-replies), indexed by ``timeline_stop_events``.
+TIMELINE_STOP_KINDS = ["auto_reply", "message_bounced", "reply_received", "unsubscribed"]
+
+
 class TimelineEvent(TeamOwned):
     """Something that happened to a contact; the contact page lists them newest first."""
 
@@ -512,9 +519,14 @@ class TimelineEvent(TeamOwned):
         INBOUND_MAIL = "inbound_mail", "Email received"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline_events", db_index=False)
-    sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
-    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The three optional links are indexed only where set (partial indexes in Meta): most events
+    # have none of them, and a full index of 10,000,000 mostly-NULL entries is ~130 MB each.
+    sent_message = models.ForeignKey(SentMessage, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="timeline_events", db_index=False)
+    inbound_message = models.ForeignKey("InboundMessage", null=True, blank=True, on_delete=models.CASCADE,
+                                        related_name="timeline_events", db_index=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", db_index=False)
     kind = models.CharField(max_length=30, choices=Kind.choices)
     summary = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
@@ -522,9 +534,21 @@ class TimelineEvent(TeamOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         # The contact page pages through (contact, created_at, id), which also serves the
-        # contact's cascade delete; the admin list walks the primary key; ``sent_message`` keeps
-        # its FK index (a message's events, cascades).
-        indexes = [models.Index(fields=["contact", "created_at", "id"], name="timeline_contact_created")]
+        # contact's cascade delete; the admin list walks the primary key. The message, inbound
+        # message and actor links are indexed where not NULL (a message's events, the cascades
+        # and the actor's SET NULL all look up one value). ``timeline_stop_events`` holds only
+        # the rare stop kinds: the campaign scheduler's "stop events since …" reads it every run
+        # instead of scanning the whole table (4.6 s at 20,000,000 events).
+        indexes = [
+            models.Index(fields=["contact", "created_at", "id"], name="timeline_contact_created"),
+            models.Index(fields=["sent_message"], condition=models.Q(sent_message__isnull=False),
+                         name="timeline_sent_message"),
+            models.Index(fields=["inbound_message"], condition=models.Q(inbound_message__isnull=False),
+                         name="timeline_inbound_message"),
+            models.Index(fields=["actor"], condition=models.Q(actor__isnull=False), name="timeline_actor"),
+            models.Index(fields=["created_at"], condition=models.Q(kind__in=TIMELINE_STOP_KINDS),
+                         name="timeline_stop_events"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"

@@ -81,7 +81,8 @@ contact_export = list_export_view(ContactListView, exports.contacts_csv, "contac
 
 def contact_company_suggestions(request: HttpRequest) -> HttpResponse:
     """The company filter's suggestions (htmx): ``<option>`` elements for the filter's
-    ``<datalist>``, at most 20 of the team's company names containing ``?company=``."""
+    ``<datalist>``, at most 20 of the team's company names starting with ``?company=``
+    (``selectors.company_suggestions``)."""
     team = get_team(request)
     if refused := method_not_allowed(request):
         return refused

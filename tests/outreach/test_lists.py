@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from outreach import selectors
 from outreach.models import Contact, Lead, SentMessage, TimelineEvent
-from outreach.pagination import format_total, keyset_page, total_of
+from outreach.pagination import format_total, keyset_page, list_page, total_of
 from outreach.selectors import ListQuery, Selection
 from outreach.services.contacts import contacts_make_leads, leads_set_status
 from tests.factories import make_contact, make_lead, make_mailbox, make_sent_message, make_team_user
@@ -118,6 +118,44 @@ def test_total_is_exact_below_the_threshold_and_estimated_above(team):
         assert (above.value, above.exact) == (40, True)
 
 
+@pytest.mark.parametrize("q", ["", "acme", "nomatch"])
+def test_list_page_counts_in_the_page_query_when_few_rows_match(team, django_assert_num_queries, q):
+    other, _ = make_team_user()
+    Contact.objects.bulk_create([Contact(team=team, email=f"w{i:02d}@example.com", company="Acme" if i % 3 else "Beta")
+                                 for i in range(30)])
+    Contact.objects.bulk_create([Contact(team=other, email=f"x{i}@example.com", company="Acme") for i in range(10)])
+    qs, _ = selectors.contact_list(team=team, query=ListQuery(q=q, order="email"))
+    expected = list(qs.values_list("pk", flat=True))
+    # PostgreSQL: EXPLAIN, then the page with its count; SQLite: the page with its count.
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 1):
+        first, total = list_page(qs, per_page=7)
+    assert (total.value, total.exact) == (len(expected), True) and first.matched == len(expected)
+    assert [c.pk for c in first.object_list] == expected[:7]
+    last, total = list_page(qs, per_page=7, last=True)
+    assert (total.value, total.exact) == (len(expected), True)
+    assert [c.pk for c in last.object_list] == expected[-7:]
+    if not expected:
+        return
+    # Behind a cursor the page cannot count every row: a separate capped count does.
+    second, total = list_page(qs, per_page=7, after=first.next_cursor)
+    assert second.matched is None and (total.value, total.exact) == (len(expected), True)
+    assert [c.pk for c in second.object_list] == expected[7:14]
+
+
+def test_list_page_above_the_threshold_shows_the_estimate_and_reads_one_page(team, django_assert_num_queries):
+    Contact.objects.bulk_create([Contact(team=team, email=f"e{i:02d}@example.com") for i in range(40)])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE outreach_contact")
+    qs, _ = selectors.contact_list(team=team, query=ListQuery())
+    page, total = list_page(qs, per_page=5, threshold=10)
+    assert len(page.object_list) == 5 and page.has_next
+    if connection.vendor == "postgresql":
+        assert not total.exact and 20 <= total.value <= 80 and page.matched is None
+    else:
+        assert (total.value, total.exact) == (40, True)
+
+
 # --- "All N matching" and set-based bulk actions --------------------------------------------------
 
 
@@ -178,6 +216,63 @@ def test_company_filter_is_an_autocomplete_scoped_to_the_team(user_client, team)
     assert "<option value=\"Acme" not in page  # no list of every company on each page load
     options = user_client.get(reverse("contact_company_suggestions"), {"company": "acme"}).content.decode()
     assert re.findall(r'<option value="([^"]+)">', options) == ["Acme Corp", "Acme Labs"]
+
+
+COMPANIES = ["Acme Corp", "acme corp", "ACME Corp", "Acme Labs", "Acme", "Acmeo", "Beta Acme", "50% Off", "500 Co",
+             "a_b", "axb", "Zeta", "", "Acme Labs"]
+COMPANY_TERMS = ["acme", "ACME C", "acme labs", "50%", "a_", "corp", "", "zz", "b"]
+
+
+def _company_suggestions_everywhere(team, terms=COMPANY_TERMS, limit=20) -> dict[str, list[str]]:
+    return {term: selectors.company_suggestions(team=team, term=term, limit=limit) for term in terms}
+
+
+def test_company_suggestions_are_distinct_names_starting_with_the_term(team):
+    for i, company in enumerate(COMPANIES):
+        make_contact(team, f"co{i}@example.com", company=company)
+    other, _ = make_team_user()
+    make_contact(other, "other@example.com", company="Acme Secret")
+    got = _company_suggestions_everywhere(team)
+    # A prefix, case-insensitive, by the upper-cased name in byte order; names differing only in
+    # case are listed apart (each is a value of the exact company filter).
+    assert got["acme"] == ["Acme", "ACME Corp", "Acme Corp", "acme corp", "Acme Labs", "Acmeo"]
+    assert got["ACME C"] == ["ACME Corp", "Acme Corp", "acme corp"]
+    assert got["acme labs"] == ["Acme Labs"]
+    assert got["50%"] == ["50% Off"] and got["a_"] == ["a_b"]  # % and _ are plain characters
+    assert got["corp"] == [] and got["zz"] == [] and got["b"] == ["Beta Acme"]
+    assert got[""] == ["50% Off", "500 Co", "Acme", "ACME Corp", "Acme Corp", "acme corp", "Acme Labs", "Acmeo",
+                       "axb", "a_b", "Beta Acme", "Zeta"]
+    assert selectors.company_suggestions(team=team, term="acme", limit=2) == ["Acme", "ACME Corp"]
+
+
+SQLITE_COMPANY_SUGGESTIONS = """
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from outreach import selectors
+from outreach.models import Contact, Team
+team = Team.objects.create(name="T")
+for i, company in enumerate(json.loads(sys.argv[1])):
+    Contact.objects.create(team=team, email=f"co{i}@example.com", company=company)
+print(json.dumps({t: selectors.company_suggestions(team=team, term=t) for t in json.loads(sys.argv[2])}))
+"""
+
+
+def test_company_suggestions_are_the_same_on_sqlite(team, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    for i, company in enumerate(COMPANIES):
+        make_contact(team, f"co{i}@example.com", company=company)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SETTINGS_MODULE": "outreach.settings.local"}
+    done = subprocess.run([sys.executable, "-c", SQLITE_COMPANY_SUGGESTIONS, json.dumps(COMPANIES), json.dumps(COMPANY_TERMS)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == _company_suggestions_everywhere(team)
 
 
 # --- Query counts ---------------------------------------------------------------------------------
@@ -244,8 +339,34 @@ def test_migrations_apply_backwards_and_forwards_on_this_database():
     with connection.cursor() as cursor:
         names = {c["name"] if isinstance(c, dict) else c for c in
                  connection.introspection.get_constraints(cursor, Contact._meta.db_table)}
+        timeline = connection.introspection.get_constraints(cursor, TimelineEvent._meta.db_table)
     assert {"contact_team_created", "contact_team_name", "contact_team_company"} <= names
     assert ("contact_search_trgm" in names) == (connection.vendor == "postgresql")
+    assert ("contact_company_prefix" in names) == (connection.vendor == "postgresql")
+    assert _timeline_link_indexes(timeline) == {"timeline_sent_message", "timeline_inbound_message", "timeline_actor"}
+    assert "timeline_stop_events" in timeline
+
+
+def _timeline_link_indexes(constraints: dict) -> set[str]:
+    """Names of the plain indexes on the timeline's sent_message, inbound_message and actor columns."""
+    return {name for name, info in constraints.items() if info["index"] and not info["unique"]
+            and info["columns"] in (["sent_message_id"], ["inbound_message_id"], ["actor_id"])}
+
+
+def test_stop_event_index_holds_every_kind_the_campaign_sweep_reads(team):
+    from outreach.campaigns.services import AUTO_REPLY_KIND, STOP_EVENT_KINDS
+    from outreach.models import TIMELINE_STOP_KINDS
+
+    assert {*STOP_EVENT_KINDS, AUTO_REPLY_KIND} == set(TIMELINE_STOP_KINDS)
+    if connection.vendor != "postgresql":
+        return
+    # The sweep's query can use the partial index (its kinds imply the index's condition).
+    lookback = timezone.now() - timedelta(days=1)
+    recent = TimelineEvent.objects.filter(kind__in=[*STOP_EVENT_KINDS, AUTO_REPLY_KIND], created_at__gte=lookback)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = recent.values_list("contact_id", flat=True).distinct().explain()
+    assert "timeline_stop_events" in plan
 
 
 SQLITE_MIGRATIONS = """
@@ -259,6 +380,7 @@ call_command("migrate", verbosity=0)
 call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 with connection.cursor() as cursor:
     print(sorted(connection.introspection.get_constraints(cursor, "outreach_contact")))
+    print(sorted(connection.introspection.get_constraints(cursor, "outreach_timelineevent")))
 """
 
 
@@ -270,7 +392,11 @@ def test_migrations_apply_on_sqlite(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SETTINGS_MODULE": "outreach.settings.local"}
     done = subprocess.run([sys.executable, "-c", SQLITE_MIGRATIONS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "contact_team_company" in done.stdout and "contact_search_trgm" not in done.stdout
+    contact, timeline = done.stdout.strip().splitlines()[-2:]
+    assert "contact_team_company" in contact and "contact_search_trgm" not in contact
+    assert "contact_company_prefix" not in contact  # COLLATE "C": PostgreSQL only
+    assert "timeline_actor" in timeline and "timeline_stop_events" in timeline
+    assert "actor_id_" not in timeline and "sent_message_id_" not in timeline  # the full FK indexes are gone
 
 
 # --- Admin lists ----------------------------------------------------------------------------------
