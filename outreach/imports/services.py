@@ -273,6 +273,7 @@ class _Run:
         # report is stored (save_report) and when the job ends (_finish, before the task is
         # acknowledged), a synchronous commit flushes everything committed before it.
         self.asynchronous = self.writer.postgres and not job.campaign_id
+        self.writer.commit_async = self.asynchronous  # SET LOCAL in the batch's first round trip
 
     def enrol(self, result, now) -> tuple[int, int, Counter]:
         """Enrol the batch's created contacts (and changed ones, with ``enrol_updated``) in the
@@ -405,7 +406,7 @@ class _Run:
         for attempt in range(CONCURRENT_RETRIES):
             try:
                 with transaction.atomic():
-                    if self.asynchronous:
+                    if self.asynchronous and not rows:
                         with connection.cursor() as cursor:
                             cursor.execute("SET LOCAL synchronous_commit = off")
                     stamp = timezone.now()

@@ -47,8 +47,9 @@ def trace(monkeypatch):
     real_write, real_durable, real_save = BatchWriter.write, imports_service._Run.make_durable, ErrorReport.save
 
     def write(self, rows, now):
-        events.append(("batch", _setting()))
-        return real_write(self, rows, now)
+        result = real_write(self, rows, now)
+        events.append(("batch", _setting()))  # as the batch's transaction will commit
+        return result
 
     def make_durable(self):
         events.append(("durable", _setting()))
