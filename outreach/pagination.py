@@ -265,20 +265,59 @@ def list_page(qs: QuerySet, *, per_page: int, after: str = "", before: str = "",
     """A list page of ``qs`` (already ordered, see :func:`keyset_page`) and its :class:`Total`,
     in two or three queries.
 
-    On PostgreSQL the planner's estimate comes first (``EXPLAIN``, not executed). Above
-    ``threshold`` rows the total is that estimate and the page query stops after ``per_page``
-    rows (it walks a sort index, or a bitmap and a top-N sort). Otherwise — and always on
-    SQLite — a first or last page counts every matching row in its own query, exactly: those
-    rows are read anyway by the plan the planner picks for few rows, so a separate count would
-    run the search (the trigram index scan, ~15 ms at 1,000,000 contacts) a second time. A page
-    behind a cursor counts with :func:`total_of` (a count capped at ``threshold``)."""
-    estimate = planner_estimate(qs)
-    if estimate is not None and estimate > threshold:
-        return keyset_page(qs, per_page=per_page, after=after, before=before, last=last), Total(estimate, exact=False)
-    page = keyset_page(qs, per_page=per_page, after=after, before=before, last=last, count=True)
-    if page.matched is not None:
+    On PostgreSQL a first or last page is planned first (``EXPLAIN`` of the page query itself,
+    not executed), which gives both the estimated number of matching rows and how the page will
+    be read:
+
+    - above ``threshold`` rows the total is that estimate (inexact) and the page query stops
+      after ``per_page`` rows;
+    - when the plan sorts (a bitmap scan of the search index, then a top-N sort) it reads every
+      matching row anyway, so the page query counts them too (``COUNT(*) OVER ()``, exact): a
+      separate count would run the search (~15 ms at 1,000,000 contacts) a second time;
+    - when it walks a sort index it stops early, so a separate count capped at ``threshold``
+      (:func:`total_of`) is cheaper than making the walk read everything.
+
+    SQLite counts in the page query. A page behind a cursor counts with :func:`total_of`."""
+    fields = sort_fields(qs)
+    if parse_cursor(after, fields) is not None or parse_cursor(before, fields) is not None:
+        return keyset_page(qs, per_page=per_page, after=after, before=before), total_of(qs, threshold=threshold)
+    plan = page_plan(order_by_keyset(qs, fields, reverse=last)[: per_page + 1])
+    if plan is not None and plan.rows > threshold:
+        return keyset_page(qs, per_page=per_page, last=last), Total(plan.rows, exact=False)
+    if plan is None or plan.reads_all:
+        page = keyset_page(qs, per_page=per_page, last=last, count=True)
         return page, Total(page.matched, exact=True)
-    return page, total_of(qs, threshold=threshold, estimate=estimate)
+    return keyset_page(qs, per_page=per_page, last=last), total_of(qs, threshold=threshold, estimate=plan.rows)
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """What PostgreSQL's plan of a page query says: the estimated rows before the LIMIT, and
+    whether it reads all of them (a sort or an aggregate between the LIMIT and the scans)."""
+
+    rows: int
+    reads_all: bool
+
+
+_READS_ALL = {"Sort", "Aggregate", "WindowAgg", "Hash", "Materialize", "Unique", "SetOp"}
+
+
+def page_plan(page_qs: QuerySet) -> PagePlan | None:
+    """The :class:`PagePlan` of ``page_qs`` (ordered and sliced) on PostgreSQL, else None."""
+    if connections[page_qs.db].vendor != "postgresql":
+        return None
+    node = json.loads(page_qs.explain(format="json"))[0]["Plan"]
+    if node["Node Type"] == "Limit":
+        node = node["Plans"][0]
+    rows, reads_all = int(node["Plan Rows"]), False
+    while True:  # down the outer side: the rows reach the LIMIT through it
+        if node["Node Type"] in _READS_ALL:
+            reads_all = True
+            break
+        if "Scan" in node["Node Type"] or not node.get("Plans"):
+            break
+        node = node["Plans"][0]
+    return PagePlan(rows, reads_all)
 
 
 # --- Totals -----------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from outreach import selectors
 from outreach.models import Contact, Lead, SentMessage, TimelineEvent
-from outreach.pagination import format_total, keyset_page, list_page, total_of
+from outreach.dbindexes import contact_search_text
+from outreach.pagination import format_total, keyset_page, list_page, page_plan, total_of
 from outreach.selectors import ListQuery, Selection
 from outreach.services.contacts import contacts_make_leads, leads_set_status
 from tests.factories import make_contact, make_lead, make_mailbox, make_sent_message, make_team_user
@@ -124,9 +125,10 @@ def test_list_page_counts_in_the_page_query_when_few_rows_match(team, django_ass
     Contact.objects.bulk_create([Contact(team=team, email=f"w{i:02d}@example.com", company="Acme" if i % 3 else "Beta")
                                  for i in range(30)])
     Contact.objects.bulk_create([Contact(team=other, email=f"x{i}@example.com", company="Acme") for i in range(10)])
-    qs, _ = selectors.contact_list(team=team, query=ListQuery(q=q, order="email"))
+    qs = selectors.apply_text_search(Contact.objects.for_team(team), q, contact_search_text()).order_by("email", "pk")
     expected = list(qs.values_list("pk", flat=True))
-    # PostgreSQL: EXPLAIN, then the page with its count; SQLite: the page with its count.
+    # PostgreSQL: EXPLAIN, then the page with its count (a small table: sorted, so read whole);
+    # SQLite: the page with its count.
     with django_assert_num_queries(2 if connection.vendor == "postgresql" else 1):
         first, total = list_page(qs, per_page=7)
     assert (total.value, total.exact) == (len(expected), True) and first.matched == len(expected)
@@ -140,6 +142,22 @@ def test_list_page_counts_in_the_page_query_when_few_rows_match(team, django_ass
     second, total = list_page(qs, per_page=7, after=first.next_cursor)
     assert second.matched is None and (total.value, total.exact) == (len(expected), True)
     assert [c.pk for c in second.object_list] == expected[7:14]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
+def test_page_plan_tells_a_sort_from_an_index_walk(team):
+    Contact.objects.bulk_create([Contact(team=team, email=f"p{i:02d}@example.com", title=f"T{i % 5}") for i in range(40)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE outreach_contact")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a 40-row table would be scanned and sorted
+    contacts = Contact.objects.for_team(team)
+    walk = page_plan(contacts.order_by("-created_at", "-id")[:8])  # contact_team_created, backwards
+    assert not walk.reads_all and 20 <= walk.rows <= 80
+    sort = page_plan(contacts.order_by("phone", "id")[:8])  # no index on phone: all rows, then a sort
+    assert sort.reads_all and 20 <= sort.rows <= 80
+    # A page that walks an index and finds few rows gets a separate capped count, exact.
+    page, total = list_page(contacts.order_by("-created_at", "-id"), per_page=8)
+    assert page.matched is None and (total.value, total.exact) == (40, True)
 
 
 def test_list_page_above_the_threshold_shows_the_estimate_and_reads_one_page(team, django_assert_num_queries):
