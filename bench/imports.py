@@ -16,7 +16,7 @@ is its own) and into a fresh team on the configured database:
    phone, URL, time zone, the other columns as custom-field JSON), so the indexes do the same work;
    "ceiling, all fields, no 2nd indexes" the same INSERT into a copy of the contacts table that
    has only its primary key, the unique (team, email) the upsert needs and the team foreign key
-   (no trigram GIN, none of the four sort b-trees): the difference is what those indexes cost;
+   (no trigram GIN, none of the sort/prefix b-trees): the difference is what those indexes cost;
 2. ``manage.py import_contacts`` (our service, policy skip), ``--repeat`` times, with the
    parsing in a thread of the importing process (``--parse thread``, the default), in a child
    process (``--parse child``: ``OUTREACH_IMPORT_PARSE_PROCESS_BYTES=1``) or both;
@@ -257,7 +257,7 @@ def main() -> None:
           "no validation, one transaction — 'of COPY' against the address-only one, 'of all' against the all-fields "
           "one; 'no 2nd indexes': the same INSERT into a copy of the contacts table with only its primary key, "
           "the unique (team, email) and the team foreign key; import-export: contacts only)")
-    print(f"The contacts table's secondary indexes (a trigram GIN and four b-trees) cost "
+    print(f"The contacts table's secondary indexes (the trigram GIN and the sort/prefix b-trees) cost "
           f"{results['ceiling, all fields']['seconds'] - no_index:.2f} s of the all-fields ceiling's "
           f"{results['ceiling, all fields']['seconds']:.2f} s for {args.rows} rows.")
     print(json.dumps(results))
