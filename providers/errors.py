@@ -74,7 +74,9 @@ class ProviderError(_ErrorFields):
 
 class BadResponse(ProviderError):
     """A 2xx answer whose body is not the JSON the document promises (not JSON, or a promised field
-    missing). Permanent: the request was accepted, so sending it again could send it twice."""
+    missing). Permanent: the request was accepted, so sending it again could send it twice. The send
+    pipeline records it as ``unknown`` (may have been delivered) where the provider has no idempotency
+    key, and as ``failed`` where it deduplicates on ours."""
 
     code = "bad_response"
 

@@ -22,6 +22,7 @@ Every function takes ``now`` (default ``timezone.now()``) so tests move time wit
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -309,9 +310,12 @@ class _Batch:
     worker's lease. Suppressions are read once per batch: one added meanwhile applies from the next batch.
     """
 
-    def __init__(self, worker: str, messages: list[SentMessage], suppressed: set[str]):
+    def __init__(self, worker: str, messages: list[SentMessage], suppressed: set[str],
+                 attachments: dict[int, list] | None = None, external_ids: dict[int, list] | None = None):
         self.worker = worker
         self.messages = messages
+        self.attachments = attachments or {}  #: message id → its Attachment rows
+        self.external_ids = external_ids or {}  #: contact id → its ExternalId rows
         self.by_id = {m.pk: m for m in messages}
         self.suppressed = suppressed  #: lower-cased addresses of the batch on their team's suppression list
         self.providers: dict[int, object] = {}  #: mailbox id → provider (credentials decrypted once)
@@ -323,17 +327,23 @@ class _Batch:
     @classmethod
     def load(cls, ids: list[int], worker: str) -> "_Batch":
         from ..inbound.unsubscribe import unsubscribe_keys_attach
-        from ..models import Suppression, Team
+        from ..models import Attachment, ExternalId, Suppression, Team
 
         mine = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
-        messages = list(mine.select_related("contact", "contact__lead", "unsubscribe_key")
-                        .prefetch_related("attachments", "contact__external_ids").order_by("due_at", "pk"))
+        messages = list(mine.select_related("contact", "contact__lead", "unsubscribe_key").order_by("due_at", "pk"))
         # The batch's few mailboxes and teams, read once and shared (not one copy per row of a join).
         mailboxes = Mailbox.objects.select_related("provider_account").in_bulk({m.mailbox_id for m in messages})
         teams = Team.objects.in_bulk({m.team_id for m in messages})
         for message in messages:
             message.mailbox, message.team = mailboxes[message.mailbox_id], teams[message.team_id]
         unsubscribe_keys_attach(sent_messages=messages)
+        # Attachments and vendor ids of the whole batch in one query each (not Django's per-row prefetch).
+        attachments: dict[int, list] = {}
+        for attachment in Attachment.objects.filter(sent_message__in=[m.pk for m in messages]).order_by("pk"):
+            attachments.setdefault(attachment.sent_message_id, []).append(attachment)
+        external_ids: dict[int, list] = {}
+        for row in ExternalId.objects.filter(contact__in={m.contact_id for m in messages}).order_by("pk"):
+            external_ids.setdefault(row.contact_id, []).append(row)
         by_team: dict[int, set[str]] = {}
         for message in messages:
             by_team.setdefault(message.team_id, set()).update(a.lower() for a in (*message.to, *message.cc, *message.bcc))
@@ -341,7 +351,7 @@ class _Batch:
         for team_id, addresses in by_team.items():
             suppressed.update(e.lower() for e in Suppression.objects.filter(team_id=team_id, email__in=addresses)
                               .values_list("email", flat=True))
-        return cls(worker, messages, suppressed)
+        return cls(worker, messages, suppressed, attachments, external_ids)
 
     def provider(self, message: SentMessage):
         """The provider of ``message``'s mailbox, built (credentials decrypted) once per batch."""
@@ -359,7 +369,8 @@ class _Batch:
         Raises what the provider's ``prepare`` raises."""
         from .sending import sent_message_outgoing
 
-        outgoing = sent_message_outgoing(message)
+        outgoing = sent_message_outgoing(message, attachments=self.attachments.get(message.pk, ()),
+                                         external_ids=self.external_ids.get(message.contact_id, ()))
         if message.prepared_request is not None:
             return outgoing, None
         return outgoing, self.provider(message).prepare(outgoing)
@@ -451,65 +462,71 @@ class _Batch:
 def _update_held(worker: str, rows: list[tuple[int, dict]]) -> set[int]:
     """Write each row's ``fields`` ({field name: value}) on SentMessage ``pk``, only where this ``worker``
     still holds it (status ``sending``, ``claimed_by`` = worker), in one UPDATE (a CASE per column when
-    the rows set different values), and ``updated_at``. Returns the ids written. One statement where the
+    the rows set different columns), and ``updated_at``. Returns the ids written. One statement where the
     database returns rows from an UPDATE (PostgreSQL, SQLite ≥ 3.35); else one per row."""
-    meta = SentMessage._meta
-    quote = connection.ops.quote_name
-    pk = quote(meta.pk.column)
     now = timezone.now()
     rows = [(key, {**fields, "updated_at": now}) for key, fields in rows]
-    held_where = f"{quote('status')} = %s AND {quote('claimed_by')} = %s"
-    if not connection.features.can_return_columns_from_insert:  # no RETURNING: per row, by its count
+    if not connection.features.can_return_columns_from_insert:  # no RETURNING: one row at a time, by its count
         held = set()
         for key, fields in rows:
-            sets, params = _set_clauses([(key, fields)])
             with connection.cursor() as cursor:
-                cursor.execute(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk} = %s AND {held_where}",
-                               [*params, key, S.SENDING, worker])
+                cursor.execute(_update_sql((tuple(fields),), returning=False),
+                               [*_set_params([(key, fields)]), key, S.SENDING.value, worker])
                 if cursor.rowcount:
                     held.add(key)
         return held
-    sets, params = _set_clauses(rows)
-    marks = ", ".join(["%s"] * len(rows))
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk} IN ({marks}) AND {held_where} RETURNING {pk}",
-                       [*params, *(key for key, _ in rows), S.SENDING, worker])
+        cursor.execute(_update_sql(tuple(tuple(fields) for _, fields in rows), returning=True),
+                       [*_set_params(rows), *(key for key, _ in rows), S.SENDING.value, worker])
         return {row[0] for row in cursor.fetchall()}
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(shape: tuple[tuple[str, ...], ...], *, returning: bool) -> str:
+    """The UPDATE of :func:`_update_held` for rows setting the columns ``shape`` (a tuple of field names
+    per row): ``col = %s`` for one row, else ``col = CASE id WHEN %s THEN %s … ELSE col END`` per column
+    any row sets (parameters: :func:`_set_params`), then ``id IN (…)`` and the lease condition."""
+    meta = SentMessage._meta
+    quote = connection.ops.quote_name
+    pk = quote(meta.pk.column)
+    names = list(dict.fromkeys(name for fields in shape for name in fields))
+    if len(shape) == 1:
+        sets = [f"{quote(meta.get_field(name).column)} = %s" for name in names]
+    else:
+        sets = []
+        for name in names:
+            column = quote(meta.get_field(name).column)
+            whens = " ".join("WHEN %s THEN %s" for fields in shape if name in fields)
+            sets.append(f"{column} = CASE {pk} {whens} ELSE {column} END")
+    marks = ", ".join(["%s"] * len(shape))
+    return (f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {pk} IN ({marks}) "
+            f"AND {quote('status')} = %s AND {quote('claimed_by')} = %s" + (f" RETURNING {pk}" if returning else ""))
+
+
+def _set_params(rows: list[tuple[int, dict]]) -> list:
+    """The SET parameters of :func:`_update_sql` for ``rows``, in its order."""
+    meta = SentMessage._meta
+    if len(rows) == 1:
+        return [_db_value(meta.get_field(name), value) for name, value in rows[0][1].items()]
+    params = []
+    for name in dict.fromkeys(name for _, fields in rows for name in fields):
+        field = meta.get_field(name)
+        for key, fields in rows:
+            if name in fields:
+                params.extend((key, _db_value(field, fields[name])))
+    return params
 
 
 def _db_value(field, value):
     """``value`` as the database takes it for ``field``: str, int and None as they are (what
     ``get_db_prep_save`` returns for them on the char, text and integer fields the send path writes),
-    anything else (datetimes, JSON, bytes) through the field."""
+    anything else (datetimes, JSON, bytes, choices) through the field."""
     if value is None or (type(value) in (str, int) and field.get_internal_type() in _PLAIN_TYPES):
         return value
     return field.get_db_prep_save(value, connection)
 
 
 _PLAIN_TYPES = frozenset({"CharField", "TextField", "PositiveIntegerField", "IntegerField"})
-
-
-def _set_clauses(rows: list[tuple[int, dict]]) -> tuple[str, list]:
-    """The SET list and its parameters for :func:`_update_held`: ``col = %s`` for one row, else
-    ``col = CASE id WHEN … THEN … ELSE col END`` per column any row sets."""
-    meta = SentMessage._meta
-    quote = connection.ops.quote_name
-    names = list(dict.fromkeys(name for _, fields in rows for name in fields))
-    clauses, params = [], []
-    for name in names:
-        field = meta.get_field(name)
-        column = quote(field.column)
-        if len(rows) == 1:
-            clauses.append(f"{column} = %s")
-            params.append(_db_value(field, rows[0][1][name]))
-            continue
-        whens = []
-        for key, fields in rows:
-            if name in fields:
-                whens.append("WHEN %s THEN %s")
-                params.extend((key, _db_value(field, fields[name])))
-        clauses.append(f"{column} = CASE {quote(meta.pk.column)} {' '.join(whens)} ELSE {column} END")
-    return ", ".join(clauses), params
 
 
 def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> SendOutcome:
@@ -650,10 +667,17 @@ def _release_infrastructure(message: SentMessage, batch: _Batch, err: BaseExcept
 
 def _record_failure(message: SentMessage, batch: _Batch, err: perr.ProviderError | perr.ConfigurationError, *, handed_over: bool,
                     unsaved_request: bytes | None = None) -> SendOutcome:
-    """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown) or
-    ``failed``; the timeline event with it. A local rate-limiter wait is not counted as an attempt."""
+    """Retry (transient, attempts left: due again after the backoff), ``unknown`` (OutcomeUnknown, or a
+    success answer we could not read from a provider without an idempotency key: it accepted the request,
+    so the message may have been delivered) or ``failed``; the timeline event with it. A local
+    rate-limiter wait is not counted as an attempt."""
     from .sending import suppress_recipient
 
+    if isinstance(err, perr.BadResponse) and not get_provider_class(message.provider).capabilities.idempotent:
+        err = perr.OutcomeUnknown(
+            f"{err.message} It accepted the request, so the message may have been delivered; it is not sent "
+            "again automatically.", provider=err.provider, status=err.status, provider_code=err.provider_code,
+            provider_message=err.provider_message, body=err.body, reason=err.reason)
     not_an_attempt = isinstance(err, perr.RateLimited) and err.reason == "local_rate_limit"
     attempts = message.attempts - (1 if not_an_attempt else 0)
     retry = err.transient and (not_an_attempt or attempts < settings.OUTREACH_SEND_MAX_ATTEMPTS)

@@ -240,8 +240,11 @@ def validate_attachment_filename(filename: str) -> None:
         raise ValidationError({"attachments": "An attachment name is longer than 255 characters."})
 
 
-def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
-    """Build the provider-neutral OutgoingMessage for ``message`` (reads attachments and vendor ids)."""
+def sent_message_outgoing(message: SentMessage, *, attachments: Iterable[Attachment] | None = None,
+                          external_ids: Iterable | None = None) -> OutgoingMessage:
+    """Build the provider-neutral OutgoingMessage for ``message`` (reads attachments and vendor ids).
+    A send batch passes what it read for all its messages at once: ``attachments`` (the message's
+    Attachment rows) and ``external_ids`` (its contact's ExternalId rows); else they are read here."""
     mailbox, contact = message.mailbox, message.contact
     lead = getattr(contact, "lead", None)  # reverse one-to-one: None when the contact is no lead
     return OutgoingMessage(
@@ -251,21 +254,23 @@ def sent_message_outgoing(message: SentMessage) -> OutgoingMessage:
         bcc=tuple(Address(a) for a in message.bcc),
         reply_to=Address(message.reply_to) if message.reply_to else None,
         subject=message.subject, **with_unsubscribe_footer(sent_message=message),
-        attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()),
+        attachments=tuple(OutgoingAttachment(a.filename, a.content_type, bytes(a.content))
+                          for a in (message.attachments.all() if attachments is None else attachments)),
         message_id=message.message_id, idempotency_key=str(message.idempotency_key), thread_id=message.thread_id,
         # the user's X- headers, then threading + List-Unsubscribe (outreach.inbound) where the provider carries them
         headers={**dict(message.headers), **outgoing_headers(sent_message=message)},
-        vendor_ids=vendor_ids(contact=contact, is_lead=lead is not None),
+        vendor_ids=vendor_ids(contact=contact, is_lead=lead is not None, rows=external_ids),
     )
 
 
-def vendor_ids(*, contact: Contact, is_lead: bool) -> dict[str, str]:
+def vendor_ids(*, contact: Contact, is_lead: bool, rows: Iterable | None = None) -> dict[str, str]:
     """``OutgoingMessage.vendor_ids`` for ``contact``: every id the providers declare, keyed by
     :meth:`providers.base.ExternalIdKind.key` ('' when unset; a lead's only when ``is_lead``). One query,
-    none when the contact was loaded with ``prefetch_related("external_ids")`` (a send batch)."""
+    none when the contact was loaded with ``prefetch_related("external_ids")`` or its ExternalId
+    ``rows`` are given (a send batch)."""
     ids = {f.key: "" for f in external_id_fields()}
     objects = ("contact", "lead") if is_lead else ("contact",)
-    for row in contact.external_ids.all():
+    for row in contact.external_ids.all() if rows is None else rows:
         if row.object in objects and row.key in ids:
             ids[row.key] = row.value
     return ids

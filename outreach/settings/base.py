@@ -12,6 +12,7 @@ created where they are used (``outreach.celery``) and by ``runapp``.
 """
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 import environ
 from kombu import Queue
 
@@ -100,11 +101,18 @@ def database_settings(url: str) -> dict:
     database["CONN_HEALTH_CHECKS"] = True
     if database["ENGINE"].endswith("sqlite3"):
         # A worker and the web server share the file: wait for locks instead of failing.
-        # WAL lets the web server read while the worker writes; synchronous=NORMAL is WAL's safe setting
-        # (a power cut may lose the last commits, never corrupt the file).
+        # WAL lets the web server read while the worker writes. synchronous=NORMAL (SQLITE_SYNCHRONOUS):
+        # every commit is in the WAL before COMMIT returns, so it survives the death of any process
+        # (the crash tests kill workers); an OS crash or power cut may roll back the last commits
+        # (never corrupt the file), e.g. a hand-over marker, and that message would be sent again.
+        # FULL syncs the WAL at every commit and closes that window; it costs the engine a fifth of its
+        # throughput here (README, Benchmarks). Production runs on PostgreSQL (synchronous_commit on).
+        synchronous = env.str("SQLITE_SYNCHRONOUS", default="NORMAL").upper()
+        if synchronous not in ("NORMAL", "FULL", "EXTRA"):
+            raise ImproperlyConfigured(f"SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, not {synchronous!r}.")
         database.setdefault("OPTIONS", {}).update({
             "timeout": 20, "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+            "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous};"})
     return database
 
 

@@ -97,6 +97,20 @@ def test_production_keeps_connections_and_secures_cookies():
                                          "redis://127.0.0.1:9/0"]
 
 
+@pytest.mark.parametrize("value,expected", [(None, 1), ("FULL", 2)])
+def test_sqlite_commits_survive_process_deaths_and_full_also_power_cuts(tmp_path, value, expected):
+    """The embedded default's pragmas as the connection reports them: WAL, synchronous NORMAL (1) unless
+    SQLITE_SYNCHRONOUS=FULL (2); an unknown value is refused."""
+    env = {"DJANGO_SETTINGS_MODULE": "outreach.settings.local", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           **({"SQLITE_SYNCHRONOUS": value} if value else {})}
+    result = python("from django.db import connection; c = connection.cursor(); c.execute('PRAGMA journal_mode'); "
+                    "print(c.fetchone()[0]); c.execute('PRAGMA synchronous'); print(c.fetchone()[0])", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", str(expected)]
+    refused = python("", **{**env, "SQLITE_SYNCHRONOUS": "OFF"})
+    assert refused.returncode != 0 and "SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA" in refused.stderr
+
+
 def test_the_package_itself_is_not_a_settings_module():
     result = manage("check", DJANGO_SETTINGS_MODULE="outreach.settings")
     assert result.returncode != 0

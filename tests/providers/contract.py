@@ -197,6 +197,26 @@ class ProviderContract:
         assert err.reason == "bad_response" and err.provider_code == "" and "maintenance" in err.body
 
     @pytest.mark.django_db
+    def test_unreadable_success_answer_settles_the_message(self, env, fake):
+        """Through the pipeline, an unreadable 2xx is not retried (the request was accepted). Where the
+        provider has no idempotency key it may have been delivered: ``unknown``, for the user to decide;
+        where it deduplicates on our key it stays ``failed``."""
+        if not self.promises_json:
+            pytest.skip("the document promises no body: any 2xx is a send")
+        fake.fail_next(reply=Reply(self.success_status, "<html>maintenance</html>", "text/html"))
+        message = self.queue(env)
+        [outcome] = drive(message.pk)
+        message.refresh_from_db()
+        assert outcome.retry_in is None and len(fake.requests) == 1
+        if self.idempotent:
+            assert message.status == "failed" and message.error_code == "bad_response"
+            assert timeline_kinds(message)[-1] == "message_failed"
+        else:
+            assert message.status == "unknown" and message.error_code == "outcome_unknown"
+            assert "may have been delivered" in message.error_message and message.handed_over_at is not None
+            assert timeline_kinds(message)[-1] == "message_unknown"
+
+    @pytest.mark.django_db
     def test_documented_error(self, env, fake, error_case: ErrorCase):
         error_case.arrange(fake, env)
         message = self.queue(env, **error_case.message_kwargs)
