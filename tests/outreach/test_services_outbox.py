@@ -62,12 +62,21 @@ def test_two_dispatchers_at_once_claim_each_message_once(world, monkeypatch):
     monkeypatch.setattr(sending, "wake_up", lambda pk: None)
     ids = {m.pk for m in _queue(world, 60)}
     barrier = threading.Barrier(2)
+    # Each dispatcher's first hand-over waits (bounded) until the other has handed a chunk too, so
+    # both claim while the other holds claims: the overlap is certain, not left to the scheduler.
+    handed_one = [threading.Event(), threading.Event()]
     results: list[list[tuple[list[int], str]]] = [[], []]
 
     def run(slot):
         from django.db import connection
 
-        handed, enqueue = _collect()
+        handed, collect = _collect()
+
+        def enqueue(ids_, token):
+            collect(ids_, token)
+            handed_one[slot].set()
+            handed_one[1 - slot].wait(10)
+
         barrier.wait()
         try:
             for _ in range(10):
