@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timezone as dt_timezone
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -189,6 +190,17 @@ def test_contact_list_search_filter_sort(user_client, team):
     assert user_client.get(url, {"o": "password"}).status_code == 200
     # No match → the "no match" empty state with a way out.
     assert "No contacts match" in user_client.get(url, {"q": "zzz"}).content.decode()
+
+
+def test_contact_list_rows_show_lead_status_and_created_time(user_client, team):
+    ann = make_contact(team, "ann@alpha.com")
+    make_contact(team, "bob@beta.com")
+    make_lead(ann, status=Lead.Status.REPLIED)
+    Contact.objects.filter(pk=ann.pk).update(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt_timezone.utc))
+    rows = user_client.get(reverse("contact_list"), {"o": "email"}).content.decode().split("<tr>")[2:]
+    assert "ann@alpha.com" in rows[0] and '<span class="badge badge-lead-replied">Replied</span>' in rows[0]
+    assert 'title="2026-03-04 05:06:07 UTC">2026-03-04 05:06</td>' in rows[0]
+    assert "bob@beta.com" in rows[1] and '<span class="muted">not a lead</span>' in rows[1]
 
 
 def test_contact_list_pagination(user_client, team):

@@ -1,0 +1,31 @@
+"""The list rows' formatting filters (outreach/templatetags/outreach_format.py)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone as dt_timezone
+
+import pytest
+from django.template import Context, Template
+from django.utils import timezone
+
+from outreach.templatetags.outreach_format import strftime
+
+
+def test_strftime_formats_in_the_current_time_zone_like_the_date_filter():
+    value = datetime(2026, 12, 2, 23, 45, 12, tzinfo=dt_timezone.utc)
+    with timezone.override("Europe/Paris"):
+        assert strftime(value, "%Y-%m-%d %H:%M") == "2026-12-03 00:45"
+        rendered = Template('{% load outreach_format %}{{ v|strftime:"%Y-%m-%d %H:%M" }}|{{ v|date:"Y-m-d H:i" }}')
+        mine, django_date = rendered.render(Context({"v": value})).split("|")
+        assert mine == django_date == "2026-12-03 00:45"
+    with timezone.override("UTC"):
+        assert strftime(value, "%Y-%m-%dT%H:%M:%S%z") == "2026-12-02T23:45:12+0000"
+
+
+@pytest.mark.parametrize("value", [None, "", "2026-12-02", 5])
+def test_strftime_of_no_datetime_is_empty_so_default_applies(value):
+    assert strftime(value, "%Y") == ""
+    assert Template('{% load outreach_format %}{{ v|strftime:"%Y"|default:"—" }}').render(Context({"v": value})) == "—"
+
+
+def test_strftime_leaves_a_naive_datetime_as_it_is():
+    assert strftime(datetime(2026, 1, 2, 3, 4), "%Y-%m-%d %H:%M") == "2026-01-02 03:04"
