@@ -27,7 +27,8 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 from django.db import connections
-from django.db.models import Count, F, OrderBy, Q, QuerySet, Window
+from django.db.models import Count, F, IntegerField, OrderBy, Q, QuerySet, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -220,21 +221,36 @@ class KeysetPage:
 _MATCHED = "_keyset_matched"
 
 
+def _capped_count(qs: QuerySet, cap: int) -> RawSQL:
+    """A scalar subquery counting the rows of ``qs`` up to ``cap`` (``SELECT COUNT(*) FROM (… LIMIT
+    cap)``). It does not depend on the outer row, so the database runs it once per query."""
+    inner = qs.order_by().values("pk")[:cap]
+    sql, params = inner.query.get_compiler(using=qs.db).as_sql()
+    return RawSQL(f"SELECT COUNT(*) FROM ({sql}) AS capped", params, output_field=IntegerField())
+
+
 def keyset_page(qs: QuerySet, *, per_page: int, after: str = "", before: str = "", last: bool = False,
-                count: bool = False) -> KeysetPage:
+                count: bool = False, count_up_to: int | None = None) -> KeysetPage:
     """The page of ``qs`` (already ordered) after the ``after`` token, before the ``before``
     token, the last page (``last``), or else the first page. One query. Pages met going
     backwards end where the previous one began, so the first of them may hold fewer rows.
 
     ``count``: on a page without a cursor (first or last), the same query also counts every
     row of ``qs`` (``COUNT(*) OVER ()``) into ``matched``. That makes the query read all the
-    matching rows, so ask for it only when they are few (:func:`list_page` decides)."""
+    matching rows, so ask for it only when they are few (:func:`list_page` decides).
+
+    ``count_up_to``: on any page, the same query also counts the rows of ``qs`` (all of them,
+    not only those after the cursor), stopping at that many, into ``matched`` (None when the
+    page has no row to carry it). The page itself is still read as without it."""
     fields = sort_fields(qs)
     after_values = parse_cursor(after, fields)
     before_values = None if after_values else parse_cursor(before, fields)
     counting = count and after_values is None and before_values is None
     if counting:
         qs = qs.annotate(**{_MATCHED: Window(Count("*"))})
+    elif count_up_to is not None:
+        qs = qs.annotate(**{_MATCHED: _capped_count(qs, count_up_to)})
+        counting = True
     if before_values is not None or (last and after_values is None):
         rows_qs = order_by_keyset(qs, fields, reverse=True)
         if before_values is not None:
@@ -256,38 +272,58 @@ def keyset_page(qs: QuerySet, *, per_page: int, after: str = "", before: str = "
     if rows and not page.is_first:
         page.previous_cursor = cursor_for(rows[0], fields)
     if counting:
-        page.matched = getattr(rows[0], _MATCHED) if rows else 0
+        page.matched = getattr(rows[0], _MATCHED) if rows else (0 if count_up_to is None else None)
     return page
 
 
 def list_page(qs: QuerySet, *, per_page: int, after: str = "", before: str = "", last: bool = False,
               threshold: int = COUNT_THRESHOLD) -> tuple[KeysetPage, Total]:
     """A list page of ``qs`` (already ordered, see :func:`keyset_page`) and its :class:`Total`,
-    in two or three queries.
+    in two queries on PostgreSQL — the same two whether ``qs`` matches ten rows or ten million,
+    so a page's query count does not change with the table's size — and one on SQLite.
 
-    On PostgreSQL a first or last page is planned first (``EXPLAIN`` of the page query itself,
-    not executed), which gives both the estimated number of matching rows and how the page will
-    be read:
+    On PostgreSQL the page is planned first (``EXPLAIN``, not executed): a first or last page
+    plans the page query itself, which gives both the estimated number of matching rows and how
+    the page will be read; a page behind a cursor plans ``qs`` (the estimate only). Then:
 
     - above ``threshold`` rows the total is that estimate (inexact) and the page query stops
       after ``per_page`` rows;
     - when the plan sorts (a bitmap scan of the search index, then a top-N sort) it reads every
       matching row anyway, so the page query counts them too (``COUNT(*) OVER ()``, exact): a
       separate count would run the search (~15 ms at 1,000,000 contacts) a second time;
-    - when it walks a sort index it stops early, so a separate count capped at ``threshold``
-      (:func:`total_of`) is cheaper than making the walk read everything.
+    - otherwise (an index walk that stops early, or a page behind a cursor) the page query
+      carries a count capped at ``threshold + 1`` rows (a scalar subquery, run once), exact
+      when within the threshold.
 
-    SQLite counts in the page query. A page behind a cursor counts with :func:`total_of`."""
+    SQLite counts in the page query (exactly; a page behind a cursor with the capped count, and
+    a full count after it only when there are more than ``threshold`` rows)."""
     fields = sort_fields(qs)
-    if parse_cursor(after, fields) is not None or parse_cursor(before, fields) is not None:
-        return keyset_page(qs, per_page=per_page, after=after, before=before), total_of(qs, threshold=threshold)
+    behind_cursor = parse_cursor(after, fields) is not None or parse_cursor(before, fields) is not None
+    if behind_cursor:
+        estimate = planner_estimate(qs)
+        if estimate is not None and estimate > threshold:
+            return keyset_page(qs, per_page=per_page, after=after, before=before), Total(estimate, exact=False)
+        page = keyset_page(qs, per_page=per_page, after=after, before=before, count_up_to=threshold + 1)
+        return page, _capped_total(qs, page, threshold=threshold, estimate=estimate)
     plan = page_plan(order_by_keyset(qs, fields, reverse=last)[: per_page + 1])
     if plan is not None and plan.rows > threshold:
         return keyset_page(qs, per_page=per_page, last=last), Total(plan.rows, exact=False)
     if plan is None or plan.reads_all:
         page = keyset_page(qs, per_page=per_page, last=last, count=True)
         return page, Total(page.matched, exact=True)
-    return keyset_page(qs, per_page=per_page, last=last), total_of(qs, threshold=threshold, estimate=plan.rows)
+    page = keyset_page(qs, per_page=per_page, last=last, count_up_to=threshold + 1)
+    return page, _capped_total(qs, page, threshold=threshold, estimate=plan.rows)
+
+
+def _capped_total(qs: QuerySet, page: KeysetPage, *, threshold: int, estimate: int | None) -> Total:
+    """The Total from a page read with ``count_up_to=threshold + 1`` (see :func:`total_of`)."""
+    if page.matched is None:  # an empty page behind a cursor carried no count
+        return total_of(qs, threshold=threshold, estimate=estimate)
+    if page.matched <= threshold:
+        return Total(page.matched, exact=True)
+    if estimate is None:
+        return Total(qs.order_by().count(), exact=True)
+    return Total(max(estimate, page.matched), exact=False)
 
 
 @dataclass(frozen=True)

@@ -138,10 +138,14 @@ def test_list_page_counts_in_the_page_query_when_few_rows_match(team, django_ass
     assert [c.pk for c in last.object_list] == expected[-7:]
     if not expected:
         return
-    # Behind a cursor the page cannot count every row: a separate capped count does.
-    second, total = list_page(qs, per_page=7, after=first.next_cursor)
-    assert second.matched is None and (total.value, total.exact) == (len(expected), True)
+    # Behind a cursor the page query carries a capped count of every row (not only those after
+    # the cursor): PostgreSQL: EXPLAIN (the estimate), then the page; SQLite: the page.
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 1):
+        second, total = list_page(qs, per_page=7, after=first.next_cursor)
+    assert second.matched == len(expected) and (total.value, total.exact) == (len(expected), True)
     assert [c.pk for c in second.object_list] == expected[7:14]
+    before, total = list_page(qs, per_page=7, before=second.previous_cursor)
+    assert [c.pk for c in before.object_list] == expected[:7] and (total.value, total.exact) == (len(expected), True)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
@@ -155,9 +159,41 @@ def test_page_plan_tells_a_sort_from_an_index_walk(team):
     assert not walk.reads_all and 20 <= walk.rows <= 80
     sort = page_plan(contacts.order_by("phone", "id")[:8])  # no index on phone: all rows, then a sort
     assert sort.reads_all and 20 <= sort.rows <= 80
-    # A page that walks an index and finds few rows gets a separate capped count, exact.
-    page, total = list_page(contacts.order_by("-created_at", "-id"), per_page=8)
-    assert page.matched is None and (total.value, total.exact) == (40, True)
+    # A page that walks an index and finds few rows carries a capped count, exact: still the walk.
+    walked = contacts.order_by("-created_at", "-id")
+    page, total = list_page(walked, per_page=8)
+    assert page.matched == 40 and (total.value, total.exact) == (40, True)
+    assert [c.pk for c in page.object_list] == list(walked.values_list("pk", flat=True)[:8])
+
+
+@pytest.mark.parametrize("where", ["first", "cursor", "last"])
+def test_list_page_query_count_is_the_same_below_and_above_the_threshold(team, django_assert_num_queries, where):
+    """PostgreSQL: EXPLAIN + the page, whether the total is counted (few rows) or estimated (many),
+    so a list page costs as many queries at 10,000 rows as at 1,000,000. SQLite: the page, plus
+    a full count behind a cursor when more rows match than the threshold."""
+    contacts = Contact.objects.for_team(team)
+    Contact.objects.bulk_create([Contact(team=team, email=f"c{i:03d}@example.com") for i in range(120)])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE outreach_contact")
+    qs = contacts.order_by("-created_at", "-id")
+    cursor_token = keyset_page(qs, per_page=10).next_cursor
+    kwargs = {"first": {}, "cursor": {"after": cursor_token}, "last": {"last": True}}[where]
+    counts = {}
+    for threshold in (1_000, 20):  # counted / estimated
+        postgres = connection.vendor == "postgresql"
+        with django_assert_num_queries(2 if postgres else (2 if where == "cursor" and threshold == 20 else 1)) as captured:
+            page, total = list_page(qs, per_page=10, threshold=threshold, **kwargs)
+        counts[threshold] = len(captured)
+        assert len(page.object_list) == 10
+        if threshold == 1_000:
+            assert (total.value, total.exact) == (120, True)
+        elif postgres:
+            assert not total.exact and 60 <= total.value <= 240
+        else:
+            assert total.value == 120
+    if connection.vendor == "postgresql":
+        assert counts[1_000] == counts[20] == 2
 
 
 def test_list_page_above_the_threshold_shows_the_estimate_and_reads_one_page(team, django_assert_num_queries):
