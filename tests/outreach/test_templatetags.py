@@ -1,13 +1,14 @@
-"""The list rows' formatting filters (outreach/templatetags/outreach_format.py)."""
+"""The list rows' formatting filter and link tag (outreach/templatetags/outreach_format.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone as dt_timezone
 
 import pytest
 from django.template import Context, Template
+from django.urls import NoReverseMatch, reverse, set_script_prefix
 from django.utils import timezone
 
-from outreach.templatetags.outreach_format import strftime
+from outreach.templatetags.outreach_format import pk_url, strftime
 
 
 def test_strftime_formats_in_the_current_time_zone_like_the_date_filter():
@@ -29,3 +30,25 @@ def test_strftime_of_no_datetime_is_empty_so_default_applies(value):
 
 def test_strftime_leaves_a_naive_datetime_as_it_is():
     assert strftime(datetime(2026, 1, 2, 3, 4), "%Y-%m-%d %H:%M") == "2026-01-02 03:04"
+
+
+@pytest.mark.parametrize("name", ["contact_detail", "lead_edit", "message_detail"])
+@pytest.mark.parametrize("pk", [1, 7, 91827, "42"])
+def test_pk_url_is_what_url_gives(name, pk):
+    assert pk_url(name, pk) == reverse(name, args=[pk])
+    rendered = Template("{% load outreach_format %}{% pk_url name pk %}|{% url name pk %}").render(Context({"name": name, "pk": pk}))
+    mine, django_url = rendered.split("|")
+    assert mine == django_url
+
+
+def test_pk_url_follows_the_script_prefix_and_refuses_what_url_refuses():
+    try:
+        set_script_prefix("/outreach/")
+        assert pk_url("contact_detail", 5) == "/outreach/contacts/5/" == reverse("contact_detail", args=[5])
+    finally:
+        set_script_prefix("/")
+    assert pk_url("contact_detail", 5) == "/contacts/5/"
+    with pytest.raises(NoReverseMatch):
+        pk_url("no_such_route", 5)
+    with pytest.raises(ValueError):
+        pk_url("contact_detail", "x/../../admin")
