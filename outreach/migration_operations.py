@@ -35,15 +35,22 @@ class TrigramExtension(_PgTrigramExtension):
 
 
 class DropFieldIndexConcurrently(Operation):
-    """Drop the plain single-column index that ``db_index=True`` gave ``model_name.field_name``
-    (``DROP INDEX CONCURRENTLY`` on PostgreSQL: the table stays writable; a plain ``DROP INDEX``
-    elsewhere); backwards, build it again (concurrently on PostgreSQL).
+    """Drop the plain single-column indexes Django gave ``model_name.field_name`` — the index of
+    ``db_index=True`` and, on PostgreSQL, the ``…_like`` (``varchar_pattern_ops``) index it adds
+    for a ``CharField``/``TextField`` with ``db_index`` or ``unique`` — with ``DROP INDEX
+    CONCURRENTLY`` on PostgreSQL (the table stays writable; a plain ``DROP INDEX`` elsewhere);
+    backwards, build again what the field's earlier state gets from Django (concurrently on
+    PostgreSQL): the plain index when it had ``db_index``, the ``_like`` index when it had
+    ``db_index`` or ``unique``. A unique constraint is never touched.
 
-    Database only: pair it with the field's ``AlterField(db_index=False)`` in
+    Database only. For ``db_index`` pair it with the field's ``AlterField(db_index=False)`` in
     ``SeparateDatabaseAndState`` (Django's own AlterField drops the index inside the migration's
-    lock-holding statement order and never concurrently). The index is found by introspection
-    (one column, not unique, not one of the model's declared ``Meta.indexes``), so its
-    generated name does not matter. The migration must set ``atomic = False``.
+    lock-holding statement order and never concurrently). For only the ``_like`` index of a
+    unique field use it alone: the state keeps ``unique=True``, and a later AlterField that
+    changes the column drops the (absent) ``_like`` index with ``IF EXISTS``. The indexes are
+    found by introspection (one column, not unique, not one of the model's declared
+    ``Meta.indexes``), so their generated names do not matter. The migration must set
+    ``atomic = False``.
     """
 
     reversible = True
@@ -81,5 +88,23 @@ class DropFieldIndexConcurrently(Operation):
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
         field = model._meta.get_field(self.field_name)
-        extra = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
-        schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **extra))
+        postgres = schema_editor.connection.vendor == "postgresql"
+        extra = {"concurrently": True} if postgres else {}
+        if field.db_index and not field.unique:
+            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **extra))
+        opclass = self._like_opclass(schema_editor, field) if postgres and (field.db_index or field.unique) else ""
+        if opclass:  # as PostgreSQL's schema editor's _create_like_index_sql, but concurrently
+            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], suffix="_like",
+                                                                  opclasses=[opclass], **extra))
+
+    @staticmethod
+    def _like_opclass(schema_editor, field) -> str:
+        """The pattern operator class of Django's ``_like`` index for ``field`` ("" when it gets none)."""
+        db_type = field.db_type(connection=schema_editor.connection) or ""
+        if "[" in db_type or getattr(field, "db_collation", None):
+            return ""
+        if db_type.startswith("varchar"):
+            return "varchar_pattern_ops"
+        if db_type.startswith("text"):
+            return "text_pattern_ops"
+        return ""

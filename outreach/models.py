@@ -398,11 +398,15 @@ class SentMessage(TeamOwned):
     subject = models.CharField(max_length=998)
     html_body = models.TextField(blank=True)
     text_body = models.TextField(blank=True)
+    # Unique (threading looks replies up by it); PostgreSQL's extra ``_like`` index for prefix LIKE
+    # is dropped in 0020: nothing searches message ids by prefix (the admin's icontains cannot use it).
     message_id = models.CharField("Message-ID", max_length=255, unique=True)
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     thread_id = models.CharField(max_length=255, blank=True, help_text="Provider thread to reply in, if any.")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # No index of its own: every status query is served by an index that starts with status
+    # (sentmessage_outbox, sentmessage_leases) or by (team, status, …) for the list (0020).
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0, help_text="Provider attempts (time waiting in a limiter does not count).")
     provider = models.CharField(max_length=30)
     provider_message_id = models.CharField(max_length=255, blank=True)

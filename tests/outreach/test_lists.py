@@ -399,6 +399,30 @@ def test_migrations_apply_backwards_and_forwards_on_this_database():
     assert ("contact_company_prefix" in names) == (connection.vendor == "postgresql")
     assert _timeline_link_indexes(timeline) == {"timeline_sent_message", "timeline_inbound_message", "timeline_actor"}
     assert "timeline_stop_events" in timeline
+    # 0020: sent messages lose their unused single-column indexes (the unique message_id stays);
+    # backwards they come back as Django made them (with the _like twins on PostgreSQL).
+    postgres = connection.vendor == "postgresql"
+    assert _sent_message_field_indexes() == {"status": 0, "message_id": 0}
+    assert _sent_message_unique_columns() >= {"message_id", "idempotency_key"}
+    call_command("migrate", "outreach", "0019", verbosity=0)
+    assert _sent_message_field_indexes() == {"status": 2 if postgres else 1, "message_id": 1 if postgres else 0}
+    call_command("migrate", "outreach", verbosity=0)
+    assert _sent_message_field_indexes() == {"status": 0, "message_id": 0}
+
+
+def _sent_message_field_indexes() -> dict[str, int]:
+    """How many plain (non-unique) single-column indexes the sent messages' status and message_id have."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, SentMessage._meta.db_table)
+    return {column: sum(1 for info in constraints.values() if info["index"] and not info["unique"]
+                        and not info["primary_key"] and info["columns"] == [column])
+            for column in ("status", "message_id")}
+
+
+def _sent_message_unique_columns() -> set[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, SentMessage._meta.db_table)
+    return {info["columns"][0] for info in constraints.values() if info["unique"] and len(info["columns"]) == 1}
 
 
 def _timeline_link_indexes(constraints: dict) -> set[str]:
@@ -435,6 +459,13 @@ call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 with connection.cursor() as cursor:
     print(sorted(connection.introspection.get_constraints(cursor, "outreach_contact")))
     print(sorted(connection.introspection.get_constraints(cursor, "outreach_timelineevent")))
+    sent = connection.introspection.get_constraints(cursor, "outreach_sentmessage")
+    print(sorted(name for name, info in sent.items() if info["columns"] == ["status"]))
+call_command("migrate", "outreach", "0019", verbosity=0)
+with connection.cursor() as cursor:
+    sent = connection.introspection.get_constraints(cursor, "outreach_sentmessage")
+    print(sorted(name for name, info in sent.items() if info["columns"] == ["status"]))
+call_command("migrate", verbosity=0)
 """
 
 
@@ -446,7 +477,8 @@ def test_migrations_apply_on_sqlite(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SETTINGS_MODULE": "outreach.settings.local"}
     done = subprocess.run([sys.executable, "-c", SQLITE_MIGRATIONS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    contact, timeline = done.stdout.strip().splitlines()[-2:]
+    contact, timeline, status_after, status_before = done.stdout.strip().splitlines()[-4:]
+    assert status_after == "[]" and "status" in status_before  # 0020 drops it; backwards restores it
     assert "contact_team_company" in contact and "contact_search_trgm" not in contact
     assert "contact_company_prefix" not in contact  # COLLATE "C": PostgreSQL only
     assert "timeline_actor" in timeline and "timeline_stop_events" in timeline
