@@ -87,7 +87,15 @@ class _PinnedSMTP(smtplib.SMTP):
         super().__init__(**kwargs)
 
     def _get_socket(self, host, port, timeout):
-        return pinned_connection(self.resolved, timeout)
+        return _no_delay(pinned_connection(self.resolved, timeout))
+
+
+def _no_delay(sock: socket.socket) -> socket.socket:
+    """``sock`` with TCP_NODELAY: every SMTP write is one whole command (or the content, then the end-of-data
+    indicator on its own after the hand-over marker's commit); Nagle's algorithm would hold that small last
+    write until the server acknowledged the content, which a delayed ACK makes ~40 ms."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
@@ -404,15 +412,25 @@ class SmtpProvider(Provider):
         closed after OUTREACH_SMTP_IDLE_SECONDS idle; a dropped session or a 421 before DATA reconnects
         once, which cannot duplicate since nothing was handed over yet).
 
-        ``on_handover()`` is called after the recipients were accepted, just before DATA. ``idle()``, if
-        given, is called while a command is on its way and its answer not yet read: after MAIL FROM
-        (nothing handed over yet) and after the message's final dot (handed over); the caller's work there
-        (writing outcomes, building the next message) overlaps the server's. It must not raise.
+        **The hand-over point is the end-of-data indicator** (the final CRLF "." CRLF), not the DATA command:
+        an SMTP server processes a mail transaction only when it receives that indicator (RFC 5321 section
+        4.1.1.4), and a connection that closes before it leaves no transaction behind (section 3.8: the
+        transaction is abandoned; the client treats it as a 451). So the session runs its own DATA phase over
+        smtplib's socket: DATA, its 354, the dot-stuffed content *without* the indicator, then
+        ``on_handover()`` (the caller commits its marker while the server reads the content), then the
+        indicator. If ``on_handover()`` raises, the connection is closed without the indicator (and without
+        QUIT, which the server would read as content): the server delivers nothing.
+
+        ``idle()``, if given, is called while a command is on its way and its answer not yet read: after MAIL
+        FROM (nothing handed over yet) and after the end-of-data indicator (handed over); the caller's work
+        there (building the next message) overlaps the server's. It must not raise.
         A recipient refused with 5xx among several does not stop the others: every recipient's result is
         returned in ``raw["recipients"]`` ({address: {"status": "sent"|"rejected", "code", "reply"}}); all
-        refused raises RecipientRefused. After DATA started, a lost connection or timeout raises
-        OutcomeUnknown; an explicit 4xx answer raises ProviderUnavailable (not accepted: retriable), 5xx
-        InvalidRequest. Returns SendResult(provider_message_id=Message-ID, raw={"smtp", "recipients", "imap"}).
+        refused raises RecipientRefused. An answer to DATA other than 354 raises as a DATA failure (4xx
+        ProviderUnavailable: retriable; 5xx InvalidRequest). After the indicator, a lost connection or
+        timeout raises OutcomeUnknown; an explicit 4xx answer raises ProviderUnavailable (not accepted:
+        retriable), 5xx InvalidRequest. Returns SendResult(provider_message_id=Message-ID, raw={"smtp",
+        "recipients", "imap"}).
         """
         recipients = list(dict.fromkeys(a.email for a in (*message.to, *message.cc, *message.bcc)))
         waiting = idle
@@ -434,17 +452,28 @@ class SmtpProvider(Provider):
             finally:
                 waiting = None  # once per message
         client = session.client
-        try:
-            on_handover()
-        except BaseException:
-            _smtp_sessions.reset(session)
-            raise
-        try:
+        try:  # DATA and its 354: nothing is handed over yet (a refusal here is an answer about this transaction)
             client.putcmd("data")
             code, reply = client.getreply()
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
-            client.send(_dot_stuffed(prepared))
+            client.send(_dot_stuffed(prepared))  # the content, without the end-of-data indicator
+        except smtplib.SMTPDataError as err:
+            if err.smtp_code == 421:
+                _smtp_sessions.discard(session)
+            else:
+                _smtp_sessions.reset(session)
+            raise self._data_error(err.smtp_code, err.smtp_error) from err
+        except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:  # before the indicator: nothing delivered
+            _smtp_sessions.discard(session, quit=False)
+            raise _network_error(err, label="SMTP", server=self.smtp) from err
+        try:
+            on_handover()
+        except BaseException:  # not handed over: close without the indicator, so the server abandons the transaction
+            _smtp_sessions.discard(session, quit=False)
+            raise
+        try:
+            client.send(_END_OF_DATA)
             if idle is not None:
                 idle()
             code, reply = client.getreply()
@@ -459,7 +488,7 @@ class SmtpProvider(Provider):
         except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
             _smtp_sessions.discard(session)
             raise OutcomeUnknown(
-                "The SMTP connection was lost while the message was being handed over; it may have been "
+                "The SMTP connection was lost after the message was handed over; it may have been "
                 "delivered, so it is not retried automatically.",
                 provider=self.name, reason="lost_during_data") from err
         except BaseException:  # from idle(), after the hand-over: the answer is not known
@@ -567,15 +596,17 @@ class SmtpProvider(Provider):
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_END_OF_DATA = b".\r\n"  #: the end-of-data indicator, after content that ends with CRLF (RFC 5321 section 4.1.1.4)
 
 
 def _dot_stuffed(data: bytes) -> bytes:
-    """``data`` as the DATA section carries it (RFC 5321 section 4.5.2, as smtplib.SMTP.data does): a
-    leading dot doubled on every line, ended by CRLF "." CRLF."""
+    """``data`` as the DATA section carries it, without the end-of-data indicator (RFC 5321 section 4.5.2, as
+    smtplib.SMTP.data does): a leading dot doubled on every line, ending with CRLF, so that
+    :data:`_END_OF_DATA` sent after it is the indicator."""
     stuffed = _LEADING_DOT.sub(b"..", data)
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
-    return stuffed + b".\r\n"
+    return stuffed
 
 
 class _Reconnect(Exception):
@@ -671,9 +702,16 @@ class _SessionPool:
             self._close(old)
         self._sessions()[session.key] = session
 
-    def discard(self, session: _SmtpSession) -> None:
-        """Close a broken session."""
-        self._close(session)
+    def discard(self, session: _SmtpSession, *, quit: bool = True) -> None:
+        """Close a broken session; ``quit=False`` closes the socket without a word (inside DATA, where the
+        server would read any command as content)."""
+        if quit:
+            self._close(session)
+        else:
+            try:
+                session.client.close()
+            except Exception:  # closing a dead connection must not mask anything
+                pass
 
     def close_all(self) -> None:
         """Close every session of this thread (worker shutdown, tests)."""

@@ -11,7 +11,8 @@ Path of one message (see README, "Path of one message")::
          a duplicated or late broker message finds nothing to take) and sends each message:
            start attempt (attempts+1, lease renewed)        one short transaction
            prepare once (stored in prepared_request)        reused verbatim by every retry
-           on_handover → handed_over_at (conditional)       just before SMTP DATA / the HTTP request
+           on_handover → handed_over_at (conditional)       just before SMTP's end-of-data indicator /
+                                                            the HTTP request (with the previous outcome)
            provider.deliver()                               never inside a transaction
            outcome, conditional on status=sending AND claimed_by=<worker token>, with its event
       └─ recovery (every dispatch): an expired lease before hand-over → queued again; after
@@ -44,7 +45,7 @@ from providers.registry import get_provider_class, provider_for_mailbox
 from ..crypto import CredentialDecryptionError
 from ..models import Mailbox, SentMessage, TimelineEvent
 from .sending_rules import mailbox_allowance
-from .timeline import timeline_event_record, timeline_events_insert
+from .timeline import timeline_event_record, timeline_events_statement
 
 logger = logging.getLogger(__name__)
 
@@ -302,11 +303,12 @@ class _Batch:
     """One worker's batch of claimed messages (one mailbox, usually): what is read once per batch, and the
     outcomes not yet written.
 
-    A ``sent`` outcome waits in ``pending`` only while the provider waits for the server: it is written
-    during the next message's MAIL FROM (:meth:`idle`), else with the next hand-over marker, else at the
-    end of the batch. Waiting is safe: until it is written the row stays ``sending`` past its hand-over
-    point, which recovery settles as it would after a crash. While the server takes the message after its
-    final dot, the next message is built (:meth:`prepare_next`). Every write is conditional on this
+    A ``sent`` outcome waits in ``pending`` until the next message's hand-over marker, whose transaction
+    writes both (:meth:`write`: one transaction per message), else until the end of the batch
+    (:meth:`flush`). So it is durable before the next message is handed over, and waiting is safe: until it
+    is written the row stays ``sending`` past its hand-over point, which recovery settles as it would after
+    a crash (one kill leaves at most one message there). While the server takes a message after its
+    end-of-data indicator, the next message is built (:meth:`idle`). Every write is conditional on this
     worker's lease. Suppressions are read once per batch: one added meanwhile applies from the next batch.
     """
 
@@ -391,19 +393,13 @@ class _Batch:
             pass
 
     def idle(self) -> None:
-        """The provider waits for the server (``deliver``'s ``idle``): write the outcomes that wait, in one
-        short transaction (one try: if the database is unavailable they go with the next write), else build
-        the next message. Never raises (but a soft time limit)."""
-        try:
-            if self.pending:
-                self._commit(list(self.pending), tries=1)
-            else:
-                self.prepare_next()
-        except DatabaseError as err:
-            logger.warning("Could not record outcomes while waiting for the server (%s); retried with the next write.", err)
+        """The provider waits for the server (``deliver``'s ``idle``): build the next message of the batch
+        (its outgoing message and MIME), if not built yet. Never raises (but a soft time limit). Outcomes
+        are not written here: they ride in the next hand-over marker's transaction (:meth:`write`)."""
+        self.prepare_next()
 
     def defer(self, message: SentMessage, fields: dict, events: list[dict]) -> None:
-        """Keep an outcome to write at the next :meth:`idle`, :meth:`write` or :meth:`flush`."""
+        """Keep an outcome to write with the next :meth:`write` (the next hand-over marker) or :meth:`flush`."""
         self.pending.append((message, fields, events))
 
     def write(self, message: SentMessage, fields: dict, events: list[dict]) -> bool:
@@ -421,13 +417,9 @@ class _Batch:
         # Retried a few times while the database is briefly unavailable: a send that happened must be recorded.
         for attempt in range(tries):
             try:
-                with transaction.atomic():
-                    held = self._write_rows(rows)
-                    if self.later and time.monotonic() - self.lease_renewed > settings.OUTREACH_SEND_LEASE_SECONDS / 4:
-                        # heartbeat: the rest of this batch stays ours while we work through it
-                        SentMessage.objects.filter(pk__in=self.later, status=S.SENDING, claimed_by=self.worker).update(
-                            lease_until=timezone.now() + timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS))
-                        self.lease_renewed = time.monotonic()
+                held_ids = _write_held(self.worker, [
+                    (message.pk, fields, [{"contact": message.contact, "sent_message": message, **event} for event in events])
+                    for message, fields, events in rows])
                 break
             except DatabaseError:
                 if attempt == tries - 1:
@@ -435,50 +427,111 @@ class _Batch:
                 logger.warning("Database unavailable while recording outcomes; retrying.")
                 connection.close()
                 time.sleep(1.0 + attempt)
+        if self.later and time.monotonic() - self.lease_renewed > settings.OUTREACH_SEND_LEASE_SECONDS / 4:
+            # heartbeat: the rest of this batch stays ours while we work through it (one UPDATE, autocommit)
+            SentMessage.objects.filter(pk__in=self.later, status=S.SENDING, claimed_by=self.worker).update(
+                lease_until=timezone.now() + timedelta(seconds=settings.OUTREACH_SEND_LEASE_SECONDS))
+            self.lease_renewed = time.monotonic()
         self.pending = [row for row in self.pending if all(row[0] is not written[0] for written in rows)]
-        for (message, fields, _), ok in zip(rows, held):
-            if ok:
-                for name, value in fields.items():
-                    setattr(message, name, value)
-            elif rows[-1][0] is not message or fields.get("status"):
-                message.refresh_from_db()
-        return held
-
-    def _write_rows(self, rows) -> list[bool]:
-        held_ids = _update_held(self.worker, [(message.pk, fields) for message, fields, _ in rows])
-        held, events = [], []
-        for message, fields, row_events in rows:
+        held = []
+        for message, fields, _ in rows:
             ok = message.pk in held_ids
             held.append(ok)
             if ok:
-                events.extend({"contact": message.contact, "sent_message": message, **event} for event in row_events)
+                for name, value in fields.items():
+                    setattr(message, name, value)
             else:
                 logger.warning("SentMessage %s: lease lost; %s not recorded by this worker.", message.pk,
                                fields.get("status") or "the hand-over")
-        timeline_events_insert(events=events)
+                if rows[-1][0] is not message or fields.get("status"):
+                    message.refresh_from_db()
         return held
 
 
-def _update_held(worker: str, rows: list[tuple[int, dict]]) -> set[int]:
+def _write_held(worker: str, rows: list[tuple[int, dict, list[dict]]]) -> set[int]:
+    """The send path's one write transaction: for each row (SentMessage id, ``fields`` {field name: value},
+    its timeline ``events`` as :func:`timeline_events_statement` takes them), the fields and ``updated_at``
+    are written only where this ``worker`` still holds the row (status ``sending``, ``claimed_by`` =
+    worker), and the events only of the rows written. Returns the ids written.
+
+    Two statements, the UPDATE of :func:`_update_held` and the INSERT of the events, on the database
+    driver's own cursor (no ORM, no Django cursor layer: this runs once per message), in one transaction:
+    ``BEGIN IMMEDIATE`` (SQLite: the write lock at once) or ``BEGIN`` … ``COMMIT``; inside a caller's
+    ``atomic()`` block (tests), a savepoint of it. Driver errors are raised as Django's DatabaseError."""
+    connection.ensure_connection()
+    if connection.in_atomic_block or not connection.get_autocommit():
+        with transaction.atomic():
+            return _write_rows(worker, rows)
+    raw = connection.connection
+    with connection.wrap_database_errors:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(_BEGIN.get(connection.vendor, "BEGIN"))
+            try:
+                held = _write_rows(worker, rows, cursor)
+                cursor.execute("COMMIT")
+            except BaseException:
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # the connection is gone: nothing to roll back, the first error tells
+                    pass
+                raise
+        finally:
+            cursor.close()
+    return held
+
+
+_BEGIN = {"sqlite": "BEGIN IMMEDIATE"}  #: the transaction start of :func:`_write_held` per vendor (else BEGIN)
+
+
+def _write_rows(worker: str, rows: list[tuple[int, dict, list[dict]]], cursor=None) -> set[int]:
+    """The statements of :func:`_write_held` on ``cursor`` (a driver cursor; None: Django's)."""
+    held = _update_held(worker, [(key, fields) for key, fields, _ in rows], cursor)
+    events = [event for key, _, row_events in rows if key in held for event in row_events]
+    if events:
+        _execute(cursor, *timeline_events_statement(events))
+    return held
+
+
+def _execute(cursor, sql: str, params: list):
+    """Run ``sql`` (Django's ``%s`` placeholders) on a driver ``cursor`` (its own placeholder style), or on a
+    Django cursor when ``cursor`` is None. Returns the cursor used (closed when it was Django's)."""
+    if cursor is None:
+        with connection.cursor() as django_cursor:
+            django_cursor.execute(sql, params)
+            return _Fetched(django_cursor.rowcount, django_cursor.fetchall() if django_cursor.description else [])
+    cursor.execute(_driver_sql(sql, connection.vendor), params)
+    return _Fetched(cursor.rowcount, cursor.fetchall() if cursor.description else [])
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    rowcount: int
+    rows: list
+
+
+@functools.lru_cache(maxsize=128)
+def _driver_sql(sql: str, vendor: str) -> str:
+    """``sql`` in the driver's placeholder style: sqlite3 takes ``?`` (the statements here hold no ``%``
+    but their placeholders), psycopg takes ``%s`` as Django writes it."""
+    return sql.replace("%s", "?") if vendor == "sqlite" else sql
+
+
+def _update_held(worker: str, rows: list[tuple[int, dict]], cursor=None) -> set[int]:
     """Write each row's ``fields`` ({field name: value}) on SentMessage ``pk``, only where this ``worker``
     still holds it (status ``sending``, ``claimed_by`` = worker), in one UPDATE (a CASE per column when
-    the rows set different columns), and ``updated_at``. Returns the ids written. One statement where the
-    database returns rows from an UPDATE (PostgreSQL, SQLite ≥ 3.35); else one per row."""
+    the rows set different columns), and ``updated_at``; on the driver ``cursor`` (None: Django's). Returns
+    the ids written. One statement where the database returns rows from an UPDATE (PostgreSQL, SQLite ≥
+    3.35); else one per row."""
     now = timezone.now()
     rows = [(key, {**fields, "updated_at": now}) for key, fields in rows]
     if not connection.features.can_return_columns_from_insert:  # no RETURNING: one row at a time, by its count
-        held = set()
-        for key, fields in rows:
-            with connection.cursor() as cursor:
-                cursor.execute(_update_sql((tuple(fields),), returning=False),
-                               [*_set_params([(key, fields)]), key, S.SENDING.value, worker])
-                if cursor.rowcount:
-                    held.add(key)
-        return held
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(tuple(tuple(fields) for _, fields in rows), returning=True),
-                       [*_set_params(rows), *(key for key, _ in rows), S.SENDING.value, worker])
-        return {row[0] for row in cursor.fetchall()}
+        return {key for key, fields in rows
+                if _execute(cursor, _update_sql((tuple(fields),), returning=False),
+                            [*_set_params([(key, fields)]), key, S.SENDING.value, worker]).rowcount}
+    done = _execute(cursor, _update_sql(tuple(tuple(fields) for _, fields in rows), returning=True),
+                    [*_set_params(rows), *(key for key, _ in rows), S.SENDING.value, worker])
+    return {row[0] for row in done.rows}
 
 
 @functools.lru_cache(maxsize=64)
@@ -555,8 +608,8 @@ def _attempt(message: SentMessage) -> tuple[dict, dict]:
 def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
     """One attempt at ``message``. Nothing is written before the hand-over point: the attempt (its count,
     start time and timeline event) is recorded with the hand-over marker, or with the outcome when the
-    attempt ends before that point (refused, suppressed…). The outcome of the previous message and the
-    building of the next one happen while the provider waits for its server (``_Batch.idle``)."""
+    attempt ends before that point (refused, suppressed…). The marker's transaction also writes the previous
+    message's outcome; the next message is built while the provider waits for its server (``_Batch.idle``)."""
     message.attempts += 1
     message.sending_started_at, message.handed_over_at = timezone.now(), None
     message.attempt_recorded = False

@@ -1,6 +1,7 @@
 """Writes to a contact's timeline. Call inside the transaction of the change it records."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection
@@ -35,11 +36,18 @@ def timeline_event_build(*, contact: Contact, kind: str, summary: str, sent_mess
 def timeline_events_insert(*, events: list[dict[str, Any]]) -> None:
     """Save timeline events given as :func:`timeline_event_record`'s keyword arguments (``contact``,
     ``kind``, ``summary``, optional ``sent_message``, ``actor``, ``data``, ``inbound_message``) with one
-    plain multi-row INSERT: what ``bulk_create`` does without building model instances, for the send
-    path's few rows per transaction. ``created_at``/``updated_at`` are now; no ids are read back.
-    Call inside the transaction of the change they record."""
-    if not events:
-        return
+    plain multi-row INSERT (:func:`timeline_events_statement`): what ``bulk_create`` does without building
+    model instances, for the send path's few rows per transaction. Call inside the transaction of the
+    change they record."""
+    if events:
+        with connection.cursor() as cursor:
+            cursor.execute(*timeline_events_statement(events))
+
+
+def timeline_events_statement(events: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """The INSERT of :func:`timeline_events_insert` for ``events`` (not empty) and its parameters, in Django's
+    placeholder style (``%s``), for a caller that runs it on its own cursor. ``created_at``/``updated_at``
+    are now; no ids are read back."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     data_field = TimelineEvent._meta.get_field("data")
     params: list[Any] = []
@@ -50,12 +58,15 @@ def timeline_events_insert(*, events: list[dict[str, Any]]) -> None:
                        sent.pk if sent is not None else None, actor.pk if actor is not None else None,
                        data_field.get_db_prep_save(event.get("data") or {}, connection),
                        inbound.pk if inbound is not None else None, now, now))
+    return _insert_sql(len(events)), params
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(rows: int) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(TimelineEvent._meta.get_field(name).column) for name in _INSERT_FIELDS)
     row = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(TimelineEvent._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(events))}",
-                       params)
+    return f"INSERT INTO {quote(TimelineEvent._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
 #: The columns :func:`timeline_events_insert` writes, in its parameters' order (every field but the id).

@@ -161,3 +161,76 @@ def test_send_batches_stopped_by_their_soft_time_limit_lose_and_repeat_nothing(c
     result = _assert_exactly_once_or_unknown(ids, mail_settings.smtp)
     assert result.get("sent", 0) + result.get("unknown", 0) == len(ids)
     assert result.get("sent", 0) >= len(ids) // 2, result
+
+
+_STOP_AT_THE_MARKER = r"""
+import os, sys, time
+import django
+django.setup()
+from outreach.services import outbox
+from outreach.services.outbox import sent_messages_send_claimed
+
+original = outbox._write_held
+
+def write_held(worker, rows):  # the hand-over marker: the content is at the server, the indicator not yet
+    if any("handed_over_at" in fields for _, fields, _ in rows):
+        open(sys.argv[3], "w").close()
+        time.sleep(600)  # SIGKILLed here
+    return original(worker, rows)
+
+outbox._write_held = write_held
+sent_messages_send_claimed(ids=[int(sys.argv[1])], token=sys.argv[2])
+"""
+
+
+def test_a_kill_between_the_content_and_the_end_of_data_indicator_delivers_nothing_and_sends_once(
+        celery_worker_env, mail_settings, tmp_path, monkeypatch, caplog):
+    """The hand-over point is SMTP's end-of-data indicator (RFC 5321 sections 4.1.1.4 and 3.8): a real process
+    that sent DATA and the whole content, and is SIGKILLed before its marker commits (so before the final
+    CRLF "." CRLF), leaves the server with no message; recovery queues it again (no marker) and it is sent
+    exactly once."""
+    import logging
+    import sys
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
+
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # aiosmtpd logs each DATA line it reads
+    [message] = _queue(1, mail_settings, monkeypatch)
+    handed: list = []
+    sent_messages_dispatch(enqueue=lambda ids, token: handed.append((ids, token)))
+    [(ids, token)] = handed
+    flag = tmp_path / "at-the-marker"
+    child = subprocess.Popen([sys.executable, "-c", _STOP_AT_THE_MARKER, str(ids[0]), token, str(flag)],
+                             env=celery_worker_env, cwd=str(__import__("tests.conftest").conftest.REPO_ROOT),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline, "the child never reached its hand-over marker"
+            time.sleep(0.05)
+        subject = f"Subject: {message.subject}".encode()
+        deadline = time.monotonic() + 10
+        while not any(subject in r.getMessage().encode() for r in caplog.records if "DATA readline" in r.getMessage()):
+            assert time.monotonic() < deadline, "the content never reached the server"
+            time.sleep(0.05)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    time.sleep(0.5)  # the server sees the connection close
+    assert mail_settings.smtp.message_ids() == []
+    message.refresh_from_db()
+    assert message.status == "sending" and message.handed_over_at is None
+
+    later = timezone.now() + timedelta(hours=1)  # the lease expired: recovery queues it again and claims it
+    handed.clear()
+    result = sent_messages_dispatch(now=later, enqueue=lambda ids, token: handed.append((ids, token)))
+    assert message.pk in result.recovered
+    for ids, token in handed:
+        sent_messages_send_claimed(ids=ids, token=token)
+    message.refresh_from_db()
+    assert message.status == "sent" and message.handed_over_at is not None
+    assert mail_settings.smtp.message_ids() == [message.message_id]

@@ -320,10 +320,10 @@ def test_one_smtp_login_for_a_batch(world):
 
 @pytest.mark.django_db
 def test_a_batch_reads_once_and_writes_each_outcome_before_the_next_hand_over(world):
-    """What does not change per message is read once per batch. Each message costs two short write
-    transactions of one UPDATE (conditional on the lease) and one INSERT (its timeline rows) each: its
-    hand-over marker, then its outcome, written while the next message's MAIL FROM is on its way, so a
-    sent message is recorded before the next one is handed over."""
+    """What does not change per message is read once per batch. Each message costs one short write
+    transaction of one UPDATE (conditional on the lease) and one INSERT (the timeline rows): its hand-over
+    marker together with the previous message's outcome, so a sent message is recorded before the next one
+    is handed over; the last outcome is written at the batch's end."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -339,16 +339,17 @@ def test_a_batch_reads_once_and_writes_each_outcome_before_the_next_hand_over(wo
     # take-over, then rows, mailboxes, teams, unsubscribe keys (insert, read back), attachments, external ids, suppressions
     assert len(sql[:first]) <= 1 + 8, sql[:first]
     transactions, current = [], None
-    for text in sql[first:]:  # the test runs in a transaction: each atomic() is a savepoint
+    for text in sql[first:]:  # the test runs in a transaction: each write transaction is a savepoint here
         if text.startswith("SAVEPOINT"):
             current = []
         elif text.startswith("RELEASE"):
             transactions.append(current)
-        else:
+        elif current is not None:
             current.append(text)
-    assert [[s.split(None, 1)[0] for s in t] for t in transactions] == [["UPDATE", "INSERT"]] * (2 * len(ids))
-    kinds = ["marker" if '"handed_over_at" = ' in t[0] else "sent" if '"sent_at" = ' in t[0] else t[0] for t in transactions]
-    assert kinds == ["marker", "sent"] * len(ids), kinds
+    assert [[s.split(None, 1)[0] for s in t] for t in transactions] == [["UPDATE", "INSERT"]] * (len(ids) + 1)
+    kinds = [("marker" if '"handed_over_at" = ' in t[0] else "") + ("+sent" if '"sent_at" = ' in t[0] else "")
+             for t in transactions]
+    assert kinds == ["marker"] + ["marker+sent"] * (len(ids) - 1) + ["+sent"], kinds
     assert all('"claimed_by" = ' in t[0] and "RETURNING" in t[0] for t in transactions)
     assert SentMessage.objects.filter(pk__in=[m.pk for m in messages], status="sent").count() == 10
     assert sorted(servers.smtp.message_ids()) == sorted(m.message_id for m in messages)
@@ -530,3 +531,76 @@ def test_add_mailbox_refuses_a_sender_name_with_a_line_break(world, monkeypatch)
                      "--sender-email", "ann@example.com", "--smtp-host", "localhost", "--smtp-port",
                      str(world[4].smtp.port), "--smtp-login", "ann")
     assert not Mailbox.objects.filter(sender_email="ann@example.com").exists()
+
+
+_SQLITE_SEND = r"""
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.db import connection
+from outreach.models import SentMessage, TimelineEvent
+from outreach.services import sending
+from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
+from tests.factories import make_contact, make_team_with_owner
+from outreach.models import Mailbox
+from tests.factories import NO_SENDING_RULES, provider_config
+
+port, login, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+team, user = make_team_with_owner()
+mailbox = Mailbox.objects.create(team=team, provider="smtp", sender_name="Ann", sender_email="ann@example.test",
+    provider_config=provider_config("smtp", smtp_host="localhost", smtp_port=port, smtp_login=login,
+                                    smtp_password=password, smtp_security="starttls"), **NO_SENDING_RULES)
+contact = make_contact(team, "bob@example.org", first_name="Bob")
+sending.wake_up = lambda pk: None
+ids = [sending.sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject=f"S{i}", text="Hi").pk
+       for i in range(4)]
+handed = []
+sent_messages_dispatch(enqueue=lambda chunk, token: handed.append((chunk, token)))
+statements = []
+connection.ensure_connection()
+connection.connection.set_trace_callback(statements.append)  # every statement SQLite runs, the driver's too
+for chunk, token in handed:
+    sent_messages_send_claimed(ids=chunk, token=token)
+connection.connection.set_trace_callback(None)
+print(json.dumps({"statements": statements,
+                  "status": sorted(SentMessage.objects.filter(pk__in=ids).values_list("status", flat=True)),
+                  "events": [list(TimelineEvent.objects.filter(sent_message_id=pk).order_by("id").values_list("kind", flat=True)) for pk in ids],
+                  "message_ids": list(SentMessage.objects.filter(pk__in=ids).values_list("message_id", flat=True))}))
+"""
+
+
+def test_the_send_path_write_runs_on_sqlite_one_transaction_per_message(mail_settings, tmp_path):
+    """The hot write (driver cursor, own BEGIN IMMEDIATE … COMMIT) on the embedded default, SQLite, in a process
+    of its own (the suite runs on PostgreSQL): each transaction is the conditional UPDATE … RETURNING and the
+    INSERT of the timeline rows; every message ends sent with its events, each delivered once."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    smtp = mail_settings.smtp
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SETTINGS_MODULE": "outreach.settings.local",
+           "DEBUG": "false", "OUTREACH_ALLOW_PRIVATE_MAIL_HOSTS": "true", "OUTREACH_SMTP_PORTS": str(smtp.port),
+           "OUTREACH_MAIL_CA_FILE": smtp.ca_file, "CELERY_BROKER_URL": "memory://", "REDIS_URL": ""}
+    done = subprocess.run([sys.executable, "-c", _SQLITE_SEND, str(smtp.port), smtp.username, smtp.password],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(__import__("tests.conftest").conftest.REPO_ROOT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["status"] == ["sent"] * 4
+    assert out["events"] == [["message_queued", "message_sending", "message_sent"]] * 4
+    assert sorted(smtp.message_ids()) == sorted(out["message_ids"])
+    transactions, current = [], None
+    for text in out["statements"]:
+        if text == "BEGIN IMMEDIATE" and current is None:
+            current = []
+        elif text == "COMMIT" and current is not None:
+            transactions.append(current)
+            current = None
+        elif current is not None:
+            current.append(text)
+    writes = [t for t in transactions if any('"handed_over_at" = ' in s or '"sent_at" = ' in s for s in t)]
+    assert len(writes) == 4 + 1, transactions  # four markers (each with the previous outcome), the last outcome
+    assert all([s.split(None, 1)[0] for s in t] == ["UPDATE", "INSERT"] and "RETURNING" in t[0] and '"claimed_by" = ' in t[0]
+               for t in writes), writes
