@@ -3,9 +3,11 @@ leads, timeline, error report, progress/cancel, task dispatch, batch atomicity."
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from outreach.imports.report import escape_cell
 from outreach.models import Contact, ImportJob, Lead, Suppression, TimelineEvent
@@ -276,6 +278,50 @@ def test_cancel_before_start_writes_nothing(team):
     assert job.status == ImportJob.Status.CANCELLED
     assert import_job_run(import_job_id=job.pk).status == ImportJob.Status.CANCELLED
     assert not Contact.objects.exists()
+
+
+def _in_another_connection(work) -> None:
+    """Run ``work()`` in a thread of its own (its own database connection, its own commit)."""
+    errors = []
+
+    def run():
+        try:
+            work()
+        except BaseException as err:  # noqa: BLE001 - re-raised below
+            errors.append(err)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive() and not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path's unique-violation retry")
+def test_an_address_another_transaction_inserts_meanwhile_redoes_the_batch(team, monkeypatch):
+    """New contacts are COPY'd straight in (no savepoint): when another transaction commits one of
+    the batch's new addresses after the batch's lookup, the COPY fails, the batch's transaction is
+    rolled back and the batch is planned again, finding that contact as an existing one."""
+    from outreach.imports import writing
+
+    real, raced = writing.BatchWriter._write_pg, []
+
+    def write_pg(self, plan, now, suppressed):
+        if not raced:
+            raced.append(1)
+            _in_another_connection(lambda: contact_create(team=team, data={"email": "p3@example.com",
+                                                                           "first_name": "Other"}))
+        return real(self, plan, now, suppressed)
+
+    monkeypatch.setattr(writing.BatchWriter, "_write_pg", write_pg)
+    rows = [[f"p{i}@example.com", f"P{i}", "", "", "", ""] for i in range(10)]
+    job = contacts_import(team=team, file=io.BytesIO(rows_csv(rows)), policy="update")
+    assert_conserved(job)
+    assert (job.created_count, job.updated_count) == (9, 1)
+    assert Contact.objects.filter(team=team).count() == 10
+    assert Contact.objects.get(team=team, email="p3@example.com").first_name == "P3"
 
 
 @pytest.mark.django_db(transaction=True)
