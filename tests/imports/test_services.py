@@ -245,7 +245,6 @@ def test_start_dispatches_the_task_after_commit_and_the_task_runs_it(team, owner
 
 def test_progress_and_cancel(team, monkeypatch):
     monkeypatch.setattr(imports_service, "BATCH_ROWS", 10)
-    monkeypatch.setattr(imports_service, "CANCEL_CHECK_SECONDS", 0)
     rows = [[f"p{i}@example.com", "", "", "", "", ""] for i in range(100)]
     job = import_job_create(team=team, file=io.BytesIO(rows_csv(rows)), filename="x.csv")
     import_job_start(job=job, mapping=job.mapping, policy="skip")
@@ -296,6 +295,40 @@ def _in_another_connection(work) -> None:
     thread.start()
     thread.join(30)
     assert not thread.is_alive() and not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_from_another_connection_keeps_the_batch_that_sees_it_and_starts_no_other(team, monkeypatch):
+    """The cancel is read back by the batch's progress UPDATE: the batch running when the user
+    cancels is kept and counted, the next one is never written."""
+    monkeypatch.setattr(imports_service, "BATCH_ROWS", 10)
+    rows = [[f"p{i}@example.com", "", "", "", "", ""] for i in range(50)]
+    job = import_job_create(team=team, file=io.BytesIO(rows_csv(rows)), filename="x.csv")
+    import_job_start(job=job, mapping=job.mapping, policy="skip")
+    from outreach.imports import writing
+
+    real_write, writes = writing.BatchWriter.write, []
+
+    def write(self, rows_, now):
+        writes.append(len(rows_))
+        if len(writes) == 2:  # the cancel button, pressed while the second batch is written
+            _in_another_connection(lambda: import_job_cancel(job=ImportJob.objects.get(pk=job.pk)))
+        return real_write(self, rows_, now)
+
+    monkeypatch.setattr(writing.BatchWriter, "write", write)
+    job = import_job_run(import_job_id=job.pk)
+    assert job.status == ImportJob.Status.CANCELLED and job.cancel_requested
+    assert writes == [10, 10]
+    assert job.rows_done == job.created_count == 20 == Contact.objects.filter(team=team).count()
+
+
+def test_a_redelivered_run_of_a_job_cancelled_while_running_writes_nothing(team):
+    job = import_job_create(team=team, file=io.BytesIO(rows_csv(FILE)), filename="x.csv")
+    import_job_start(job=job, mapping=job.mapping, policy="skip")
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)  # its worker died mid-run
+    assert import_job_cancel(job=job).cancel_requested
+    assert import_job_run(import_job_id=job.pk).status == ImportJob.Status.CANCELLED
+    assert not Contact.objects.filter(team=team).exists()
 
 
 @pytest.mark.django_db(transaction=True)
