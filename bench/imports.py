@@ -23,6 +23,8 @@ is its own) and into a fresh team on the configured database:
 3. with ``--with-iex``: django-import-export 4 ``ModelResource`` on ``Contact`` — default
    settings on the first ``--iex-default-rows`` rows (extrapolated), then ``use_bulk=True``.
 
+Each timed step starts right after a ``CHECKPOINT`` (when the database role may run one: the JSON says
+whether it did), so a checkpoint triggered by an earlier step's WAL does not write during it.
 Prints rows/s, the ratio to the ceiling and peak RSS, and the results as JSON on the last line.
 """
 from __future__ import annotations
@@ -159,6 +161,22 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[str, float, int]:
     return stdout, wall, usage.ru_maxrss // 1024  # Linux: ru_maxrss is in KB
 
 
+def checkpoint() -> bool:
+    """``CHECKPOINT`` before a timed step, so that no checkpoint the step did not cause runs
+    during it (with the default max_wal_size a 100,000-row import writes enough WAL to trigger one
+    every few steps, and its writes then compete with the step's) and every step starts with the
+    same full-page-write state. Needs a superuser or pg_checkpoint; returns False (and the step
+    runs anyway) without them."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+        return True
+    except DatabaseError:
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -202,6 +220,7 @@ def main() -> None:
     for fields, label in (("email", "bare COPY + INSERT (ceiling)"), ("all", "ceiling, all fields"),
                           ("noindex", "ceiling, all fields, no 2nd indexes")):
         team = Team.objects.create(name=f"bench-copy-{fields}-{stamp}")
+        results["checkpoint before each step"] = checkpoint()
         out, wall, rss = run_child([sys.executable, "-c", COPY_SCRIPT, str(path), team.name, "Email", fields], env)
         data = json.loads(out.strip().splitlines()[-1])
         results[label] = {"seconds": round(data["seconds"], 2), "rows_per_second": round(args.rows / data["seconds"]),
@@ -213,6 +232,7 @@ def main() -> None:
         for mode in modes:
             team = Team.objects.create(name=f"bench-outreach-{stamp}-{n}-{mode}")
             mode_env = dict(env, OUTREACH_IMPORT_PARSE_PROCESS_BYTES="1" if mode == "child" else "0")
+            checkpoint()
             out, wall, rss = run_child([sys.executable, "manage.py", "import_contacts", str(path), "--team", team.name],
                                        mode_env)
             counts = json.loads(out)
@@ -235,6 +255,7 @@ def main() -> None:
                 for _ in range(rows + 1):  # the header and the first rows (the file has no multi-line cells)
                     head.write(full.readline())
             label = f"import-export (default, first {rows} rows)"
+        checkpoint()
         out, wall, rss_iex = run_child([sys.executable, "-c", IEX_SCRIPT, str(source), team.name, mode], env)
         data = json.loads(out.strip().splitlines()[-1])
         results[label] = {"rows": rows, "seconds": round(data["seconds"], 2), "wall_seconds": round(wall, 2),
