@@ -459,11 +459,7 @@ class SmtpProvider(Provider):
                 raise smtplib.SMTPDataError(code, reply)
             client.send(_dot_stuffed(prepared))  # the content, without the end-of-data indicator
         except smtplib.SMTPDataError as err:
-            if err.smtp_code == 421:
-                _smtp_sessions.discard(session)
-            else:
-                _smtp_sessions.reset(session)
-            raise self._data_error(err.smtp_code, err.smtp_error) from err
+            raise self._data_error(session, err) from err
         except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:  # before the indicator: nothing delivered
             _smtp_sessions.discard(session, quit=False)
             raise _network_error(err, label="SMTP", server=self.smtp) from err
@@ -480,11 +476,7 @@ class SmtpProvider(Provider):
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
         except smtplib.SMTPDataError as err:
-            if err.smtp_code == 421:
-                _smtp_sessions.discard(session)
-            else:
-                _smtp_sessions.reset(session)
-            raise self._data_error(err.smtp_code, err.smtp_error) from err
+            raise self._data_error(session, err) from err
         except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:
             _smtp_sessions.discard(session)
             raise OutcomeUnknown(
@@ -559,8 +551,15 @@ class SmtpProvider(Provider):
         return RecipientRefused(f"The SMTP server refused the recipient {rcpt} ({code} {text}).",
                                 provider=self.name, field="to", status=code, provider_code=str(code), provider_message=text)
 
-    def _data_error(self, code: int, reply: bytes) -> ProviderError:
-        text = _reply_text(reply)
+    def _data_error(self, session: "_SmtpSession", err: smtplib.SMTPDataError) -> ProviderError:
+        """The error for a refusal of DATA or of the content (``err``): the session is dropped on 421 (the
+        server closes it, RFC 5321 §3.8), else reset (RSET) for the next message. Returns
+        ProviderUnavailable for a 4xx (retried), InvalidRequest for a 5xx."""
+        code, text = err.smtp_code, _reply_text(err.smtp_error)
+        if code == 421:
+            _smtp_sessions.discard(session)
+        else:
+            _smtp_sessions.reset(session)
         if 400 <= code < 500:
             return ProviderUnavailable(f"The SMTP server deferred the message ({code} {text}).",
                                        provider=self.name, status=code, provider_code=str(code), provider_message=text)
