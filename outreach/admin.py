@@ -565,3 +565,32 @@ admin.site.register(Enrolment, EnrolmentAdmin)
 
 # Inbound mail has its own module (read-only inbound messages).
 from .inbound import admin as _inbound_admin  # noqa: E402,F401
+
+# Bulk jobs: read-only (started from the list pages; outreach.services.bulk_jobs), cancel as an action.
+from .models import BulkJob  # noqa: E402
+from .services.bulk_jobs import bulk_job_cancel  # noqa: E402
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(TeamScopedAdmin):
+    """The "all N matching" bulk actions run in the background: read-only, with a cancel action.
+    Non-superuser staff see only their team's jobs."""
+
+    list_display = ("kind", "status", "team", "actor", "total", "done", "changed", "created_at", "finished_at")
+    list_filter = ("status", "kind", "team", "created_at")
+    list_select_related = ("team", "actor")
+    actions = ["cancel_jobs"]
+    readonly_fields = ("team", "actor", "kind", "query", "value", "status", "cancel_requested", "total", "done",
+                       "changed", "details", "message", "max_pk", "cursor", "claimed_by", "lease_until", "task_id",
+                       "started_at", "finished_at", "created_at", "updated_at")
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel selected jobs", permissions=["view"])
+    def cancel_jobs(self, request, queryset):
+        jobs = [bulk_job_cancel(job=job) for job in queryset]
+        messages.info(request, f"Cancel requested for {len(jobs)} job(s).")

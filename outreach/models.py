@@ -650,6 +650,78 @@ class ImportJob(TeamOwned):
                 "skipped_total": sum(skipped.values())}
 
 
+class BulkJob(TeamOwned):
+    """A list page's bulk action on "all N matching" a filter, run by a Celery task in batches
+    (``outreach.services.bulk_jobs``) instead of inside the web request.
+
+    The selection is stored as the list query (``query``: {"q", "filters", "order"}) and re-read
+    batch by batch in primary-key order (keyset: ``cursor`` is the last pk whose batch committed),
+    bounded by ``max_pk`` (rows created after the job was queued are not part of it). Each batch
+    and the job's counters commit in one transaction under the worker's claim (``claimed_by``,
+    ``lease_until``), so a crashed or duplicated task neither skips nor repeats a batch.
+    Counters: ``done`` rows of the selection handled, of which ``changed`` were written (leads
+    made, statuses changed, contacts deleted, contacts enrolled) and the rest already were so
+    (``done - changed``); ``details`` holds per-kind extras (enrolment skips by reason).
+    """
+
+    class Kind(models.TextChoices):
+        MAKE_LEADS = "make_leads", "Make leads"
+        SET_STATUS = "set_status", "Set lead status"
+        DELETE = "delete", "Delete contacts"
+        ENROL = "enrol", "Enrol in campaign"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    query = models.JSONField(default=dict, blank=True, help_text='The list query: {"q": …, "filters": {…}, "order": …}.')
+    value = models.CharField(max_length=100, blank=True, help_text="The action's value: a lead status, a campaign id.")
+    max_pk = models.BigIntegerField(default=0, help_text="Rows with a larger id were created after the job and are left alone.")
+    cursor = models.BigIntegerField(default=0, help_text="The last id of the last committed batch.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="Rows matching when the run started.")
+    done = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True, help_text="The outcome in words, or the error.")
+    task_id = models.CharField(max_length=100, blank=True)
+    claimed_by = models.CharField(max_length=36, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="bulkjob_team_created"),
+            # The sweep's query: unfinished jobs (a handful) by status.
+            models.Index(fields=["status", "lease_until"], name="bulkjob_open",
+                         condition=models.Q(status__in=["queued", "running"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def percent(self) -> int:
+        """Rows done as a whole percentage of ``total`` (0 while not counted, 100 when finished)."""
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total:
+            return 0
+        return min(100, self.done * 100 // self.total)
+
+
 class MessageTemplate(TeamOwned):
     """A saved subject and HTML body with merge fields and spintax (``outreach.message_templates.engine``).
 

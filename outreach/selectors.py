@@ -83,6 +83,12 @@ def id_batches(qs: QuerySet, size: int = 5_000) -> Iterator[list[int]]:
         last = batch[-1]
 
 
+def more_rows_than(qs: QuerySet, limit: int) -> bool:
+    """Whether ``qs`` has more than ``limit`` rows, counting at most ``limit + 1`` of them (a
+    ``COUNT(*)`` over a ``LIMIT`` subquery), so the answer costs the same at a million rows."""
+    return qs.order_by()[: limit + 1].count() > limit
+
+
 @dataclass
 class ListQuery:
     """What a list page asks for: search text, filter values by parameter name, sort key."""

@@ -52,3 +52,26 @@ def dispatch_due_messages() -> int:
 # The import's tasks live with the feature; imported here so the worker registers them.
 from .imports.tasks import import_contacts_run  # noqa: E402,F401
 from .campaigns.tasks import campaigns_advance_task  # noqa: E402,F401
+
+
+@shared_task(name="outreach.bulk_job_run", acks_late=True, ignore_result=True)
+def bulk_job_run_task(bulk_job_id: int) -> str:
+    """Run BulkJob ``bulk_job_id`` (a list's bulk action on "all N matching") to its end; a second
+    delivery finds the job claimed or finished and does nothing, a re-run after a crash resumes
+    after the last committed batch (outreach.services.bulk_jobs). Returns the job's status."""
+    from .services.bulk_jobs import bulk_job_run
+
+    return bulk_job_run(bulk_job_id=bulk_job_id).status
+
+
+@shared_task(name="outreach.bulk_jobs_sweep", acks_late=False, ignore_result=True)
+def bulk_jobs_sweep_task() -> int:
+    """Periodic (settings.CELERY_BEAT_SCHEDULE): publish again the bulk jobs whose task vanished
+    (expired lease, or queued too long). Returns how many were published."""
+    from .services.bulk_jobs import bulk_jobs_sweep
+
+    try:
+        return bulk_jobs_sweep()
+    except INFRASTRUCTURE_ERRORS as err:
+        logger.warning("bulk_jobs_sweep: infrastructure unavailable (%s); next beat retries.", err)
+        return 0

@@ -32,6 +32,10 @@ urlpatterns = [
     path("leads/", views.lead_list, name="lead_list"),
     path("leads/export.csv", views.lead_export, name="lead_export"),
     path("leads/<int:pk>/edit/", views.lead_edit, name="lead_edit"),
+    # Bulk jobs ("all N matching" bulk actions run in the background)
+    path("bulk-jobs/<int:pk>/", views.bulk_job_detail, name="bulk_job_detail"),
+    path("bulk-jobs/<int:pk>/progress/", views.bulk_job_progress, name="bulk_job_progress"),
+    path("bulk-jobs/<int:pk>/cancel/", views.bulk_job_cancel_view, name="bulk_job_cancel"),
     # Mailboxes
     path("mailboxes/", views.mailbox_list, name="mailbox_list"),
     path("mailboxes/connect/", views.mailbox_connect, name="mailbox_connect"),

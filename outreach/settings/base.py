@@ -247,6 +247,10 @@ CELERY_TASK_ANNOTATIONS = {
     "outreach.import_contacts": {"soft_time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT,
                                  "time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT + 120},
     "outreach.imports_expire": {"soft_time_limit": 600, "time_limit": 660},
+    # A stopped run loses nothing: its lease expires and the sweep queues it again (it resumes).
+    "outreach.bulk_job_run": {"soft_time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT,
+                              "time_limit": OUTREACH_IMPORT_SOFT_TIME_LIMIT + 120},
+    "outreach.bulk_jobs_sweep": {"soft_time_limit": 60, "time_limit": 90},
 }
 # Three queues, so nothing slow can hold up a send: `celery` (sends, the outbox dispatcher, campaigns),
 # `imports` (long, bulk CSV imports) and `inbound` (the IMAP sync: a slow or hanging server delays
@@ -256,6 +260,7 @@ CELERY_TASK_ANNOTATIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [Queue("celery"), Queue("imports"), Queue("inbound")]
 CELERY_TASK_ROUTES = {"outreach.import_contacts": {"queue": "imports"},
+                      "outreach.bulk_job_run": {"queue": "imports"},  # long bulk writes, like imports
                       "outreach.imports_expire": {"queue": "imports"},
                       "outreach.inbound.sync_mailboxes": {"queue": "inbound"},
                       "outreach.inbound.sync_mailbox": {"queue": "inbound"}}
@@ -351,6 +356,18 @@ OUTREACH_IMPORT_RETENTION_DAYS = env.int("OUTREACH_IMPORT_RETENTION_DAYS", defau
 OUTREACH_IMPORT_PARSE_PROCESS_BYTES = env.int("OUTREACH_IMPORT_PARSE_PROCESS_BYTES", default=0)
 
 
+# --- Bulk jobs (outreach/services/bulk_jobs.py) -------------------------------------------
+# A list page's "all N matching" bulk action on more rows than this runs as a background job
+# (BulkJob, a Celery task) instead of inside the request; checked ids always run in the request.
+OUTREACH_BULK_JOB_THRESHOLD = env.int("OUTREACH_BULK_JOB_THRESHOLD", default=1000)
+# Rows per batch of a bulk job (one transaction each, with the job's progress).
+OUTREACH_BULK_JOB_BATCH = env.int("OUTREACH_BULK_JOB_BATCH", default=5000)
+# A running job's claim lasts this long past its last committed batch (seconds); an expired one
+# (a killed worker) is queued again by the sweep, which runs every OUTREACH_BULK_JOB_SWEEP_SECONDS
+# and also re-publishes jobs still queued after that long (a lost task message).
+OUTREACH_BULK_JOB_LEASE_SECONDS = env.float("OUTREACH_BULK_JOB_LEASE_SECONDS", default=300.0)
+OUTREACH_BULK_JOB_SWEEP_SECONDS = env.float("OUTREACH_BULK_JOB_SWEEP_SECONDS", default=60.0)
+
 # --- Campaigns -------------------------------------------------------------------------
 # Campaign messages one mailbox may have waiting in the outbox at a time: the scheduler creates the
 # next ones as these go, so an edited step applies to every message not yet created.
@@ -391,4 +408,6 @@ CELERY_BEAT_SCHEDULE = {
     "inbound-sync-mailboxes": {"task": "outreach.inbound.sync_mailboxes", "schedule": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS,
                                "options": {"expires": OUTREACH_INBOUND_SYNC_INTERVAL_SECONDS}},
     "imports-expire": {"task": "outreach.imports_expire", "schedule": 3600.0},
+    "bulk-jobs-sweep": {"task": "outreach.bulk_jobs_sweep", "schedule": OUTREACH_BULK_JOB_SWEEP_SECONDS,
+                        "options": {"expires": OUTREACH_BULK_JOB_SWEEP_SECONDS}},
 }

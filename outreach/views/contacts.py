@@ -15,7 +15,7 @@ from ..campaigns.selectors import campaigns_open
 from ..campaigns.services import campaign_enrol
 from ..message_templates.selectors import message_templates
 from ..message_templates.services import message_template_render_for
-from ..models import Contact, Lead, MessageTemplate
+from ..models import BulkJob, Contact, Lead, MessageTemplate
 from ..services.contacts import contact_create as contact_create_service
 from ..services.contacts import contact_update, contacts_delete, contacts_make_leads
 from ..services.sending import AttachmentData, sent_message_create
@@ -45,11 +45,12 @@ class ContactListView(AdminListView):
         ListFilter("company", "Company", all_label="Any company", autocomplete="contact_company_suggestions"),
     )
     actions = (
-        BulkAction("make_leads", "Make leads", "bulk_make_leads"),
-        BulkAction("enrol", "Enrol in campaign…", "bulk_enrol", confirm_verb="Enrol",
+        BulkAction("make_leads", "Make leads", "bulk_make_leads", job=BulkJob.Kind.MAKE_LEADS),
+        BulkAction("enrol", "Enrol in campaign…", "bulk_enrol", confirm_verb="Enrol", job=BulkJob.Kind.ENROL,
                    choose=lambda team: [(str(c.pk), c.name) for c in campaigns_open(team=team)]),
         BulkAction("delete", "Delete selected contacts", "bulk_delete", confirm=True, confirm_verb="Delete",
-                   warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone."),
+                   warning="Their leads, sent messages and timelines are deleted with them. This cannot be undone.",
+                   job=BulkJob.Kind.DELETE),
     )
 
     def select(self, team, query):

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from .. import exports, selectors
 from ..forms import LeadForm
-from ..models import Contact, Lead
+from ..models import BulkJob, Contact, Lead
 from ..services.contacts import lead_create as lead_create_service
 from ..services.contacts import lead_update, leads_set_status
 from .common import add_service_errors, get_team, team_object_or_404
@@ -33,7 +33,8 @@ class LeadListView(AdminListView):
         ListFilter("status", "Status", lambda team: Lead.Status.choices, all_label="Any status"),
         ListFilter("owner", "Owner", lambda team: selectors.lead_owner_choices(team=team), all_label="Any owner"),
     )
-    actions = (BulkAction("set_status", "Set status to…", "bulk_set_status", choices=tuple(Lead.Status.choices)),)
+    actions = (BulkAction("set_status", "Set status to…", "bulk_set_status", choices=tuple(Lead.Status.choices),
+                          job=BulkJob.Kind.SET_STATUS),)
 
     def select(self, team, query):
         return selectors.lead_list(team=team, query=query)

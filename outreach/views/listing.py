@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
@@ -29,6 +30,7 @@ from django.views import View
 from ..models import Team
 from ..pagination import list_page
 from ..selectors import ListQuery, Selection
+from ..services.bulk_jobs import bulk_job_create, bulk_job_wanted
 from .common import get_team, method_not_allowed
 
 PAGE_PARAMS = ("after", "before", "last")
@@ -69,7 +71,10 @@ class BulkAction:
     ``choices`` adds a value select (e.g. the status to set); ``choose`` is the same for
     choices that cost a query (e.g. the team's campaigns): ``choose(team)`` is only called on the
     confirmation page, where the value is picked, so the list page's query count does not grow.
-    ``warning`` is shown on the confirmation page.
+    ``warning`` is shown on the confirmation page. ``job`` (a BulkJob.Kind value) lets the
+    action run as a background job when the selection is "all matching" and larger than
+    ``settings.OUTREACH_BULK_JOB_THRESHOLD`` (``outreach.services.bulk_jobs``): the user is then
+    sent to the job's progress page instead of waiting on the request.
     """
 
     name: str
@@ -80,6 +85,7 @@ class BulkAction:
     confirm_verb: str = ""
     warning: str = ""
     choose: Callable[[Team], Sequence[tuple[str, str]]] | None = None
+    job: str = ""
 
 
 class AdminListView(View):
@@ -221,7 +227,9 @@ class AdminListView(View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         """Run a bulk action on the checked rows, or on every row matching the list's search and
-        filters (``all=1``); destructive actions show the confirmation page first."""
+        filters (``all=1``); destructive actions show the confirmation page first. An action
+        with a ``job`` kind on "all matching" more than the threshold becomes a BulkJob and
+        the answer redirects to its progress page (``bulk_job_detail``)."""
         back = HttpResponseRedirect(request.get_full_path())
         action = next((a for a in self.actions if a.name == request.POST.get("action")), None)
         if action is None:
@@ -256,6 +264,15 @@ class AdminListView(View):
                 "choose": choices if action.choose else (),
                 "noun": self.noun, "noun_plural": self.noun_plural, "cancel_url": request.get_full_path(),
             })
+        if action.job:
+            try:
+                if bulk_job_wanted(team=self.team, kind=action.job, selection=selection):
+                    job = bulk_job_create(team=self.team, kind=action.job, query=selection.query, value=value,
+                                          actor=request.user)
+                    return HttpResponseRedirect(reverse("bulk_job_detail", args=[job.pk]))
+            except ValidationError as err:
+                messages.error(request, " ".join(err.messages))
+                return back
         message = getattr(self, action.handler)(selection, value)
         messages.success(request, message)
         return back

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from outreach.admin_scoping import scope_to_team
 from outreach.inbound.models import InboundMessage
-from outreach.models import Campaign, Enrolment, ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
+from outreach.models import BulkJob, Campaign, Enrolment, ImportJob, Lead, Membership, MessageTemplate, Suppression, Team, TimelineEvent
 from tests.factories import (
     make_contact,
     make_lead,
@@ -43,6 +43,8 @@ def _world(team: Team, tag: str) -> dict:
     job = ImportJob(team=team, name=f"{tag}-import", created_by=owner, lead_owner=owner)
     job.file.save(f"{tag}.csv", ContentFile(b"email\na@example.com\n"), save=False)
     job.save()
+    BulkJob.objects.create(team=team, kind=BulkJob.Kind.DELETE, actor=owner, query={"q": f"{tag}-bulk-query"},
+                           message=f"{tag}-bulk-message")
     MessageTemplate.objects.create(team=team, name=f"{tag}-template", subject="Hi", html_body="<p>Hi</p>", created_by=owner)
     campaign = Campaign.objects.create(team=team, name=f"{tag}-campaign", created_by=owner)
     campaign.mailboxes.add(mailbox)

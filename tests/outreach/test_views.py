@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from outreach.models import Attachment, Contact, Lead, Mailbox, ProviderAccount, SentMessage, TimelineEvent
+from outreach.models import Attachment, BulkJob, Contact, Lead, Mailbox, ProviderAccount, SentMessage, TimelineEvent
 from outreach.selectors import external_id_values
 from providers import registry
 from tests.factories import (
@@ -106,7 +106,9 @@ def _objects_of(team):
     mailbox = make_mailbox(team)
     message = make_sent_message(mailbox, contact)
     account = make_provider_account(team)
-    return {"contact": contact, "lead": lead, "mailbox": mailbox, "message": message, "provider_account": account}
+    job = BulkJob.objects.create(team=team, kind=BulkJob.Kind.DELETE, query={"q": contact.email})
+    return {"contact": contact, "lead": lead, "mailbox": mailbox, "message": message, "provider_account": account,
+            "bulk_job": job}
 
 
 # Which object each id-taking URL refers to. A new URL with an id must be added here, or the
@@ -118,6 +120,7 @@ ID_KINDS = {
     "message_detail": "message", "message_status": "message", "message_timeline_card": "message",
     "message_action": "message",
     "provider_account_edit": "provider_account", "provider_account_delete": "provider_account",
+    "bulk_job_detail": "bulk_job", "bulk_job_progress": "bulk_job", "bulk_job_cancel": "bulk_job",
 }
 
 
@@ -145,6 +148,7 @@ def test_every_url_with_an_id_is_404_for_another_team(client):
     assert Contact.objects.for_team(other_team).count() == 2
     assert Mailbox.objects.for_team(other_team).count() == 1
     assert ProviderAccount.objects.for_team(other_team).count() == 1
+    assert BulkJob.objects.get(team=other_team).status == BulkJob.Status.QUEUED
 
 
 def test_mailbox_test_with_another_teams_mailbox_id_is_404(user_client):

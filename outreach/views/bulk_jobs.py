@@ -1,0 +1,64 @@
+"""Bulk jobs' pages: a job's progress (polled with htmx), its outcome, and cancelling it
+(``outreach.services.bulk_jobs``). Team-scoped: another team's job is a 404."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from ..models import BulkJob
+from ..services.bulk_jobs import bulk_job_cancel
+from .common import method_not_allowed, team_object_or_404
+
+
+def bulk_job_back_url(job: BulkJob) -> str:
+    """The list the job was started from, with its search and filters (contacts; leads for a
+    status change)."""
+    query = job.query or {}
+    params = {"q": query.get("q", ""), **(query.get("filters") or {}), "o": query.get("order", "")}
+    params = {k: v for k, v in params.items() if v}
+    url = reverse("lead_list" if job.kind == BulkJob.Kind.SET_STATUS else "contact_list")
+    return url + ("?" + urlencode(params) if params else "")
+
+
+def _context(job: BulkJob) -> dict:
+    return {"job": job, "back_url": bulk_job_back_url(job)}
+
+
+def bulk_job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The job's page (``bulk_jobs/detail.html``): what it does, its progress bar (polled from
+    :func:`bulk_job_progress` until it is finished), the final message, a cancel button."""
+    job = team_object_or_404(BulkJob, request, pk)  # before the method check: another team's id is a 404
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "bulk_jobs/detail.html", _context(job))
+
+
+def bulk_job_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress fragment (``bulk_jobs/_progress.html``; htmx polls it every second while the
+    job is queued or running, and it stops polling once the job is finished)."""
+    job = team_object_or_404(BulkJob, request, pk)
+    if refused := method_not_allowed(request):
+        return refused
+    return render(request, "bulk_jobs/_progress.html", _context(job))
+
+
+def bulk_job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation page (``bulk_jobs/cancel.html``). POST: cancel (``bulk_job_cancel``:
+    at once while queued, before the next batch while running) and back to the job's page."""
+    job = team_object_or_404(BulkJob, request, pk)
+    if refused := method_not_allowed(request, ("GET", "HEAD", "POST")):
+        return refused
+    if request.method == "POST":
+        job = bulk_job_cancel(job=job)
+        if job.status == BulkJob.Status.CANCELLED:
+            messages.info(request, "The job was cancelled before it started; nothing was changed.")
+        elif job.status == BulkJob.Status.RUNNING:
+            messages.info(request, "The job stops after the batch it is working on; rows done so far stay done.")
+        return redirect("bulk_job_detail", pk=job.pk)
+    if job.is_finished:
+        return redirect("bulk_job_detail", pk=job.pk)
+    return render(request, "bulk_jobs/cancel.html", _context(job))
