@@ -72,7 +72,8 @@ def test_beat_schedule_lists_every_periodic_task():
     from outreach import celery_app
 
     expected = {"outbox-dispatch": "outreach.dispatch_due_messages", "campaigns-advance": "outreach.campaigns_advance",
-                "inbound-sync-mailboxes": "outreach.inbound.sync_mailboxes", "imports-expire": "outreach.imports_expire"}
+                "inbound-sync-mailboxes": "outreach.inbound.sync_mailboxes", "imports-expire": "outreach.imports_expire",
+                "bulk-jobs-sweep": "outreach.bulk_jobs_sweep"}
     assert {name: entry["task"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()} == expected
     celery_app.loader.import_default_modules()
     assert set(expected.values()) <= set(celery_app.tasks)
