@@ -18,7 +18,7 @@ from django.utils.text import smart_split, unescape_string_literal
 
 from .dbindexes import contact_search_text
 from .external_ids import external_id_fields
-from .models import Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
+from .models import BulkJob, Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
 
 
@@ -256,6 +256,30 @@ def leads_selected(*, team: Team, selection: Selection) -> QuerySet:
     if selection.query is not None:
         return lead_list(team=team, query=selection.query)[0].order_by()
     return leads_by_ids(team=team, ids=selection.ids)
+
+
+# --- Bulk jobs -----------------------------------------------------------------------------
+
+BULK_JOB_ORDERING = {"created": ("created_at",)}  # the (team, created_at, id) index
+BULK_JOB_SEARCH = ("message", "actor__username")
+
+
+def bulk_job_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
+    """The team's bulk jobs, newest first; search in the outcome message and the starter's user
+    name. Filters: ``status`` and ``kind`` (BulkJob.Status / BulkJob.Kind values). Returns
+    (queryset, sort key used)."""
+    qs = apply_search(BulkJob.objects.for_team(team).select_related("actor"), query.q, BULK_JOB_SEARCH)
+    status, kind = query.filters.get("status", ""), query.filters.get("kind", "")
+    if status in BulkJob.Status.values:
+        qs = qs.filter(status=status)
+    if kind in BulkJob.Kind.values:
+        qs = qs.filter(kind=kind)
+    return apply_ordering(qs, query.order, BULK_JOB_ORDERING, "-created")
+
+
+def bulk_jobs_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
+    """The team's bulk jobs among ``ids`` (other teams' ids are silently absent)."""
+    return BulkJob.objects.for_team(team).filter(pk__in=list(ids))
 
 
 # --- Mailboxes -----------------------------------------------------------------------------

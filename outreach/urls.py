@@ -33,6 +33,7 @@ urlpatterns = [
     path("leads/export.csv", views.lead_export, name="lead_export"),
     path("leads/<int:pk>/edit/", views.lead_edit, name="lead_edit"),
     # Bulk jobs ("all N matching" bulk actions run in the background)
+    path("bulk-jobs/", views.bulk_job_list_view, name="bulk_job_list"),
     path("bulk-jobs/<int:pk>/", views.bulk_job_detail, name="bulk_job_detail"),
     path("bulk-jobs/<int:pk>/progress/", views.bulk_job_progress, name="bulk_job_progress"),
     path("bulk-jobs/<int:pk>/cancel/", views.bulk_job_cancel_view, name="bulk_job_cancel"),

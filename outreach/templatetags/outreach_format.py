@@ -47,3 +47,12 @@ def pk_url(name: str, pk) -> str:
     if route is None:
         route = _pk_routes[key] = reverse(name, args=[_PK_MARK])
     return route.replace(str(_PK_MARK), str(int(pk)))
+
+
+@register.filter
+def thousands(value) -> str:
+    """An integer with comma thousands separators (81710 → "81,710"); anything else unchanged."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return value

@@ -10,8 +10,39 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from ..models import BulkJob
+from ..selectors import bulk_job_list, bulk_jobs_by_ids
 from ..services.bulk_jobs import bulk_job_cancel
 from .common import method_not_allowed, team_object_or_404
+from .listing import AdminListView, BulkAction, Column, ListFilter
+
+
+class BulkJobListView(AdminListView):
+    """The team's bulk jobs (``bulk_jobs/list.html``), newest first; bulk: cancel."""
+
+    template_name = "bulk_jobs/list.html"
+    title = "Background jobs"
+    noun = "job"
+    noun_plural = "jobs"
+    search_placeholder = "Search result, user"
+    columns = (Column("Action"), Column("Status"), Column("Rows", css="num"), Column("Result"), Column("By"),
+               Column("Started", "created", css="nowrap"))
+    filters = (ListFilter("status", "Status", lambda team: BulkJob.Status.choices, all_label="Any status"),
+               ListFilter("kind", "Action", lambda team: BulkJob.Kind.choices, all_label="Any action"))
+    actions = (BulkAction("cancel", "Cancel", "bulk_cancel", confirm=True, confirm_verb="Cancel",
+                          warning="Queued jobs are discarded; running ones stop after their current batch."),)
+
+    def select(self, team, query):
+        return bulk_job_list(team=team, query=query)
+
+    def selected(self, team, ids):
+        return bulk_jobs_by_ids(team=team, ids=ids)
+
+    def bulk_cancel(self, selection, value) -> str:
+        jobs = [bulk_job_cancel(job=job) for job in self.rows(selection)]
+        return f"Cancel requested for {len(jobs)} job{'s' if len(jobs) != 1 else ''}."
+
+
+bulk_job_list_view = BulkJobListView.as_view()
 
 
 def bulk_job_back_url(job: BulkJob) -> str:

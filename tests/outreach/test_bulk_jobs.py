@@ -327,3 +327,21 @@ def test_cancel_asks_first_then_cancels(user_client, team, small, published):
     assert BulkJob.objects.get(pk=job.pk).status == "cancelled"
     assert "nothing was changed" in response.content.decode()
     assert _run(job).status == "cancelled" and Contact.objects.count() == 12
+
+
+def test_the_jobs_list_shows_the_teams_jobs_and_cancels_them(user_client, team, published):
+    mine = BulkJob.objects.create(team=team, kind="make_leads", status="done", total=81_722, done=81_722,
+                                  changed=81_710, message="Made 81,710 leads; 12 already were leads.")
+    queued = BulkJob.objects.create(team=team, kind="delete")
+    other, _ = make_team_user()
+    theirs = BulkJob.objects.create(team=other, kind="delete", message="their-secret-job")
+    page = user_client.get(reverse("bulk_job_list")).content.decode()
+    assert "Made 81,710 leads; 12 already were leads." in page and "81,722 / 81,722" in page
+    assert reverse("bulk_job_detail", args=[mine.pk]) in page and reverse("bulk_job_detail", args=[queued.pk]) in page
+    assert "their-secret-job" not in page and reverse("bulk_job_detail", args=[theirs.pk]) not in page
+    assert f'href="{reverse("bulk_job_list")}"' in user_client.get(reverse("contact_list")).content.decode()
+    assert f'href="{reverse("bulk_job_list")}"' in user_client.get(reverse("lead_list")).content.decode()
+    done = user_client.post(reverse("bulk_job_list"), {"action": "cancel", "ids": [queued.pk, theirs.pk], "confirmed": "yes"},
+                            follow=True)
+    assert [str(m) for m in done.context["messages"]] == ["Cancel requested for 1 job."]
+    assert BulkJob.objects.get(pk=queued.pk).status == "cancelled" and BulkJob.objects.get(pk=theirs.pk).status == "queued"
