@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
@@ -253,7 +254,8 @@ def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None) -> BulkJob:
     renewed lease, in one transaction that fails whole if the claim was lost. A cancel requested
     meanwhile stops the run before the next batch. A service's ValidationError (e.g. the campaign
     was stopped) or a bug fails the job with the message; a database outage leaves it running,
-    its lease expiring, for the sweep to queue again.
+    its lease expiring, for the sweep to queue again; the task's soft time limit
+    (``SoftTimeLimitExceeded``) releases the claim at once, so the next sweep resumes it.
     """
     size = batch_size or settings.OUTREACH_BULK_JOB_BATCH
     token = uuid.uuid4().hex
@@ -293,6 +295,9 @@ def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None) -> BulkJob:
         logger.warning("BulkJob %s: claim lost to another run; stopping.", job.pk)
     except ValidationError as err:
         _finish(job, token, S.FAILED, f"Stopped after {job.done:,} of {job.total or 0:,}: " + " ".join(err.messages))
+    except SoftTimeLimitExceeded:  # the task's time is up, not the job's: hand it to the next run now
+        logger.warning("BulkJob %s: task time limit after %s rows; released for the sweep to resume.", job.pk, job.done)
+        _owned(job, token).update(lease_until=timezone.now(), claimed_by="")
     except (OperationalError, InterfaceError) as err:  # the database, not the job: the sweep retries
         logger.warning("BulkJob %s: database unavailable (%s); its lease will expire and the sweep re-queue it.", job.pk, err)
     except Exception as err:  # a bug: the failed batch was rolled back

@@ -345,3 +345,24 @@ def test_the_jobs_list_shows_the_teams_jobs_and_cancels_them(user_client, team, 
                             follow=True)
     assert [str(m) for m in done.context["messages"]] == ["Cancel requested for 1 job."]
     assert BulkJob.objects.get(pk=queued.pk).status == "cancelled" and BulkJob.objects.get(pk=theirs.pk).status == "queued"
+
+
+def test_a_run_stopped_by_the_task_time_limit_is_resumed(team, small, published, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    _contacts(team, 12)
+    job = bulk_job_create(team=team, kind="make_leads", query=ListQuery())
+    real, calls = bulk_jobs.contacts_make_leads, []
+
+    def time_is_up_in_the_second_batch(**kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()
+        return real(**kw)
+
+    monkeypatch.setattr(bulk_jobs, "contacts_make_leads", time_is_up_in_the_second_batch)
+    job = _run(job)
+    assert (job.status, job.done, job.claimed_by) == ("running", 5, "") and job.lease_until <= timezone.now()
+    assert bulk_jobs_sweep() == 1 and published == [job.pk]  # released: the next sweep publishes it
+    job = _run(job)
+    assert (job.status, job.done, job.changed) == ("done", 12, 12) and Lead.objects.count() == 12
