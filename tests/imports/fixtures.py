@@ -82,7 +82,8 @@ def generate_export_file(path: Path, rows: int = 100_000, dup_rate: float = 0.05
         made = 0
         for n in range(rows):
             if n in dup_positions and made:
-                email = f"contact.{rng.randrange(made)}@company{n % 97}.example.com".upper()
+                earlier = rng.randrange(made)  # its address as written when it was made, upper-cased
+                email = f"contact.{earlier}@company{earlier % 97}.example.com".upper()
             else:
                 email = f"contact.{made}@company{made % 97}.example.com"
                 made += 1
