@@ -3,7 +3,9 @@
 
 Imports a CSV in this process (same service as the web upload) and prints the counts as JSON:
 ``{"import_id", "status", "rows", "created", "updated", "unchanged", "rejected", "suppressed",
-"leads_created", "encoding", "delimiter", "seconds", "rows_per_second", "error_report"}``, plus
+"leads_created", "encoding", "delimiter", "seconds", "rows_per_second", "error_report"}`` (the
+report's name in Django's default storage, as ``ImportJob.error_report`` holds it, or null without
+rejected rows: never a local path, so it works on S3 and from another host), plus
 ``"enrolment": {"campaign_id", "campaign", "enrolled", "already", "skipped": {reason: n},
 "skipped_total"}`` with ``--campaign``. Exits non-zero with a message on stderr for an
 unreadable file, a file without an email column, an unknown team/owner/campaign, a stopped or
@@ -79,7 +81,7 @@ class Command(JsonCommand):
         result = {"import_id": job.pk, "status": job.status, **counts, "encoding": job.encoding,
                   "delimiter": job.delimiter, "seconds": round(seconds, 3),
                   "rows_per_second": round(counts["rows"] / seconds) if seconds else None,
-                  "error_report": job.error_report.path if job.rejected_count else None}
+                  "error_report": job.error_report.name if job.rejected_count else None}
         if campaign is not None:
             result["enrolment"] = job.enrolment_counts()
         return result
