@@ -538,11 +538,14 @@ def test_contact_export_round_trips_through_the_import(user_client, team):
     from outreach.imports.services import contacts_import
 
     for i in range(30):
-        make_contact(team, f"p{i}@example.com", first_name=f"Zoë {i}", last_name="O'Brien, Jr.", company="Acme \"Q\" SA",
-                     title="Head of\nSales", phone="+33 1 23", linkedin_url=f"https://www.linkedin.com/in/p{i}",
-                     custom_fields={"Tier": str(i % 3)} if i % 2 else {})
+        # Values the export formula-escapes ("+33…", "-gold", "=…", "@…") come back without the apostrophe.
+        make_contact(team, f"p{i}@example.com", first_name=f"Zoë {i}" if i % 3 else f"=Zoë {i}",
+                     last_name="O'Brien, Jr.", company="Acme \"Q\" SA" if i % 4 else "@Acme",
+                     title="Head of\nSales", phone=f"+33 1 23 {i:02d}", linkedin_url=f"https://www.linkedin.com/in/p{i}",
+                     custom_fields={"Tier": str(i % 3), "Plan": "-gold"} if i % 2 else {})
     exported = _download(user_client.get(reverse("contact_export"), {"o": "email"}))
-    fields = ("email", "first_name", "last_name", "company", "title", "linkedin_url", "custom_fields")
+    assert "'+33 1 23 00" in exported and "'-gold" in exported  # escaped for spreadsheets on the way out
+    fields = ("email", "first_name", "last_name", "company", "title", "phone", "linkedin_url", "custom_fields")
     before = sorted(Contact.objects.filter(team=team).values_list(*fields))
     other, _ = make_team_user()
     job = contacts_import(team=other, file=ContentFile(exported.encode("utf-8"), name="contacts.csv"))
