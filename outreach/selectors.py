@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import Count, Expression, Prefetch, Q, QuerySet
-from django.db.models.functions import Upper
+from django.db import connection, connections
+from django.db.models import Count, Expression, Lookup, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import StrIndex, Upper
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.text import smart_split, unescape_string_literal
 
-from .dbindexes import contact_search_text
+from .dbindexes import contact_search_text, trigram_fragments
 from .external_ids import external_id_fields
 from .models import BulkJob, Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
@@ -47,13 +47,43 @@ def apply_search(qs: QuerySet, q: str, fields: Sequence[str]) -> QuerySet:
     return qs
 
 
-def apply_text_search(qs: QuerySet, q: str, text: Expression) -> QuerySet:
-    """Rows whose ``text`` expression contains every term of ``q`` (case-insensitively).
+class _NotEqual(Lookup):
+    """``lhs <> rhs``, as an expression for ``filter()``. PostgreSQL estimates it as true for
+    nearly every row (``1 -`` the equality's default selectivity), so a check that the index
+    conditions already imply does not shrink the planner's row estimate."""
 
-    ``text`` is an indexed expression from ``outreach.dbindexes`` (a pg_trgm index on PostgreSQL
-    serves ``UPPER(text) LIKE UPPER('%term%')``)."""
-    for term in search_terms(q):
-        qs = qs.alias(_search_text=text).filter(_search_text__icontains=term)
+    lookup_name = "ne"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} <> {rhs}", (*lhs_params, *rhs_params)
+
+
+def apply_text_search(qs: QuerySet, q: str, text: Expression) -> QuerySet:
+    """Rows whose ``text`` expression contains every term of ``q`` (case-insensitively: the
+    upper-cased text contains the upper-cased term, as Django's ``icontains``).
+
+    ``text`` is an indexed expression from ``outreach.dbindexes``: on PostgreSQL a pg_trgm index
+    serves ``UPPER(text) LIKE UPPER('%fragment%')``. There each term is looked up in the index by
+    its :func:`~outreach.dbindexes.trigram_fragments` (a few trigrams instead of all of them) and
+    checked whole on the rows found, with ``strpos(UPPER(text), UPPER(term)) <> 0``, which the
+    index cannot serve and so does not make it read every trigram of the term again; a term
+    without fragments ("4") is only checked, when another term gives the index something to
+    look up (a term without trigrams would make the GIN scan visit every entry). When no term
+    has fragments, and on other databases: ``icontains`` for every term."""
+    terms = search_terms(q)
+    postgres = connections[qs.db].vendor == "postgresql"
+    fragments = {term: trigram_fragments(term) if postgres else [] for term in terms}
+    indexed = any(fragments.values())
+    for term in terms:
+        qs = qs.alias(_search_text=text)
+        if not indexed:
+            qs = qs.filter(_search_text__icontains=term)
+            continue
+        for fragment in fragments[term]:
+            qs = qs.filter(_search_text__icontains=fragment)
+        qs = qs.filter(_NotEqual(StrIndex(Upper(text), Upper(Value(term))), 0))
     return qs
 
 

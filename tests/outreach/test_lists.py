@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from outreach import selectors
 from outreach.models import Contact, Lead, SentMessage, TimelineEvent
-from outreach.dbindexes import contact_search_text
+from outreach.dbindexes import contact_search_text, trigram_fragments
 from outreach.pagination import format_total, keyset_page, list_page, page_plan, total_of
 from outreach.selectors import ListQuery, Selection
 from outreach.services.contacts import contacts_make_leads, leads_set_status
@@ -208,6 +208,71 @@ def test_list_page_above_the_threshold_shows_the_estimate_and_reads_one_page(tea
         assert not total.exact and 20 <= total.value <= 80 and page.matched is None
     else:
         assert (total.value, total.exact) == (40, True)
+
+
+# --- Search ---------------------------------------------------------------------------------------
+
+
+def test_trigram_fragments_are_one_substring_per_word():
+    assert trigram_fragments("Terra") == ["err"]
+    assert trigram_fragments("Nguyen") == ["guy"]
+    assert trigram_fragments("acme") == ["acm"]
+    # A short word after a separator: with it (a word starting so), and the separator after it.
+    assert trigram_fragments("elena.ng") == ["len", ".ng"]
+    assert trigram_fragments("a.b.c") == [".b.", ".c"]
+    assert trigram_fragments("na.x") == ["na.", ".x"]
+    assert trigram_fragments("ann@example42.com") == ["ann", "mpl", "com"]
+    assert trigram_fragments("4") == trigram_fragments("ng") == trigram_fragments("__") == []
+    assert trigram_fragments("Müller") == ["üll"]
+    for term in ("Terra", "elena.ng", "a.b.c", "ann@example42.com", "Müller"):
+        assert all(fragment in term for fragment in trigram_fragments(term))
+
+
+SEARCHED = [
+    ("elena.nguyen.1@example42.com", "Elena", "Nguyen", "Terra North Group 4"),
+    ("elena.ng@example7.com", "Elena", "Ng", "North Terra SA 1"),
+    ("helena.nguyen@nova.example.com", "Helena", "Nguyen", "Nova Prism Ltd 14"),
+    ("ben.muller@example.com", "Ben", "Müller", "Terra Nimbus GmbH 0"),
+    ("x_y@example.com", "X", "Y", "100% Labs"),
+    ("a.b@example.com", "Ann", "Bo", "Subterranean Inc"),
+]
+
+
+@pytest.mark.parametrize("q", ["Terra North Group 4", "elena.ng", "4", "ng", '"terra north"', "TERRA", "müller",
+                               "100%", "x_y", "_", "a.b", "nguyen 14", "erra", "ELENA.NGUYEN.1@EX", "zzz", "o n"])
+def test_search_is_a_substring_of_the_searched_columns_in_any_case(team, q):
+    """Every term of q must be a substring (case-insensitive) of "email first last company"; the
+    index lookup by fragments (PostgreSQL) finds exactly the rows the plain check finds."""
+    other, _ = make_team_user()
+    for email, first, last, company in SEARCHED:
+        make_contact(team, email, first_name=first, last_name=last, company=company)
+        make_contact(other, email, first_name=first, last_name=last, company=company)
+    terms = [t.upper() for t in selectors.search_terms(q)]
+    expected = sorted(e for e, *rest in SEARCHED if all(t in " ".join((e, *rest)).upper() for t in terms))
+    qs, _ = selectors.contact_list(team=team, query=ListQuery(q=q))
+    assert sorted(qs.values_list("email", flat=True)) == expected
+    leads = [make_lead(c) for c in Contact.objects.for_team(team)]
+    found, _ = selectors.lead_list(team=team, query=ListQuery(q=q))
+    assert sorted(found.values_list("contact__email", flat=True)) == expected and len(leads) == len(SEARCHED)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
+def test_search_looks_up_one_fragment_per_word_in_the_trigram_index(team):
+    """The index condition holds the fragments (ERR for Terra, ORT for North; the term "4" has
+    none), not every trigram of each term; the whole terms are checked on the rows found."""
+    make_contact(team, "ann@example.com", company="Terra North Group 4")
+    make_contact(team, "bob@example.com", company="Terra South Group 4")
+    # Every team's contacts (as the admin's list): the trigram index is the only one that serves.
+    qs = selectors.apply_text_search(Contact.objects.order_by(), "Terra North 4", contact_search_text())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = qs.explain()
+    index_cond = "\n".join(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "contact_search_trgm" in plan
+    assert "'%ERR%'" in index_cond and "'%ORT%'" in index_cond
+    assert "TERRA" not in index_cond and "NORTH" not in index_cond and "'%4%'" not in index_cond
+    assert "strpos" in plan and "'TERRA'" in plan and "'4'" in plan
+    assert list(qs.values_list("email", flat=True)) == ["ann@example.com"]
 
 
 # --- "All N matching" and set-based bulk actions --------------------------------------------------
