@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from providers.registry import PROVIDERS
 
@@ -114,6 +117,14 @@ class LargeListAdmin(admin.ModelAdmin):
     ordering = ("-pk",)
     contact_search_prefix: str | None = None
     search_help_text = "Matches email, first and last name, and company."
+
+    def action_checkbox(self, obj):
+        """The row's selection checkbox, the same markup as Django's (``CheckboxInput`` rendered
+        through the form renderer's templates), written directly: 50 widget template renders
+        were a fifth of a list page's rendering time."""
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+                           helpers.ACTION_CHECKBOX_NAME, str(obj.pk), label)
 
     def get_search_results(self, request, queryset, search_term):
         if self.contact_search_prefix is None:

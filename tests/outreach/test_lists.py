@@ -573,6 +573,18 @@ def test_admin_large_lists_do_not_count_the_table_and_search_by_contact(admin_cl
                    for q in captured.captured_queries)
 
 
+def test_admin_large_lists_checkbox_is_djangos_markup(admin_client, team):
+    """The selection checkbox written directly renders exactly what Django's widget renders, and
+    the change list posts it as Django's actions expect."""
+    from django.contrib import admin as django_admin
+
+    contact = make_contact(team, "o'brien@example.com", first_name="<b>")
+    model_admin = django_admin.site._registry[Contact]
+    assert model_admin.action_checkbox(contact) == django_admin.ModelAdmin.action_checkbox(model_admin, contact)
+    page = admin_client.get("/admin/outreach/contact/").content.decode()
+    assert str(model_admin.action_checkbox(contact)) in page
+
+
 # --- CSV export -----------------------------------------------------------------------------------
 
 
