@@ -14,7 +14,7 @@ from django.utils import timezone
 from outreach import selectors
 from outreach.models import Contact, Lead, SentMessage, TimelineEvent
 from outreach.dbindexes import contact_search_text, trigram_fragments
-from outreach.pagination import format_total, keyset_page, list_page, page_plan, total_of
+from outreach.pagination import format_total, keyset_page, list_page, order_by_keyset, page_plan, sort_fields, total_of
 from outreach.selectors import ListQuery, Selection
 from outreach.services.contacts import contacts_make_leads, leads_set_status
 from tests.factories import make_contact, make_lead, make_mailbox, make_sent_message, make_team_user
@@ -62,8 +62,10 @@ def test_keyset_pages_forwards_and_backwards_with_nulls(team, order):
     for i in range(23):  # every third message not sent yet (sent_at NULL), some equal times
         make_sent_message(mailbox, contact, subject=f"m{i}", sent_at=None if i % 3 == 0 else now - timedelta(minutes=i // 2))
     qs, _ = selectors.sent_message_list(team=team, query=ListQuery(order=order))
-    expected = list(qs.values_list("pk", flat=True))
-    values = [v for v in qs.values_list("sent_at", flat=True)]
+    # The pages' own order (NULL largest): SQLite's plain ORDER BY puts NULL first ascending.
+    ordered = order_by_keyset(qs, sort_fields(qs))
+    expected = list(ordered.values_list("pk", flat=True))
+    values = [v for v in ordered.values_list("sent_at", flat=True)]
     # NULL sorts as the largest value on every backend: last ascending, first descending.
     assert (values[-1] if order == "sent" else values[0]) is None
     forward, page = [], keyset_page(qs, per_page=5)
