@@ -5,9 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
@@ -18,6 +21,7 @@ from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_actio
 from .dbindexes import contact_search_text
 from .forms import config_form_fields, config_initial
 from .pagination import EstimatedCountPaginator
+from .templatetags.outreach_format import strftime
 from .message_templates.services import template_check
 from .external_ids import external_id_fields
 from .models import (Attachment, Contact, ExternalId, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
@@ -105,6 +109,20 @@ class MembershipAdmin(TeamScopedAdmin):
             self.delete_model(request, membership)
 
 
+class LargeChangeList(ChangeList):
+    """Django's change list, with each row's link built from one reversed route (the pk put in
+    a marker's place) instead of a ``reverse()`` per row (~3 ms of a 50-row page)."""
+
+    _PK_MARK = "918273645501"
+
+    def url_for_result(self, result):
+        route = self.__dict__.get("_result_route")
+        if route is None:
+            route = self._result_route = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                                                 args=(self._PK_MARK,), current_app=self.model_admin.admin_site.name)
+        return route.replace(self._PK_MARK, str(quote(getattr(result, self.pk_attname))), 1)
+
+
 class LargeListAdmin(admin.ModelAdmin):
     """List-page settings for tables with millions of rows: no full-table COUNT (an estimating
     paginator, no "N total" count), newest first by primary key (an index every filter can walk),
@@ -117,6 +135,16 @@ class LargeListAdmin(admin.ModelAdmin):
     ordering = ("-pk",)
     contact_search_prefix: str | None = None
     search_help_text = "Matches email, first and last name, and company."
+
+    def get_changelist(self, request, **kwargs):
+        return LargeChangeList
+
+    @admin.display(description="created at", ordering="created_at")
+    def created(self, obj):
+        """The row's creation time as the UI lists show it (``YYYY-MM-DD HH:MM``, current time
+        zone): Django's localized date format for a field column parses its format on every
+        row (~2 ms of a 50-row page)."""
+        return strftime(obj.created_at, "%Y-%m-%d %H:%M")
 
     def action_checkbox(self, obj):
         """The row's selection checkbox, the same markup as Django's (``CheckboxInput`` rendered
@@ -210,7 +238,7 @@ def _copy_into(target, source) -> None:
 
 @admin.register(Contact)
 class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
-    list_display = ("email", "first_name", "last_name", "company", "title", "team", "created_at")
+    list_display = ("email", "first_name", "last_name", "company", "title", "team", "created")
     list_filter = ("team", "created_at")
     search_fields = ("email", "first_name", "last_name", "company")
     contact_search_prefix = ""
@@ -259,7 +287,7 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
 
 @admin.register(Lead)
 class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
-    list_display = ("contact", "status", "owner", "team", "source", "created_at")
+    list_display = ("contact", "status", "owner", "team", "source", "created")
     list_filter = ("team", "status")
     search_fields = ("contact__email", "contact__company", "source")
     contact_search_prefix = "contact__"
@@ -484,7 +512,7 @@ class TimelineInline(admin.TabularInline):
 
 @admin.register(SentMessage)
 class SentMessageAdmin(LargeListAdmin, TeamScopedAdmin):
-    list_display = ("subject", "contact", "mailbox", "status", "attempts", "provider", "team", "created_at", "sent_at")
+    list_display = ("subject", "contact", "mailbox", "status", "attempts", "provider", "team", "created", "sent_at")
     list_filter = ("team", "status", "provider", "created_at")
     search_fields = ("subject", "contact__email", "message_id", "provider_message_id")
     list_select_related = ("contact", "mailbox", "team")
@@ -509,7 +537,7 @@ class SentMessageAdmin(LargeListAdmin, TeamScopedAdmin):
 
 @admin.register(TimelineEvent)
 class TimelineEventAdmin(LargeListAdmin, TeamScopedAdmin):
-    list_display = ("created_at", "contact", "kind", "summary", "team")
+    list_display = ("created", "contact", "kind", "summary", "team")
     list_filter = ("team", "kind")
     search_fields = ("contact__email",)
     contact_search_prefix = "contact__"

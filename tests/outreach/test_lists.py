@@ -575,16 +575,28 @@ def test_admin_large_lists_do_not_count_the_table_and_search_by_contact(admin_cl
                    for q in captured.captured_queries)
 
 
-def test_admin_large_lists_checkbox_is_djangos_markup(admin_client, team):
-    """The selection checkbox written directly renders exactly what Django's widget renders, and
-    the change list posts it as Django's actions expect."""
+def test_admin_large_lists_rows_checkbox_links_and_times(admin_client, team):
+    """The selection checkbox written directly renders exactly what Django's widget renders; the
+    row links are reverse()'s; the created column is formatted as the UI lists and sorts."""
     from django.contrib import admin as django_admin
 
     contact = make_contact(team, "o'brien@example.com", first_name="<b>")
     model_admin = django_admin.site._registry[Contact]
     assert model_admin.action_checkbox(contact) == django_admin.ModelAdmin.action_checkbox(model_admin, contact)
+    older = make_contact(team, "older@example.com")
+    Contact.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(days=400))
     page = admin_client.get("/admin/outreach/contact/").content.decode()
     assert str(model_admin.action_checkbox(contact)) in page
+    # Row links from one reversed route: the same URL reverse() gives for each row.
+    for row in (contact, older):
+        assert f'href="{reverse("admin:outreach_contact_change", args=[row.pk])}"' in page
+    # The created column: the UI lists' format, and still sortable by created_at.
+    assert timezone.localtime(contact.created_at).strftime("%Y-%m-%d %H:%M") in page
+    created = list(model_admin.list_display).index("created") + 1  # "o" counts the checkbox column
+    for order, first in ((f"{created}", "older@example.com"), (f"-{created}", "o&#x27;brien@example.com")):
+        rows = re.findall(r'<th class="field-email"><a href="[^"]+">([^<]+)</a>',
+                          admin_client.get("/admin/outreach/contact/", {"o": order}).content.decode())
+        assert rows[0] == first, (order, rows)
 
 
 # --- CSV export -----------------------------------------------------------------------------------
