@@ -6,6 +6,7 @@ The values live in one table, :class:`outreach.models.ExternalId`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from providers.base import vendor_id_key
@@ -29,9 +30,16 @@ class ExternalIdField:
 
 def _all() -> tuple[ExternalIdField, ...]:
     """Read from the registry each time (a handful of providers): a provider added to PROVIDERS
-    at run time is seen by forms, admin, services and the send at once."""
+    at run time is seen by forms, admin, services and the send at once. The declarations are built
+    once per registry content (:func:`_declared`; the send path asks for them once per message)."""
+    return _declared(tuple(PROVIDERS.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _declared(providers: tuple[tuple[str, type], ...]) -> tuple[ExternalIdField, ...]:
+    """The ids declared by ``providers`` ((name, class) pairs, in registry order)."""
     fields = []
-    for name, cls in PROVIDERS.items():
+    for name, cls in providers:
         for declared in getattr(cls, "external_id_kinds", ()):
             fields.append(ExternalIdField(provider=name, object=declared.object, kind=declared.kind,
                                           label=f"{cls.label} {declared.kind}", aliases=tuple(declared.aliases),

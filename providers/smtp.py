@@ -422,8 +422,9 @@ class SmtpProvider(Provider):
         QUIT, which the server would read as content): the server delivers nothing.
 
         ``idle()``, if given, is called while a command is on its way and its answer not yet read: after MAIL
-        FROM (nothing handed over yet) and after the end-of-data indicator (handed over); the caller's work
-        there (building the next message) overlaps the server's. It must not raise.
+        FROM and after the first RCPT TO (nothing handed over yet), and after the end-of-data indicator
+        (handed over); the caller's work there (building the next message) overlaps the server's. It must
+        not raise.
         A recipient refused with 5xx among several does not stop the others: every recipient's result is
         returned in ``raw["recipients"]`` ({address: {"status": "sent"|"rejected", "code", "reply"}}); all
         refused raises RecipientRefused. An answer to DATA other than 354 raises as a DATA failure (4xx
@@ -494,8 +495,9 @@ class SmtpProvider(Provider):
 
     def _envelope(self, session: "_SmtpSession", sender: str, recipients: list[str],
                   idle: Callable[[], None] | None = None) -> dict[str, dict]:
-        """RSET (a reused session whose last transaction was left unfinished), MAIL FROM (``idle()`` runs
-        while its answer is on the way) and RCPT TO each recipient. Returns per-recipient results.
+        """RSET (a reused session whose last transaction was left unfinished), MAIL FROM and RCPT TO each
+        recipient (``idle()`` runs while the answers to MAIL FROM and to the first RCPT TO are on the way).
+        Returns per-recipient results.
 
         Raises _Reconnect (dropped session / 421), RecipientRefused (sender or every recipient refused),
         ProviderUnavailable (a temporary 4xx for the sender or any recipient: nothing is sent)."""
@@ -505,7 +507,7 @@ class SmtpProvider(Provider):
                 code, reply = client.rset()
                 if code != 250:
                     raise _Reconnect(self._temporary(code, reply, "RSET"))
-            client.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}")  # as smtplib.SMTP.mail, minus the wait
+            client.putcmd("mail", f"FROM:{_quoted(sender)}")  # as smtplib.SMTP.mail, minus the wait
             if idle is not None:
                 idle()
             code, reply = client.getreply()
@@ -521,7 +523,11 @@ class SmtpProvider(Provider):
             results: dict[str, dict] = {}
             first_refusal = None
             for rcpt in recipients:
-                code, reply = client.rcpt(rcpt)
+                client.putcmd("rcpt", f"TO:{_quoted(rcpt)}")  # as smtplib.SMTP.rcpt, minus the wait
+                if idle is not None:
+                    idle()
+                    idle = None  # once per message
+                code, reply = client.getreply()
                 if code in (250, 251):
                     results[rcpt] = {"status": "sent", "code": code, "reply": _reply_text(reply)}
                     continue
@@ -606,6 +612,13 @@ def _dot_stuffed(data: bytes) -> bytes:
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     return stuffed
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(address: str) -> str:
+    """``address`` as MAIL FROM and RCPT TO carry it (``smtplib.quoteaddr``, which parses it each time: the
+    same few addresses recur message after message)."""
+    return smtplib.quoteaddr(address)
 
 
 class _Reconnect(Exception):

@@ -9,6 +9,7 @@ nothing; a forged or altered token fails the signature check before any lookup.
 """
 from __future__ import annotations
 
+import functools
 import secrets
 from urllib.parse import quote
 
@@ -16,7 +17,10 @@ from django.utils.html import escape
 
 from django.conf import settings
 from django.core import signing
+from django.db import connection
+from django.db.models.constants import OnConflict
 from django.urls import reverse
+from django.utils import timezone
 
 from providers.registry import get_provider_class
 
@@ -67,7 +71,11 @@ def unsubscribe_keys_attach(*, sent_messages: list[SentMessage]) -> int:
     """Give each of ``sent_messages`` (loaded with ``select_related("unsubscribe_key")`` and ``contact``)
     its key, creating the missing ones: no query when all have one, else two (insert, read back) for
     the whole batch of sends. Returns how many were created. Concurrent creators are harmless (conflicts
-    are ignored; each message keeps the key that was stored first)."""
+    are ignored; each message keeps the key that was stored first).
+
+    The insert is one plain multi-row ``INSERT … ON CONFLICT DO NOTHING`` (SQLite: ``INSERT OR IGNORE``),
+    Django's own statement for ``bulk_create(ignore_conflicts=True)`` without building and compiling a model
+    instance per row (a send batch runs this for up to OUTREACH_DISPATCH_CHUNK messages)."""
     missing = []
     for message in sent_messages:
         try:
@@ -76,14 +84,35 @@ def unsubscribe_keys_attach(*, sent_messages: list[SentMessage]) -> int:
             missing.append(message)
     if not missing:
         return 0
-    UnsubscribeKey.objects.bulk_create(
-        [UnsubscribeKey(team_id=m.team_id, sent_message=m, email=(m.to or [m.contact.email])[0],
-                        key=secrets.token_urlsafe(18)) for m in missing], ignore_conflicts=True)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params: list = []
+    for m in missing:
+        params.extend((m.team_id, m.pk, (m.to or [m.contact.email])[0], secrets.token_urlsafe(18), now, now))
+    with connection.cursor() as cursor:
+        cursor.execute(_keys_insert_sql(len(missing)), params)
     keys = {k.sent_message_id: k for k in UnsubscribeKey.objects.filter(sent_message__in=missing)}
     for message in missing:
         if message.pk in keys:
             message.unsubscribe_key = keys[message.pk]
     return len(missing)
+
+
+#: The columns :func:`unsubscribe_keys_attach` writes, in its parameters' order (``used_at`` stays NULL).
+_KEY_FIELDS = ("team", "sent_message", "email", "key", "created_at", "updated_at")
+
+
+@functools.lru_cache(maxsize=8)
+def _keys_insert_sql(rows: int) -> str:
+    """The INSERT of :func:`unsubscribe_keys_attach` for ``rows`` keys, conflicts ignored (a key or message
+    that has one already), in Django's placeholder style: what ``bulk_create(ignore_conflicts=True)``
+    writes on this database (``connection.ops.insert_statement`` / ``on_conflict_suffix_sql``)."""
+    ops, meta = connection.ops, UnsubscribeKey._meta
+    fields = [meta.get_field(name) for name in _KEY_FIELDS]
+    columns = ", ".join(ops.quote_name(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    suffix = ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+    return (f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} {ops.quote_name(meta.db_table)} ({columns}) "
+            f"VALUES {', '.join([row] * rows)} {suffix}").rstrip()
 
 
 def public_url(path: str) -> str:

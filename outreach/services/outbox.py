@@ -324,6 +324,7 @@ class _Batch:
         self.pending: list[tuple[SentMessage, dict, list[dict]]] = []  #: (message, fields, events) to write
         self.later: list[int] = []  #: ids still to send after the current one
         self.ready: dict[int, tuple[object, bytes | None]] = {}  #: id → (OutgoingMessage, request built) ahead of time
+        self.outgoing: dict[int, object] = {}  #: id → OutgoingMessage built ahead of time (its request not yet)
         self.lease_renewed = time.monotonic()
 
     @classmethod
@@ -369,33 +370,55 @@ class _Batch:
     def build(self, message: SentMessage) -> tuple[object, bytes | None]:
         """(the OutgoingMessage of ``message``, its provider request if it had none stored yet, else None).
         Raises what the provider's ``prepare`` raises."""
+        return self._request(message, self._outgoing(message))
+
+    def _outgoing(self, message: SentMessage):
+        """The OutgoingMessage of ``message`` (from what the batch read)."""
         from .sending import sent_message_outgoing
 
-        outgoing = sent_message_outgoing(message, attachments=self.attachments.get(message.pk, ()),
-                                         external_ids=self.external_ids.get(message.contact_id, ()))
+        return sent_message_outgoing(message, attachments=self.attachments.get(message.pk, ()),
+                                     external_ids=self.external_ids.get(message.contact_id, ()))
+
+    def _request(self, message: SentMessage, outgoing) -> tuple[object, bytes | None]:
+        """(``outgoing``, the provider's request for it, or None when ``message`` has one stored)."""
         if message.prepared_request is not None:
             return outgoing, None
         return outgoing, self.provider(message).prepare(outgoing)
 
+    def take(self, message: SentMessage) -> tuple[object, bytes | None]:
+        """What :meth:`build` returns for ``message``: built ahead of time (:meth:`prepare_next`) as far as
+        it got, the rest now. Raises what :meth:`build` raises."""
+        ready = self.ready.pop(message.pk, None)
+        if ready is not None:
+            return ready
+        outgoing = self.outgoing.pop(message.pk, None)
+        return self.build(message) if outgoing is None else self._request(message, outgoing)
+
     def prepare_next(self) -> None:
-        """Build the next message of the batch ahead of time (kept in ``ready``). Any error is left for
-        :func:`_send_one` to meet again at its usual place; nothing is written."""
+        """Build the next message of the batch ahead of time, one step per call: its OutgoingMessage (kept
+        in ``outgoing``), then its provider request (kept in ``ready``), so that each step fits in one of
+        the server's answers. Any error is left for :func:`_send_one` to meet again at its usual place;
+        nothing is written."""
         if not self.later or self.later[0] in self.ready:
             return
         message = self.by_id[self.later[0]]
         if self.blocked(message):
             return
         try:
-            self.ready[message.pk] = self.build(message)
+            outgoing = self.outgoing.pop(message.pk, None)
+            if outgoing is None:
+                self.outgoing[message.pk] = self._outgoing(message)
+            else:
+                self.ready[message.pk] = self._request(message, outgoing)
         except SoftTimeLimitExceeded:
             raise
         except Exception:  # noqa: BLE001 - met again, and recorded, when the message's turn comes
             pass
 
     def idle(self) -> None:
-        """The provider waits for the server (``deliver``'s ``idle``): build the next message of the batch
-        (its outgoing message and MIME), if not built yet. Never raises (but a soft time limit). Outcomes
-        are not written here: they ride in the next hand-over marker's transaction (:meth:`write`)."""
+        """The provider waits for the server (``deliver``'s ``idle``): one step of building the next message
+        of the batch (:meth:`prepare_next`). Never raises (but a soft time limit). Outcomes are not written
+        here: they ride in the next hand-over marker's transaction (:meth:`write`)."""
         self.prepare_next()
 
     def defer(self, message: SentMessage, fields: dict, events: list[dict]) -> None:
@@ -633,8 +656,7 @@ def _send_one(message: SentMessage, batch: _Batch) -> SendOutcome:
             raise perr.RecipientSuppressed(f"Not sent: {', '.join(blocked)} is on your suppression list.",
                                            provider=message.provider, recipient=blocked[0])
         provider = batch.provider(message)
-        ready = batch.ready.pop(message.pk, None)  # built while the previous message was being taken
-        outgoing, built = ready if ready is not None else batch.build(message)
+        outgoing, built = batch.take(message)  # built (as far as it got) while the server took the previous one
         if built is not None:
             message.prepared_request = unsaved_request = built
         prepared = bytes(message.prepared_request)

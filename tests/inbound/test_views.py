@@ -271,3 +271,28 @@ def test_team_footer_adds_an_unsubscribe_link_to_the_body_for_every_provider(tea
     outgoing = sent_message_outgoing(message)
     assert "Unsubscribe from these emails: https://outreach.example.com/u/" in outgoing.text
     assert 'href="https://outreach.example.com/u/' in outgoing.html
+
+
+def test_keys_attach_creates_each_missing_key_once_and_keeps_a_key_stored_first(setup):
+    """A send batch's keys: one INSERT for the missing ones; a key another process stored first wins (its
+    row is read back), and a second call creates nothing."""
+    from outreach.inbound.models import UnsubscribeKey
+    from outreach.inbound.unsubscribe import unsubscribe_keys_attach
+
+    team, _, mailbox, contact, first = setup
+    others = [make_sent_message(mailbox, make_contact(team, f"p{i}@example.org"), subject=f"Next {i}") for i in range(3)]
+    loaded = list(SentMessage.objects.filter(pk__in=[first.pk, *(m.pk for m in others)]).select_related(
+        "unsubscribe_key", "contact").order_by("pk"))
+    # another process stores the second message's key after this batch read its rows
+    stored_first = UnsubscribeKey.objects.create(team=team, sent_message=others[0], email="p0@example.org", key="k" * 24)
+    assert unsubscribe_keys_attach(sent_messages=loaded) == 4
+    keys = {m.pk: m.unsubscribe_key for m in loaded}
+    assert keys[others[0].pk].pk == stored_first.pk and keys[others[0].pk].key == "k" * 24
+    rows = {k.sent_message_id: k for k in UnsubscribeKey.objects.filter(team=team)}
+    assert set(rows) == set(keys) and all(rows[pk].key == keys[pk].key for pk in keys)
+    assert rows[others[2].pk].email == "p2@example.org" and rows[first.pk].email == first.to[0]
+    assert rows[first.pk].created_at is not None and rows[first.pk].used_at is None
+    assert len({k.key for k in rows.values()}) == 4
+    again = list(SentMessage.objects.filter(pk__in=list(keys)).select_related("unsubscribe_key", "contact"))
+    assert unsubscribe_keys_attach(sent_messages=again) == 0
+    assert UnsubscribeKey.objects.filter(team=team).count() == 4

@@ -202,3 +202,29 @@ def test_silent_server_times_out_with_a_clear_message(mail_settings):
 def test_unknown_host_is_reported_as_host_not_found(mail_settings):
     with pytest.raises(HostNotAllowed, match="Host not found: smtp.nowhere.invalid"):
         smtp_test_connection(ServerSettings("smtp.nowhere.invalid", mail_settings.smtp.port, "", "", "starttls"), None)
+
+
+def test_idle_runs_while_mail_from_the_first_rcpt_to_and_the_end_of_data_are_answered(mail_settings):
+    """``deliver``'s ``idle()`` (the engine builds the next message there) runs three times per message, each
+    while an answer is on its way: after MAIL FROM, after the first RCPT TO (before its answer: the three
+    slow RCPT answers all come after it) and after the end-of-data indicator."""
+    import time
+
+    from providers.smtp import close_sessions
+
+    mail_settings.smtp.rcpt_delay = 0.3
+    provider = SmtpProvider(smtp=server(mail_settings))
+    message = outgoing(attachments=())
+    calls: list[tuple[float, int]] = []
+    handed: list[float] = []
+    try:
+        provider.deliver(provider.prepare(message), message, on_handover=lambda: handed.append(time.monotonic()),
+                         idle=lambda: calls.append((time.monotonic(), len(mail_settings.smtp.messages))))
+    finally:
+        close_sessions()
+    assert len(calls) == 3 and len(handed) == 1
+    (_, before_mail), (after_rcpt, before_rcpt), (after_end, _) = calls
+    assert before_mail == before_rcpt == 0
+    assert after_end - after_rcpt >= 3 * 0.3 - 0.05, "the second idle() must come before the first RCPT answer"
+    assert after_rcpt < handed[0] < after_end
+    assert len(mail_settings.smtp.wait_for_messages(1)) == 1
