@@ -594,15 +594,34 @@ def _set_params(rows: list[tuple[int, dict]]) -> list:
 
 
 def _db_value(field, value):
-    """``value`` as the database takes it for ``field``: str, int and None as they are (what
-    ``get_db_prep_save`` returns for them on the char, text and integer fields the send path writes),
-    anything else (datetimes, JSON, bytes, choices) through the field."""
-    if value is None or (type(value) in (str, int) and field.get_internal_type() in _PLAIN_TYPES):
+    """``value`` as the database takes it for ``field``, as ``field.get_db_prep_save`` gives it, with
+    shortcuts for what the send path writes most: a str (or a str choice) on a char or text field and an
+    int on an integer field as they are (what those fields' preparation returns for them; on PostgreSQL
+    Django wraps the int in psycopg's Int4/Int8, the same integer to the driver), and an aware
+    datetime on a datetime field through ``connection.ops.adapt_datetimefield_value`` alone (what
+    DateTimeField's preparation comes to for it). Anything else (naive datetimes, JSON, bytes) through the
+    field."""
+    if value is None:
+        return None
+    kind = _KINDS.get(field) or _kind(field)
+    if kind == "text" and isinstance(value, str):
         return value
+    if kind == "integer" and type(value) is int:
+        return value
+    if kind == "datetime" and type(value) is datetime and value.tzinfo is not None:
+        return connection.ops.adapt_datetimefield_value(value)
     return field.get_db_prep_save(value, connection)
 
 
-_PLAIN_TYPES = frozenset({"CharField", "TextField", "PositiveIntegerField", "IntegerField"})
+_KINDS: dict = {}  #: field → "text", "integer", "datetime" or "other" (:func:`_db_value`)
+
+
+def _kind(field) -> str:
+    internal = field.get_internal_type()
+    kind = _KINDS[field] = ("text" if internal in ("CharField", "TextField") else
+                            "integer" if internal in ("PositiveIntegerField", "IntegerField") else
+                            "datetime" if internal == "DateTimeField" else "other")
+    return kind
 
 
 def sent_message_send(*, sent_message_id: int, now: datetime | None = None) -> SendOutcome:

@@ -604,3 +604,36 @@ def test_the_send_path_write_runs_on_sqlite_one_transaction_per_message(mail_set
     assert len(writes) == 4 + 1, transactions  # four markers (each with the previous outcome), the last outcome
     assert all([s.split(None, 1)[0] for s in t] == ["UPDATE", "INSERT"] and "RETURNING" in t[0] and '"claimed_by" = ' in t[0]
                for t in writes), writes
+
+
+@pytest.mark.django_db
+def test_the_send_path_prepares_every_value_as_the_field_does():
+    """The hot write's shortcuts (:func:`outreach.services.outbox._db_value`) give what Django's
+    ``get_db_prep_save`` gives, for every SentMessage field and the kinds of value the send path writes."""
+    import warnings
+
+    from django.db import connection
+
+    from outreach.services.outbox import _db_value
+
+    aware = timezone.now()
+    values = ["", "sent", SentMessage.Status.SENT, "x" * 300, "é ☃", 0, 7, True, None, aware,
+              aware.astimezone(dt.timezone(timedelta(hours=5, minutes=30))), dt.datetime(2026, 1, 2, 3, 4, 5),
+              {"smtp": {"code": 250, "reply": "OK"}}, [], b"bytes", uuid.uuid4()]
+    checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # naive datetimes: Django warns, both sides alike
+        for field in SentMessage._meta.concrete_fields:
+            for value in values:
+                try:
+                    expected = field.get_db_prep_save(value, connection)
+                except Exception:  # noqa: BLE001 - a value this field does not take: not written by the send path
+                    continue
+                got = _db_value(field, value)
+                # psycopg's Jsonb wrapper compares by identity: compare what it wraps; its Int4/Int8 (Django's
+                # typed ints on PostgreSQL) are the same integer to the driver
+                unwrap = lambda v: ((int, int(v)) if isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+                                    else (type(v), getattr(v, "obj", v)))
+                assert unwrap(got) == unwrap(expected), (field.name, value)
+                checked += 1
+    assert checked > 100
