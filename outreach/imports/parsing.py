@@ -30,14 +30,11 @@ from django.core.exceptions import ValidationError
 
 from .emails import EmailChecker
 from .reading import FileFormat, ImportFileError, Record, iter_records
-from .report import BLANKED, FORMULA_PREFIXES, REJECTED
+from .report import BLANKED, REJECTED, unescape_cell
 from .rows import Row, values_tail
 from ..validation import normalize_http_url, validate_zone
 
 FEED_CHUNK = 1 << 20  # bytes per write to a child's stdin
-# The characters after which escape_cell puts an apostrophe: a cell "'" + one of them is read back
-# without it, so an export (or an error report) re-imports as it was ("+33 1 23", not "'+33 1 23").
-_ESCAPED_AFTER = frozenset(FORMULA_PREFIXES)
 
 #: A batch: (valid rows, report entries (sheet row, line, outcome, problem, cells), rejected, blanked).
 Batch = tuple[list[Row], list[tuple[int, int, str, str, "list[str] | None"]], int, int]
@@ -91,7 +88,8 @@ class RowParser:
         cell (the cell is left out, like a form would refuse it), (None, problem) for a
         rejected one. Problems are plain sentences for the error report. A value that
         :func:`~outreach.imports.report.escape_cell` escaped (an apostrophe before = + - @, tab or
-        CR) is taken without the apostrophe, so the CSV exports and error reports round-trip."""
+        CR) is taken without it (:func:`~outreach.imports.report.unescape_cell`), so the CSV
+        exports and error reports round-trip."""
         cells = record.cells
         if cells is None:
             return None, record.error
@@ -111,8 +109,7 @@ class RowParser:
         for index, target, limit, label in self.contact_cols:
             value = cells[index]
             if value:
-                if value[0] == "'" and value[1:2] in _ESCAPED_AFTER:
-                    value = value[1:]
+                value = unescape_cell(value)
                 if len(value) > limit:
                     return None, f"{label} is longer than {limit} characters."
                 if target in CELL_CHECKS:
@@ -125,16 +122,14 @@ class RowParser:
         for index, name, limit, label in self.lead_cols:
             value = cells[index]
             if value:
-                if value[0] == "'" and value[1:2] in _ESCAPED_AFTER:
-                    value = value[1:]
+                value = unescape_cell(value)
                 if len(value) > limit:
                     return None, f"{label} is longer than {limit} characters."
                 lead[name] = value
         for index, key in self.custom_cols:
             value = cells[index]
             if value:
-                if value[0] == "'" and value[1:2] in _ESCAPED_AFTER:
-                    value = value[1:]
+                value = unescape_cell(value)
                 custom[key] = value
         tail = values_tail(email, values, custom, self.columns) if self.postgres else ""
         return Row(record.sheet_row, record.line, email, values, custom, lead, tail), " ".join(left_out)

@@ -23,6 +23,16 @@ def escape_cell(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
+def unescape_cell(value: str) -> str:
+    """The inverse of :func:`escape_cell`: a non-empty ``value`` that is an apostrophe followed by
+    one of = + - @, tab or CR loses the apostrophe ("'+33 1 23" → "+33 1 23"), so an export or an
+    error report re-imports as it was; any other value is returned as it is."""
+    return value[1:] if value[0] == "'" and value[1:2] in _ESCAPED_AFTER else value
+
+
+_ESCAPED_AFTER = frozenset(FORMULA_PREFIXES)
+
+
 class ErrorReport:
     """The report of one import: UTF-8 with BOM (for Excel), the header line is
     ``spreadsheet row, line, outcome, problem`` followed by the file's own column names.
