@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from providers.registry import PROVIDERS
 
+from .admin_bulk import delete_selected as admin_bulk_delete_selected
 from .admin_scoping import TeamScopedAdmin, TeamScopedInline
 from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
 from .dbindexes import contact_search_text
@@ -24,7 +25,7 @@ from .pagination import EstimatedCountPaginator
 from .templatetags.outreach_format import strftime
 from .message_templates.services import template_check
 from .external_ids import external_id_fields
-from .models import (Attachment, Contact, ExternalId, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
+from .models import (Attachment, BulkJob, Contact, ExternalId, Lead, Mailbox, Membership, MessageTemplate, ProviderAccount, SentMessage,
                      Suppression, Team, TimelineEvent)
 from .services.contacts import (CONTACT_FIELDS, LEAD_FIELDS, contact_create, contact_update, lead_create, lead_update,
                                 leads_delete)
@@ -127,7 +128,12 @@ class LargeListAdmin(admin.ModelAdmin):
     """List-page settings for tables with millions of rows: no full-table COUNT (an estimating
     paginator, no "N total" count), newest first by primary key (an index every filter can walk),
     and the search served by the contact trigram index (``contact_search_prefix`` is the ORM path
-    from this model to the contact, "" for Contact itself)."""
+    from this model to the contact, "" for Contact itself).
+
+    With a ``bulk_delete_kind`` (a BulkJob.Kind), "Delete selected …" after "select all" on more
+    than ``OUTREACH_BULK_JOB_THRESHOLD`` rows asks on a page of its own and then runs as bulk
+    jobs (``outreach.admin_bulk.delete_selected``; ``bulk_delete_cascade`` says what goes with
+    the rows); below the threshold it is Django's action."""
 
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -135,6 +141,15 @@ class LargeListAdmin(admin.ModelAdmin):
     ordering = ("-pk",)
     contact_search_prefix: str | None = None
     search_help_text = "Matches email, first and last name, and company."
+    bulk_delete_kind: str | None = None
+    bulk_delete_cascade = ""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.bulk_delete_kind and "delete_selected" in actions:
+            _django, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (admin_bulk_delete_selected, name, description)
+        return actions
 
     def get_changelist(self, request, **kwargs):
         return LargeChangeList
@@ -246,6 +261,8 @@ class ContactAdmin(LargeListAdmin, TeamScopedAdmin):
     inlines = [LeadInline, ExternalIdInline]
     readonly_fields = ("created_at", "updated_at")
     actions = [enrol_contacts_action]
+    bulk_delete_kind = BulkJob.Kind.DELETE
+    bulk_delete_cascade = "Their leads, sent messages and timelines are deleted with them."
 
     def save_model(self, request, obj, form, change):
         """Through contact_create / contact_update, with their timeline rows."""
@@ -293,6 +310,8 @@ class LeadAdmin(LargeListAdmin, TeamScopedAdmin):
     contact_search_prefix = "contact__"
     autocomplete_fields = ("contact",)
     list_select_related = ("contact", "owner", "team")
+    bulk_delete_kind = BulkJob.Kind.DELETE_LEADS
+    bulk_delete_cascade = "Their vendor ids are deleted with them; the contacts stay."
 
     def save_model(self, request, obj, form, change):
         """Through lead_create / lead_update, with their timeline rows."""
@@ -542,6 +561,8 @@ class TimelineEventAdmin(LargeListAdmin, TeamScopedAdmin):
     search_fields = ("contact__email",)
     contact_search_prefix = "contact__"
     list_select_related = ("contact", "team", "actor")
+    bulk_delete_kind = BulkJob.Kind.DELETE_EVENTS
+    bulk_delete_cascade = "The contacts stay."
 
     def has_add_permission(self, request):
         return False
@@ -605,8 +626,8 @@ admin.site.register(Enrolment, EnrolmentAdmin)
 # Inbound mail has its own module (read-only inbound messages).
 from .inbound import admin as _inbound_admin  # noqa: E402,F401
 
-# Bulk jobs: read-only (started from the list pages; outreach.services.bulk_jobs), cancel as an action.
-from .models import BulkJob  # noqa: E402
+# Bulk jobs: read-only (started from the list pages and admin's "select all"; outreach.services.bulk_jobs),
+# cancel as an action.
 from .services.bulk_jobs import bulk_job_cancel  # noqa: E402
 
 

@@ -669,6 +669,8 @@ class BulkJob(TeamOwned):
         SET_STATUS = "set_status", "Set lead status"
         DELETE = "delete", "Delete contacts"
         ENROL = "enrol", "Enrol in campaign"
+        DELETE_LEADS = "delete_leads", "Delete leads"
+        DELETE_EVENTS = "delete_events", "Delete timeline events"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -144,11 +144,33 @@ def more_rows_than(qs: QuerySet, limit: int) -> bool:
 
 @dataclass
 class ListQuery:
-    """What a list page asks for: search text, filter values by parameter name, sort key."""
+    """What a list page asks for: search text, filter values by parameter name, sort key.
+
+    ``lookups`` is set only for a Django admin changelist's "select all" (``outreach.admin_bulk``):
+    its list-filter query parameters as ORM lookups, each with its list of values
+    (``{"created_at__gte": ["2026-12-01 00:00:00+00:00"], "team__id__exact": ["3"]}``),
+    applied by :func:`apply_lookups` as the admin applies them. The UI lists never set it."""
 
     q: str = ""
     filters: dict[str, str] = field(default_factory=dict)
     order: str = ""
+    lookups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def apply_lookups(qs: QuerySet, lookups: dict[str, list[str]]) -> QuerySet:
+    """``qs`` filtered by Django admin list-filter ``lookups`` (``ListQuery.lookups``) exactly as
+    the admin changelist filters it (``django.contrib.admin``'s ``prepare_lookup_value`` — ``__in``
+    split on commas, ``__isnull`` to a bool — then one Q per parameter, its values OR-ed, the
+    parameters AND-ed, as ``build_q_object_from_lookup_parameters``). The lookups must have passed
+    the ModelAdmin's ``lookup_allowed`` when they were taken from the request. Raises FieldError
+    (unknown field), ValueError or ValidationError (a value of the wrong type) when the query is
+    built or run."""
+    from django.contrib.admin.utils import build_q_object_from_lookup_parameters, prepare_lookup_value
+
+    if not lookups:
+        return qs
+    prepared = {key: prepare_lookup_value(key, [str(v) for v in values]) for key, values in lookups.items()}
+    return qs.filter(build_q_object_from_lookup_parameters(prepared))
 
 
 @dataclass(frozen=True)
@@ -255,9 +277,9 @@ def contacts_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
 
 def contacts_selected(*, team: Team, selection: Selection) -> QuerySet:
     """The team's contacts a Selection stands for (unordered): its ids, or every contact matching
-    its query (search and filters; the sort is ignored)."""
+    its query (search, filters and admin lookups; the sort is ignored)."""
     if selection.query is not None:
-        return contact_list(team=team, query=selection.query)[0].order_by()
+        return apply_lookups(contact_list(team=team, query=selection.query)[0].order_by(), selection.query.lookups)
     return contacts_by_ids(team=team, ids=selection.ids)
 
 
@@ -305,10 +327,23 @@ def leads_by_ids(*, team: Team, ids: Iterable[int]) -> QuerySet:
 
 
 def leads_selected(*, team: Team, selection: Selection) -> QuerySet:
-    """The team's leads a Selection stands for (unordered; contact joined)."""
+    """The team's leads a Selection stands for (unordered; contact joined): its ids, or every
+    lead matching its query (search, filters and admin lookups)."""
     if selection.query is not None:
-        return lead_list(team=team, query=selection.query)[0].order_by()
+        return apply_lookups(lead_list(team=team, query=selection.query)[0].order_by(), selection.query.lookups)
     return leads_by_ids(team=team, ids=selection.ids)
+
+
+def timeline_events_selected(*, team: Team, selection: Selection) -> QuerySet:
+    """The team's timeline events a Selection stands for (unordered): its ids, or every event
+    whose contact matches the query's search (``q``, the contact's searched text, as the admin's
+    timeline search) and its admin ``lookups``. The query's ``filters`` are not used (no UI list
+    of timeline events)."""
+    qs = TimelineEvent.objects.for_team(team)
+    if selection.query is None:
+        return qs.filter(pk__in=list(selection.ids))
+    qs = apply_text_search(qs, selection.query.q, contact_search_text("contact__"))
+    return apply_lookups(qs, selection.query.lookups)
 
 
 # --- Bulk jobs -----------------------------------------------------------------------------

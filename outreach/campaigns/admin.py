@@ -8,7 +8,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 
+from ..admin_bulk import admin_bulk_form_fields, admin_bulk_jobs_create, admin_bulk_jobs_message, admin_bulk_wanted
 from ..admin_scoping import TeamScopedAdmin
+from ..models import BulkJob
 from ..selectors import Selection
 from ..services.teams import team_for_user
 from .models import Campaign, CampaignStep, Enrolment
@@ -91,7 +93,9 @@ class EnrolForm(forms.Form):
 
 def enrol_contacts_action(modeladmin, request, queryset):
     """Contact admin action: choose a campaign on an intermediate page, then enrol the selected
-    contacts through ``campaign_enrol`` (the same skips and counts as the UI)."""
+    contacts of the campaign's team through ``campaign_enrol`` (the same skips and counts as the
+    UI). After "select all" on more than ``OUTREACH_BULK_JOB_THRESHOLD`` of them it queues an
+    enrol BulkJob instead (``outreach.admin_bulk``) and says so with a link to its progress."""
     campaigns = Campaign.objects.filter(status__in=(Campaign.Status.DRAFT, Campaign.Status.ACTIVE, Campaign.Status.PAUSED))
     if not request.user.is_superuser:
         campaigns = campaigns.filter(team=team_for_user(request.user))
@@ -99,6 +103,15 @@ def enrol_contacts_action(modeladmin, request, queryset):
         form = EnrolForm(request.POST, campaigns=campaigns)
         if form.is_valid():
             campaign = form.cleaned_data["campaign"]
+            if admin_bulk_wanted(request, queryset.filter(team=campaign.team)):
+                try:
+                    jobs = admin_bulk_jobs_create(modeladmin, request, queryset, kind=BulkJob.Kind.ENROL,
+                                                  value=str(campaign.pk), team=campaign.team)
+                except ValidationError as err:
+                    modeladmin.message_user(request, " ".join(err.messages), messages.ERROR)
+                    return None
+                admin_bulk_jobs_message(modeladmin, request, jobs)
+                return None
             ids = list(queryset.filter(team=campaign.team).values_list("pk", flat=True))
             result = campaign_enrol(campaign=campaign, selection=Selection.of_ids(ids), actor=request.user)
             modeladmin.message_user(request, f"{campaign.name}: {result.summary()}", messages.SUCCESS)
@@ -108,7 +121,7 @@ def enrol_contacts_action(modeladmin, request, queryset):
     return render(request, "admin/outreach/enrol_in_campaign.html", {
         **modeladmin.admin_site.each_context(request), "title": "Enrol contacts in a campaign", "form": form,
         "contacts": queryset[:50], "count": queryset.count(), "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "ids": queryset.values_list("pk", flat=True)})
+        **admin_bulk_form_fields(request)})
 
 
 enrol_contacts_action.short_description = "Enrol selected contacts in a campaign…"

@@ -1,6 +1,8 @@
 """Bulk jobs: a list page's "all N matching" bulk action on more than
 ``settings.OUTREACH_BULK_JOB_THRESHOLD`` rows runs in a Celery task, batch by batch, instead of
-inside the web request (make leads, set lead status, delete contacts, enrol in a campaign).
+inside the web request (make leads, set lead status, delete contacts, enrol in a campaign; from
+Django admin's "select all" also delete leads and delete timeline events, ``outreach.admin_bulk``;
+``manage.py campaign_enroll`` runs its enrolment through :func:`bulk_job_run` as well).
 
 Flow: :func:`bulk_job_create` stores the action and its list query as a :class:`~outreach.models.BulkJob`
 (``queued``) and publishes ``outreach.bulk_job_run`` after the commit → :func:`bulk_job_run`
@@ -31,7 +33,7 @@ from typing import Any, Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldError, ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -39,9 +41,10 @@ from django.utils import timezone
 from ..campaigns.models import Enrolment
 from ..campaigns.selectors import campaigns_open
 from ..campaigns.services import campaign_enrol
-from ..models import BulkJob, Contact, Lead, Team
-from ..selectors import ListQuery, Selection, contacts_selected, leads_selected, more_rows_than
-from .contacts import contacts_delete, contacts_make_leads, leads_set_status
+from ..models import BulkJob, Contact, Lead, Team, TimelineEvent
+from ..selectors import (ListQuery, Selection, contacts_selected, leads_selected, more_rows_than,
+                         timeline_events_selected)
+from .contacts import contacts_delete, contacts_make_leads, leads_delete, leads_set_status, timeline_events_delete
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,25 @@ def _delete_outcome(job: BulkJob, _context) -> str:
     return f"Deleted {_plural(job.changed, 'contact')}" + (f"; {gone:,} were already gone." if gone else ".")
 
 
+def _delete_leads(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
+    return BatchOutcome(leads_delete(team=job.team, ids=ids), {})
+
+
+def _delete_leads_outcome(job: BulkJob, _context) -> str:
+    gone = job.done - job.changed
+    return f"Deleted {_plural(job.changed, 'lead')}" + (f"; {gone:,} were already gone." if gone else ".")
+
+
+def _delete_events(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
+    return BatchOutcome(timeline_events_delete(team=job.team, ids=ids), {})
+
+
+def _delete_events_outcome(job: BulkJob, _context) -> str:
+    gone = job.done - job.changed
+    return (f"Deleted {_plural(job.changed, 'timeline event')}"
+            + (f"; {gone:,} were already gone." if gone else "."))
+
+
 def _enrol_context(job: BulkJob):
     campaign = campaigns_open(team=job.team).filter(pk=int(job.value) if job.value.isdigit() else 0).first()
     if campaign is None:
@@ -136,13 +158,15 @@ KINDS: dict[str, JobKind] = {
     K.SET_STATUS: JobKind(Lead, leads_selected, _set_status, _set_status_outcome),
     K.DELETE: JobKind(Contact, contacts_selected, _delete, _delete_outcome),
     K.ENROL: JobKind(Contact, contacts_selected, _enrol, _enrol_outcome, context=_enrol_context),
+    K.DELETE_LEADS: JobKind(Lead, leads_selected, _delete_leads, _delete_leads_outcome),
+    K.DELETE_EVENTS: JobKind(TimelineEvent, timeline_events_selected, _delete_events, _delete_events_outcome),
 }
 
 
 def _selection(job: BulkJob) -> Selection:
     query = job.query or {}
     return Selection(query=ListQuery(q=query.get("q", ""), filters=dict(query.get("filters") or {}),
-                                     order=query.get("order", "")))
+                                     order=query.get("order", ""), lookups=dict(query.get("lookups") or {})))
 
 
 # --- starting and cancelling -----------------------------------------------------------------
@@ -158,28 +182,46 @@ def bulk_job_wanted(*, team: Team, kind: str, selection: Selection) -> bool:
     return more_rows_than(KINDS[kind].rows(team=team, selection=selection), settings.OUTREACH_BULK_JOB_THRESHOLD)
 
 
-def bulk_job_create(*, team: Team, kind: str, query: ListQuery, value: str = "", actor=None) -> BulkJob:
+def bulk_job_create(*, team: Team, kind: str, query: ListQuery, value: str = "", actor=None,
+                    from_admin: bool = False, publish: bool = True) -> BulkJob:
     """Queue ``kind`` (a BulkJob.Kind value) on every row of ``team`` matching ``query`` (the
     list's search and filters) with ``value`` (a Lead.Status value for set_status, a campaign id
     for enrol). The rows are the ones existing now: ``max_pk`` bounds the job, so rows created
     while it runs are left alone. The task is published after the commit (a broker outage is
     logged, not raised: the sweep publishes it later).
 
+    ``query.lookups`` (a Django admin changelist's list filters, ``outreach.admin_bulk``) are
+    stored under ``"lookups"`` only when set, and checked by building the job's query once;
+    ``from_admin`` marks a job started from Django admin (``"admin": true``: its page links back
+    to the admin list). ``publish=False`` leaves the task unpublished, for a caller that runs
+    :func:`bulk_job_run` itself (``manage.py campaign_enroll``); the sweep still publishes a job
+    left queued that long.
+
     Returns the BulkJob (``queued``). Raises ValidationError for an unknown kind, an unknown
-    status, or a campaign that is not one of the team's open campaigns.
+    status, a campaign that is not one of the team's open campaigns, or lookups the model's
+    query refuses (unknown field, a value of the wrong type).
     """
     if kind not in KINDS:
         raise ValidationError({"kind": f"Unknown bulk action “{kind}”."})
     if kind == K.SET_STATUS and value not in Lead.Status.values:
         raise ValidationError({"value": f"Unknown lead status “{value}”."})
-    job = BulkJob(team=team, actor=actor, kind=kind, value=value,
-                  query={"q": query.q, "filters": dict(query.filters), "order": query.order})
+    stored: dict[str, Any] = {"q": query.q, "filters": dict(query.filters), "order": query.order}
+    if from_admin:
+        stored["admin"] = True
+    if query.lookups:
+        stored["lookups"] = {key: [str(v) for v in values] for key, values in query.lookups.items()}
+        try:
+            KINDS[kind].rows(team=team, selection=Selection(query=query)).query.sql_with_params()
+        except (FieldError, ValueError, TypeError, ValidationError) as err:
+            raise ValidationError({"query": f"These filters cannot be run as a bulk job: {err}"}) from err
+    job = BulkJob(team=team, actor=actor, kind=kind, value=value, query=stored)
     if kind == K.ENROL:
         job.details = {"campaign": _enrol_context(job).name}
     with transaction.atomic():
         job.max_pk = KINDS[kind].model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         job.save()
-        transaction.on_commit(lambda: bulk_job_publish(job.pk))
+        if publish:
+            transaction.on_commit(lambda: bulk_job_publish(job.pk))
     return job
 
 

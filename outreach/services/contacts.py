@@ -173,6 +173,13 @@ def leads_delete(*, team: Team, ids: Iterable[int]) -> int:
     return per_model.get(Lead._meta.label, 0)
 
 
+def timeline_events_delete(*, team: Team, ids: Iterable[int]) -> int:
+    """Delete the team's timeline events with these ``ids`` (other teams' ids are left alone; the
+    contacts stay). One set-based DELETE. Returns how many."""
+    _, per_model = TimelineEvent.objects.for_team(team).filter(pk__in=list(ids)).delete()
+    return per_model.get(TimelineEvent._meta.label, 0)
+
+
 def _leads_insert(*, team: Team, contact_ids: list[int], status: str, owner, actor, summary: str) -> int:
     """One batch of ``contacts_make_leads``: lead + timeline row for each contact among
     ``contact_ids`` without a lead. Retried when a lead was created concurrently. Returns how many."""

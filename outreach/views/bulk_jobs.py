@@ -45,18 +45,32 @@ class BulkJobListView(AdminListView):
 bulk_job_list_view = BulkJobListView.as_view()
 
 
+#: Per kind: (what the rows are, the UI list, the admin changelist).
+_ROWS = {
+    BulkJob.Kind.SET_STATUS: ("leads", "lead_list", "admin:outreach_lead_changelist"),
+    BulkJob.Kind.DELETE_LEADS: ("leads", "lead_list", "admin:outreach_lead_changelist"),
+    BulkJob.Kind.DELETE_EVENTS: ("timeline events", "", "admin:outreach_timelineevent_changelist"),
+}
+_CONTACTS = ("contacts", "contact_list", "admin:outreach_contact_changelist")
+
+
 def bulk_job_back_url(job: BulkJob) -> str:
-    """The list the job was started from, with its search and filters (contacts; leads for a
-    status change)."""
+    """The list the job was started from, with its search and filters: the UI's contacts or
+    leads list, or — for a job started from Django admin (``query["admin"]``) — that admin
+    changelist with its search and list filters."""
     query = job.query or {}
+    _noun, ui, changelist = _ROWS.get(job.kind, _CONTACTS)
+    if query.get("admin") or not ui:
+        params = [("q", query["q"])] if query.get("q") else []
+        params += [(key, v) for key, values in (query.get("lookups") or {}).items() for v in values]
+        return reverse(changelist) + ("?" + urlencode(params) if params else "")
     params = {"q": query.get("q", ""), **(query.get("filters") or {}), "o": query.get("order", "")}
     params = {k: v for k, v in params.items() if v}
-    url = reverse("lead_list" if job.kind == BulkJob.Kind.SET_STATUS else "contact_list")
-    return url + ("?" + urlencode(params) if params else "")
+    return reverse(ui) + ("?" + urlencode(params) if params else "")
 
 
 def _context(job: BulkJob) -> dict:
-    return {"job": job, "back_url": bulk_job_back_url(job)}
+    return {"job": job, "back_url": bulk_job_back_url(job), "rows_noun": _ROWS.get(job.kind, _CONTACTS)[0]}
 
 
 def bulk_job_detail(request: HttpRequest, pk: int) -> HttpResponse:
