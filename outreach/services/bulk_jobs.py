@@ -287,7 +287,8 @@ def _finish(job: BulkJob, token: str, status: str, message: str) -> None:
                               claimed_by="", updated_at=now)
 
 
-def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None) -> BulkJob:
+def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None,
+                 on_batch: Callable[[BulkJob], None] | None = None) -> BulkJob:
     """Run BulkJob ``bulk_job_id`` to its end (the Celery task's body); returns the job as stored.
 
     Claims the job (a job claimed by a live run, finished, or cancelled is returned untouched),
@@ -298,6 +299,11 @@ def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None) -> BulkJob:
     was stopped) or a bug fails the job with the message; a database outage leaves it running,
     its lease expiring, for the sweep to queue again; the task's soft time limit
     (``SoftTimeLimitExceeded``) releases the claim at once, so the next sweep resumes it.
+
+    ``on_batch(job)`` is called after each committed batch with the job's new counters (``done``,
+    ``changed``, ``total``, ``details``), e.g. for a command's progress line. A KeyboardInterrupt
+    (Ctrl-C in a command running the job itself) ends the job ``cancelled`` after its committed
+    batches and is raised again.
     """
     size = batch_size or settings.OUTREACH_BULK_JOB_BATCH
     token = uuid.uuid4().hex
@@ -333,10 +339,19 @@ def bulk_job_run(*, bulk_job_id: int, batch_size: int | None = None) -> BulkJob:
                         details=details, lease_until=_lease_end(), updated_at=timezone.now()):
                     raise _LeaseLost()  # rolls this batch back: the run holding the claim does it
             job.cursor, job.done, job.changed, job.details = ids[-1], job.done + len(ids), job.changed + outcome.changed, details
+            if on_batch is not None:
+                on_batch(job)
     except _LeaseLost:
         logger.warning("BulkJob %s: claim lost to another run; stopping.", job.pk)
     except ValidationError as err:
         _finish(job, token, S.FAILED, f"Stopped after {job.done:,} of {job.total or 0:,}: " + " ".join(err.messages))
+    except KeyboardInterrupt:  # the command running the job was interrupted: stop, keep what committed
+        try:
+            _finish(job, token, S.CANCELLED, f"Interrupted after {job.done:,} of {job.total or 0:,}: "
+                    + _lower_first(kind.outcome(job, context)))
+        except Exception:  # the connection went with the interrupt: the lease expires, the sweep resumes it
+            logger.warning("BulkJob %s: interrupted; not marked cancelled.", job.pk, exc_info=True)
+        raise
     except SoftTimeLimitExceeded:  # the task's time is up, not the job's: hand it to the next run now
         logger.warning("BulkJob %s: task time limit after %s rows; released for the sweep to resume.", job.pk, job.done)
         _owned(job, token).update(lease_until=timezone.now(), claimed_by="")
