@@ -40,7 +40,7 @@ from ..message_templates.services import merge_context, message_template_render,
 from ..models import Contact, Mailbox, SentMessage, Suppression, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches
 from ..services.sending import sent_message_create, sent_messages_cancel
-from ..services.common import is_unique_violation, model_update
+from ..services.common import is_unique_violation, model_create, model_update
 from ..services.timeline import timeline_event_record
 from ..services.sending_rules import parse_send_days, validate_zone, window_opening, zone_or_default
 from .models import Campaign, CampaignMessage, CampaignStep, Enrolment, StepVariant
@@ -107,7 +107,7 @@ def campaign_create(*, team: Team, actor=None, data: dict[str, Any]) -> Campaign
     values, mailboxes = _clean_campaign(team, {"name": "", **data})
     try:
         with transaction.atomic():
-            campaign = Campaign.objects.create(team=team, created_by=actor, **values)
+            campaign = model_create(Campaign, team=team, created_by=actor, **values)
             if mailboxes:
                 campaign.mailboxes.set(mailboxes)
     except IntegrityError as err:
@@ -183,7 +183,7 @@ def campaign_step_save(*, campaign: Campaign, step: CampaignStep | None = None, 
     with transaction.atomic():
         if step is None:
             last = campaign.steps.select_for_update().order_by("-position").first()
-            step = CampaignStep.objects.create(campaign=campaign, position=(last.position + 1) if last else 1, **values)
+            step = model_create(CampaignStep, campaign=campaign, position=(last.position + 1) if last else 1, **values)
         else:
             model_update(step, fields=STEP_FIELDS, data=values)
         kept = []

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from ..html_text import html_to_text
 from ..models import Contact, Mailbox, MessageTemplate, SentMessage, Team
-from ..services.common import is_unique_violation, model_update
+from ..services.common import is_unique_violation, model_create, model_update
 from ..validation import validate_header_value
 from .engine import TemplateInfo, check_template, missing_fields, render_template
 
@@ -98,7 +98,7 @@ def message_template_create(*, team: Team, actor=None, data: dict[str, Any]) -> 
     values = _clean(data)
     try:
         with transaction.atomic():
-            return MessageTemplate.objects.create(team=team, created_by=actor, **values)
+            return model_create(MessageTemplate, team=team, created_by=actor, **values)
     except IntegrityError as err:
         raise _duplicate(values["name"]) from err
 

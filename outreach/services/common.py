@@ -47,6 +47,24 @@ def model_update(instance: M, *, fields: Iterable[str], data: Mapping[str, Any])
     return instance, True
 
 
+def model_create(model: type[M], **values: Any) -> M:
+    """Insert a new ``model`` row from ``values`` (field names → values) after the same field
+    checks :func:`model_update` makes, so a create and an edit accept the same values (length,
+    choices, validators such as the URL check).
+
+    Relations are not re-checked (the services pass team, contact and user objects they already
+    hold, and a lookup per relation would cost a query each), nor are unique constraints: the
+    database stays the arbiter there, so two concurrent creates cannot both pass a check, and the
+    caller turns the IntegrityError into its own words. Returns the saved instance; raises
+    ValidationError ({field: [messages]}) before anything is written.
+    """
+    instance = model(**values)
+    relations = [f.name for f in instance._meta.concrete_fields if f.is_relation]
+    instance.full_clean(exclude=relations, validate_unique=False, validate_constraints=False)
+    instance.save(force_insert=True)
+    return instance
+
+
 def is_unique_violation(err: ValidationError) -> bool:
     """Whether ``err`` (from :func:`model_update`'s ``full_clean``) reports a unique constraint over
     several fields, e.g. a second campaign named alike in one team (Django's "… with this Team and

@@ -11,7 +11,7 @@ from django.utils import timezone
 from ..models import Contact, ExternalId, Lead, Team, TimelineEvent
 from ..selectors import Selection, contacts_selected, id_batches, leads_selected
 from ..validation import normalize_email
-from .common import model_update
+from .common import model_create, model_update
 from .external_ids import external_ids_set
 from .timeline import timeline_event_record
 
@@ -40,7 +40,7 @@ def contact_create(*, team: Team, actor=None, data: dict[str, Any]) -> Contact:
     values.setdefault("source", "manual")
     try:
         with transaction.atomic():
-            contact = Contact.objects.create(team=team, **values)
+            contact = model_create(Contact, team=team, **values)
             external_ids_set(contact=contact, object="contact", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.CONTACT_CREATED, actor=actor,
                                   summary=f"Contact created ({contact.source}).")
@@ -139,7 +139,7 @@ def lead_create(*, team: Team, contact: Contact, actor=None, data: dict[str, Any
     values = {k: v for k, v in data.items() if k in LEAD_FIELDS}
     try:
         with transaction.atomic():
-            lead = Lead.objects.create(team=team, contact=contact, **values)
+            lead = model_create(Lead, team=team, contact=contact, **values)
             external_ids_set(contact=contact, object="lead", values=data)
             timeline_event_record(contact=contact, kind=TimelineEvent.Kind.LEAD_CREATED, actor=actor,
                                   summary=f"Became a lead ({lead.get_status_display()}).")
