@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma for counts of up to millions of rows
     "django.contrib.postgres",  # pg_trgm index wrappers (OpClass); harmless on SQLite
     "django_htmx",
     "axes",

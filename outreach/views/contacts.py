@@ -61,7 +61,7 @@ class ContactListView(AdminListView):
 
     def bulk_delete(self, selection, value) -> str:
         count = contacts_delete(team=self.team, selection=selection)
-        return f"Deleted {count} contact{'s' if count != 1 else ''}."
+        return f"Deleted {count:,} contact{'s' if count != 1 else ''}."
 
     def bulk_enrol(self, selection, value) -> str:
         campaign = campaigns_open(team=self.team).get(pk=int(value))
@@ -71,7 +71,7 @@ class ContactListView(AdminListView):
     def bulk_make_leads(self, selection, value) -> str:
         made, skipped = contacts_make_leads(team=self.team, selection=selection, owner=self.request.user,
                                             actor=self.request.user)
-        return f"Made {made} lead{'s' if made != 1 else ''}" + (f"; {skipped} already were leads." if skipped else ".")
+        return f"Made {made:,} lead{'s' if made != 1 else ''}" + (f"; {skipped:,} already were leads." if skipped else ".")
 
 
 contact_list = ContactListView.as_view()

@@ -44,7 +44,7 @@ class LeadListView(AdminListView):
 
     def bulk_set_status(self, selection, value) -> str:
         changed = leads_set_status(team=self.team, selection=selection, status=value, actor=self.request.user)
-        return f"Set {changed} lead{'s' if changed != 1 else ''} to “{Lead.Status(value).label}”."
+        return f"Set {changed:,} lead{'s' if changed != 1 else ''} to “{Lead.Status(value).label}”."
 
 
 lead_list = LeadListView.as_view()

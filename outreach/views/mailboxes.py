@@ -63,11 +63,11 @@ class MailboxListView(AdminListView):
 
     def bulk_deactivate(self, selection, value) -> str:
         n = mailboxes_set_active(team=self.team, ids=self.rows(selection).values_list("pk", flat=True), active=False)
-        return f"Deactivated {n} mailbox{'es' if n != 1 else ''}."
+        return f"Deactivated {n:,} mailbox{'es' if n != 1 else ''}."
 
     def bulk_activate(self, selection, value) -> str:
         n = mailboxes_set_active(team=self.team, ids=self.rows(selection).values_list("pk", flat=True), active=True)
-        return f"Activated {n} mailbox{'es' if n != 1 else ''}."
+        return f"Activated {n:,} mailbox{'es' if n != 1 else ''}."
 
 
 mailbox_list = MailboxListView.as_view()

@@ -86,11 +86,11 @@ class MemberListView(AdminListView):
 
     def bulk_set_role(self, selection, value) -> str:
         n, _ = self._each(selection, lambda m: membership_set_role(membership=m, role=value, actor=self.request.user))
-        return f"Role set to {Membership.Role(value).label} for {n} member{'s' if n != 1 else ''}."
+        return f"Role set to {Membership.Role(value).label} for {n:,} member{'s' if n != 1 else ''}."
 
     def bulk_remove(self, selection, value) -> str:
         n, _ = self._each(selection, lambda m: membership_remove(membership=m, actor=self.request.user))
-        return f"Removed {n} member{'s' if n != 1 else ''} from the team."
+        return f"Removed {n:,} member{'s' if n != 1 else ''} from the team."
 
 
 member_list = MemberListView.as_view()

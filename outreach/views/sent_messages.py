@@ -49,7 +49,7 @@ class MessageListView(AdminListView):
     def _summary(self, done: int, asked: int, verb: str, allowed: str) -> str:
         noun = "message" if done == 1 else "messages"
         skipped = asked - done
-        return f"{verb} {done} {noun}." + (f" {skipped} skipped (only {allowed} ones)." if skipped else "")
+        return f"{verb} {done:,} {noun}." + (f" {skipped:,} skipped (only {allowed} ones)." if skipped else "")
 
     def _ids(self, selection) -> list[int]:
         return list(self.rows(selection).order_by().values_list("pk", flat=True))

@@ -124,6 +124,19 @@ def test_thousands_separators_in_the_final_message(team, published):
     assert bulk_jobs.KINDS["make_leads"].outcome(job, None) == "Made 81,710 leads; 12 already were leads."
 
 
+def test_in_request_counts_have_thousands_separators(user_client, team, settings, published):
+    settings.OUTREACH_BULK_JOB_THRESHOLD = 5_000  # 1,234 rows stay in the request
+    _contacts(team, 1_234, company="Acme")
+    url = reverse("contact_list") + "?company=Acme"
+    confirm = user_client.post(url, {"action": "delete", "all": "1"}).content.decode()
+    assert "all 1,234 contacts matching" in confirm and "Yes, delete 1,234 contacts" in confirm
+    response = user_client.post(url, {"action": "make_leads", "all": "1"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Made 1,234 leads."]
+    response = user_client.post(url, {"action": "delete", "all": "1", "confirmed": "yes"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Deleted 1,234 contacts."]
+    assert not BulkJob.objects.exists() and not Contact.objects.filter(team=team).exists()
+
+
 def test_a_run_killed_mid_way_is_resumed_by_the_sweep_without_duplicates(team, team_user, small, published, monkeypatch):
     user = team_user[1]
     contacts = _contacts(team, 22)
