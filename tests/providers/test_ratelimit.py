@@ -171,3 +171,47 @@ def test_parse_retry_after_seconds(value, expected):
 
 def test_parse_retry_after_http_date():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+def _max_in_window(times: list[float], period: float) -> int:
+    """The most ``times`` inside any half-open window of ``period`` seconds (the fake's moving window)."""
+    times, best, first = sorted(times), 0, 0
+    for last in range(len(times)):
+        while times[last] - times[first] >= period:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def test_callers_woken_late_by_a_stall_do_not_bunch_with_the_callers_after_them(monkeypatch):
+    """The cause of the in-process burst's 429s under load: threads descheduled past their slot
+    (here: the whole process stalls 0.45 s, so every sleep that would end earlier ends then)
+    used to send together at the stall's end, while the callers after them kept the limiter's
+    pace: 22 requests in one 2 s window of a 20-per-2-s limit. A caller waking later than the
+    tolerance now takes the next free slot instead."""
+    limiter, limit = LocalRateLimiter(), RateLimit(20, 2.0)
+    key = limiter_key("lemlist", "stalled")
+    real_sleep, start = time.sleep, time.monotonic()
+    stall_end = start + 0.45
+
+    def stalled_sleep(seconds):
+        real_sleep(max(seconds, stall_end - time.monotonic()))
+
+    monkeypatch.setattr(ratelimit.time, "sleep", stalled_sleep)
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def caller():
+        for _ in range(4):
+            limiter.acquire(key=key, limit=limit)
+            with lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sent) == 32
+    assert _max_in_window(sent, limit.period) <= limit.requests
+    assert min(s for s in sent if s > start + 0.01) >= stall_end - 0.001  # the stall did happen
