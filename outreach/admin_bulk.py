@@ -1,4 +1,4 @@
-"""Django admin's "select all N" on the large lists (contacts, leads, timeline events) through the
+"""Django admin's "select all N" on the large lists (contacts, leads, timeline events, enrolments) through the
 bulk-job service (``outreach.services.bulk_jobs``), as the UI lists' "all N matching".
 
 An admin action called with ``select_across=1`` on more than ``OUTREACH_BULK_JOB_THRESHOLD`` rows
@@ -14,8 +14,10 @@ job's is the kind's selector (``contacts_selected``, ``leads_selected``,
 
 - the team: the staff user's team; for a superuser (whose changelist spans every team) one job
   per team that has rows in the selection;
-- the search box → ``ListQuery.q``: these admins search with ``apply_text_search`` over
-  ``contact_search_text(contact_search_prefix)``, the expression the selectors search;
+- the search box → ``ListQuery.q``: the contacts, leads and timeline admins search with
+  ``apply_text_search`` over ``contact_search_text(contact_search_prefix)``, the expression the
+  selectors search; the enrolment admin with Django's own search over its ``search_fields``,
+  which ``enrolments_selected`` repeats with ``apply_search`` (:data:`SAME_SEARCH` checks it);
 - the list filters → ``ListQuery.lookups``: the changelist's filter query parameters as they
   came (Django checked each with ``lookup_allowed`` before calling the action), which
   ``apply_lookups`` applies the way Django's field list filters do (``prepare_lookup_value``,
@@ -46,6 +48,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .admin_scoping import request_team
+from .campaigns.selectors import ENROLMENT_ADMIN_SEARCH
 from .models import BulkJob, Team
 from .selectors import ListQuery, more_rows_than
 from .services.bulk_jobs import bulk_job_create
@@ -55,10 +58,23 @@ from .services.bulk_jobs import bulk_job_create
 PLAIN_FILTERS = (RelatedFieldListFilter, ChoicesFieldListFilter, DateFieldListFilter, AllValuesFieldListFilter,
                  BooleanFieldListFilter)
 
-#: Per job kind, the ``contact_search_prefix`` of the search its selector runs.
-SEARCH_PREFIX = {BulkJob.Kind.MAKE_LEADS: "", BulkJob.Kind.DELETE: "", BulkJob.Kind.ENROL: "",
-                 BulkJob.Kind.SET_STATUS: "contact__", BulkJob.Kind.DELETE_LEADS: "contact__",
-                 BulkJob.Kind.DELETE_EVENTS: "contact__"}
+def _contact_text_search(prefix: str):
+    """An admin searching like the kind's selector: the contact's indexed text from ``prefix``."""
+    return lambda modeladmin: getattr(modeladmin, "contact_search_prefix", None) == prefix
+
+
+def _django_search(fields: tuple[str, ...]):
+    """An admin searching like the kind's selector: Django's own search over exactly ``fields``."""
+    return lambda modeladmin: (type(modeladmin).get_search_results is admin.ModelAdmin.get_search_results
+                               and tuple(modeladmin.search_fields) == fields)
+
+
+#: Per job kind: whether a ModelAdmin's search box is the search the kind's selector runs.
+SAME_SEARCH = {BulkJob.Kind.MAKE_LEADS: _contact_text_search(""), BulkJob.Kind.DELETE: _contact_text_search(""),
+               BulkJob.Kind.ENROL: _contact_text_search(""), BulkJob.Kind.SET_STATUS: _contact_text_search("contact__"),
+               BulkJob.Kind.DELETE_LEADS: _contact_text_search("contact__"),
+               BulkJob.Kind.DELETE_EVENTS: _contact_text_search("contact__"),
+               BulkJob.Kind.REMOVE_ENROLMENTS: _django_search(ENROLMENT_ADMIN_SEARCH)}
 
 
 def admin_bulk_wanted(request, queryset: QuerySet) -> bool:
@@ -79,7 +95,7 @@ def admin_list_query(modeladmin: admin.ModelAdmin, request, *, kind: str) -> Lis
               if key not in IGNORED_PARAMS and key not in (PAGE_VAR, ERROR_FLAG)}
     search = request.GET.get(SEARCH_VAR, "")
     refuse = "This selection cannot run in the background: "
-    if search.strip() and getattr(modeladmin, "contact_search_prefix", None) != SEARCH_PREFIX[kind]:
+    if search.strip() and not SAME_SEARCH[kind](modeladmin):
         raise ValidationError(refuse + "this list's search differs from the job's.")
     if modeladmin.date_hierarchy and any(key.startswith(f"{modeladmin.date_hierarchy}__") for key in params):
         raise ValidationError(refuse + "clear the date drill-down and filter with the list filters instead.")

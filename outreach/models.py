@@ -671,6 +671,7 @@ class BulkJob(TeamOwned):
         ENROL = "enrol", "Enrol in campaign"
         DELETE_LEADS = "delete_leads", "Delete leads"
         DELETE_EVENTS = "delete_events", "Delete timeline events"
+        REMOVE_ENROLMENTS = "remove_enrolments", "Remove from campaign"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

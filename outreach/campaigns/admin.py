@@ -76,6 +76,17 @@ class EnrolmentAdmin(TeamScopedAdmin):
 
     @admin.action(description="Remove selected contacts from their campaign")
     def remove_from_campaign(self, request, queryset):
+        """Stop the selected active enrolments (``enrolment_remove``). After "select all" on more
+        than ``OUTREACH_BULK_JOB_THRESHOLD`` of them: a bulk job per team instead
+        (``outreach.admin_bulk``), with a link to its progress."""
+        if admin_bulk_wanted(request, queryset):
+            try:
+                jobs = admin_bulk_jobs_create(self, request, queryset, kind=BulkJob.Kind.REMOVE_ENROLMENTS)
+            except ValidationError as err:
+                self.message_user(request, " ".join(err.messages), messages.ERROR)
+                return
+            admin_bulk_jobs_message(self, request, jobs)
+            return
         removed = 0
         for enrolment in queryset.filter(status=Enrolment.Status.ACTIVE).select_related("campaign", "contact"):
             enrolment_remove(enrolment=enrolment, actor=request.user)

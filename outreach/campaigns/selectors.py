@@ -24,6 +24,23 @@ ENROLMENT_ORDERING = {"email": ("contact__email",), "status": ("status",), "step
                       "due": ("next_due_at",), "created": ("created_at",)}
 
 
+#: Django admin's enrolment search (EnrolmentAdmin.search_fields), which ``enrolments_selected`` repeats.
+ENROLMENT_ADMIN_SEARCH = ("contact__email", "campaign__name")
+
+
+def enrolments_selected(*, team: Team, selection) -> QuerySet:
+    """The team's enrolments a Selection (``outreach.selectors.Selection``) stands for: its ids, or
+    every enrolment matching its query as the enrolment admin's changelist does: ``q`` through
+    Django admin's default search over ``ENROLMENT_ADMIN_SEARCH`` (every term contained in one of
+    them, :func:`~outreach.selectors.apply_search`) and its list-filter ``lookups``."""
+    from ..selectors import apply_lookups
+
+    qs = Enrolment.objects.for_team(team)
+    if selection.query is None:
+        return qs.filter(pk__in=list(selection.ids))
+    return apply_lookups(apply_search(qs, selection.query.q, ENROLMENT_ADMIN_SEARCH), selection.query.lookups)
+
+
 def campaign_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's campaigns with ``enrolled_count`` (not skipped), ``sent_count`` and ``replied_count``.
     Filter: ``status``. Returns (queryset, sort key used)."""

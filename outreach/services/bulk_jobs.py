@@ -1,7 +1,8 @@
 """Bulk jobs: a list page's "all N matching" bulk action on more than
 ``settings.OUTREACH_BULK_JOB_THRESHOLD`` rows runs in a Celery task, batch by batch, instead of
 inside the web request (make leads, set lead status, delete contacts, enrol in a campaign; from
-Django admin's "select all" also delete leads and delete timeline events, ``outreach.admin_bulk``;
+Django admin's "select all" also delete leads, delete timeline events and remove enrolments from
+their campaign, ``outreach.admin_bulk``;
 ``manage.py campaign_enroll`` runs its enrolment through :func:`bulk_job_run` as well).
 
 Flow: :func:`bulk_job_create` stores the action and its list query as a :class:`~outreach.models.BulkJob`
@@ -39,8 +40,8 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..campaigns.models import Enrolment
-from ..campaigns.selectors import campaigns_open
-from ..campaigns.services import campaign_enrol
+from ..campaigns.selectors import campaigns_open, enrolments_selected
+from ..campaigns.services import campaign_enrol, enrolment_remove
 from ..models import BulkJob, Contact, Lead, Team, TimelineEvent
 from ..selectors import (ListQuery, Selection, contacts_selected, leads_selected, more_rows_than,
                          timeline_events_selected)
@@ -53,6 +54,10 @@ K, S = BulkJob.Kind, BulkJob.Status
 
 def _plural(n: int, noun: str, plural: str = "") -> str:
     return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def _delete_leads(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
 
 def _delete_leads_outcome(job: BulkJob, _context) -> str:
     gone = job.done - job.changed
-    return f"Deleted {_plural(job.changed, 'lead')}" + (f"; {gone:,} were already gone." if gone else ".")
+    return f"Deleted {_plural(job.changed, 'lead')}" + (f"; {gone:,} {_were(gone)} already gone." if gone else ".")
 
 
 def _delete_events(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
@@ -124,7 +129,22 @@ def _delete_events(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
 def _delete_events_outcome(job: BulkJob, _context) -> str:
     gone = job.done - job.changed
     return (f"Deleted {_plural(job.changed, 'timeline event')}"
-            + (f"; {gone:,} were already gone." if gone else "."))
+            + (f"; {gone:,} {_were(gone)} already gone." if gone else "."))
+
+
+def _remove_enrolments(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
+    removed = 0
+    for enrolment in (Enrolment.objects.for_team(job.team).filter(pk__in=ids, status=Enrolment.Status.ACTIVE)
+                      .select_related("campaign", "contact")):
+        enrolment_remove(enrolment=enrolment, actor=job.actor)
+        removed += 1
+    return BatchOutcome(removed, {})
+
+
+def _remove_enrolments_outcome(job: BulkJob, _context) -> str:
+    inactive = job.done - job.changed
+    return (f"Removed {_plural(job.changed, 'enrolment')} from their campaign"
+            + (f"; {inactive:,} {_were(inactive)} no longer active." if inactive else "."))
 
 
 def _enrol_context(job: BulkJob):
@@ -160,6 +180,7 @@ KINDS: dict[str, JobKind] = {
     K.ENROL: JobKind(Contact, contacts_selected, _enrol, _enrol_outcome, context=_enrol_context),
     K.DELETE_LEADS: JobKind(Lead, leads_selected, _delete_leads, _delete_leads_outcome),
     K.DELETE_EVENTS: JobKind(TimelineEvent, timeline_events_selected, _delete_events, _delete_events_outcome),
+    K.REMOVE_ENROLMENTS: JobKind(Enrolment, enrolments_selected, _remove_enrolments, _remove_enrolments_outcome),
 }
 
 

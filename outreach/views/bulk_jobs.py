@@ -50,6 +50,7 @@ _ROWS = {
     BulkJob.Kind.SET_STATUS: ("leads", "lead_list", "admin:outreach_lead_changelist"),
     BulkJob.Kind.DELETE_LEADS: ("leads", "lead_list", "admin:outreach_lead_changelist"),
     BulkJob.Kind.DELETE_EVENTS: ("timeline events", "", "admin:outreach_timelineevent_changelist"),
+    BulkJob.Kind.REMOVE_ENROLMENTS: ("enrolments", "", "admin:outreach_enrolment_changelist"),
 }
 _CONTACTS = ("contacts", "contact_list", "admin:outreach_contact_changelist")
 

@@ -251,3 +251,31 @@ def test_a_selection_the_job_cannot_express_is_refused_and_nothing_changes(world
     assert (query.q, query.lookups) == ("gone", {"created_at__gte": ["2026-01-01"]})
     with pytest.raises(ValidationError, match="search differs"):
         admin_list_query(model_admin, request, kind="set_status")
+
+
+def test_remove_all_enrolments_of_a_campaign_above_the_threshold_is_a_job(world, small, published):
+    client, mine, theirs = world["client"], world["mine"], world["theirs"]
+    campaigns = {}
+    for team in (mine, theirs):
+        mailbox = make_mailbox(team)
+        for name in ("Launch", "Later"):
+            campaign = Campaign.objects.create(team=team, name=name)
+            campaign.mailboxes.add(mailbox)
+            Enrolment.objects.bulk_create([Enrolment(team=team, campaign=campaign, contact=c, mailbox=mailbox)
+                                           for c in world["rows"][team.pk]["gone"] + world["rows"][team.pk]["keep"]])
+            campaigns[team.pk, name] = campaign
+    launch = campaigns[mine.pk, "Launch"]
+    Enrolment.objects.filter(campaign=launch, contact=world["rows"][mine.pk]["gone"][0]).update(status="stopped")
+    url = f"{reverse('admin:outreach_enrolment_changelist')}?campaign__id__exact={launch.pk}&q=gone"
+    expected = set(Enrolment.objects.filter(campaign=launch, contact__email__startswith="gone").values_list("pk", flat=True))
+    assert _admin_pks(client, url) == expected and len(expected) == 14
+    response = client.post(url, {"action": "remove_from_campaign", "select_across": "1", "index": "0",
+                                 "_selected_action": [str(min(expected))]}, follow=True)
+    job = BulkJob.objects.get()
+    assert "runs in the background" in _messages(response)[0] and not Enrolment.objects.filter(reason="removed").exists()
+    assert job.kind == "remove_enrolments" and _job_pks(job) == expected
+    job = _run(job)
+    assert job.message == "Removed 13 enrolments from their campaign; 1 was no longer active."
+    assert set(Enrolment.objects.filter(reason="removed").values_list("pk", flat=True)) == expected - {
+        Enrolment.objects.get(campaign=launch, contact=world["rows"][mine.pk]["gone"][0]).pk}
+    assert Enrolment.objects.filter(status="active").count() == 4 * 17 - 14
