@@ -4,6 +4,7 @@ fake (20 requests per 2 s moving window) at close to the documented 10 requests 
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import shutil
@@ -183,7 +184,7 @@ def _max_in_window(times: list[float], period: float) -> int:
     return best
 
 
-def test_callers_woken_late_by_a_stall_do_not_bunch_with_the_callers_after_them(monkeypatch):
+def test_callers_woken_late_by_a_stall_do_not_bunch_with_the_callers_after_them(monkeypatch, caplog):
     """The cause of the in-process burst's 429s under load: threads descheduled past their slot
     (here: the whole process stalls 0.45 s, so every sleep that would end earlier ends then)
     used to send together at the stall's end, while the callers after them kept the limiter's
@@ -208,10 +209,12 @@ def test_callers_woken_late_by_a_stall_do_not_bunch_with_the_callers_after_them(
                 sent.append(time.monotonic())
 
     threads = [threading.Thread(target=caller) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with caplog.at_level(logging.DEBUG, logger="providers.ratelimit"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert len(sent) == 32
     assert _max_in_window(sent, limit.period) <= limit.requests
-    assert min(s for s in sent if s > start + 0.01) >= stall_end - 0.001  # the stall did happen
+    # The slots at 0.11, 0.22 and 0.33 s were woken at least 0.12 s late (at the stall's end): given up.
+    assert sum("taking the next one" in r.getMessage() for r in caplog.records) >= 3
