@@ -416,10 +416,13 @@ class SmtpProvider(Provider):
         an SMTP server processes a mail transaction only when it receives that indicator (RFC 5321 section
         4.1.1.4), and a connection that closes before it leaves no transaction behind (section 3.8: the
         transaction is abandoned; the client treats it as a 451). So the session runs its own DATA phase over
-        smtplib's socket: DATA, its 354, the dot-stuffed content *without* the indicator, then
-        ``on_handover()`` (the caller commits its marker while the server reads the content), then the
-        indicator. If ``on_handover()`` raises, the connection is closed without the indicator (and without
-        QUIT, which the server would read as content): the server delivers nothing.
+        smtplib's socket: DATA, its 354, then ``on_handover()`` (the caller commits its marker), then the
+        dot-stuffed content and the indicator in one write. A content larger than :data:`_ONE_WRITE_BYTES`
+        is written before ``on_handover()`` (the server reads it while the marker commits) and only the
+        indicator after it, so that a connection lost while a large content is on its way is still "nothing
+        handed over" (retried) rather than "may have been delivered". If ``on_handover()`` raises, the
+        connection is closed without the indicator (and without QUIT, which the server would read as
+        content): the server delivers nothing.
 
         ``idle()``, if given, is called while a command is on its way and its answer not yet read: after MAIL
         FROM and after the first RCPT TO (nothing handed over yet), and after the end-of-data indicator
@@ -458,7 +461,10 @@ class SmtpProvider(Provider):
             code, reply = client.getreply()
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
-            client.send(_dot_stuffed(prepared))  # the content, without the end-of-data indicator
+            content = _dot_stuffed(prepared)
+            if len(content) > _ONE_WRITE_BYTES:  # a large content goes now; the indicator after the marker
+                client.send(content)
+                content = b""
         except smtplib.SMTPDataError as err:
             raise self._data_error(session, err) from err
         except (OSError, smtplib.SMTPServerDisconnected, EOFError) as err:  # before the indicator: nothing delivered
@@ -470,7 +476,7 @@ class SmtpProvider(Provider):
             _smtp_sessions.discard(session, quit=False)
             raise
         try:
-            client.send(_END_OF_DATA)
+            client.send(content + _END_OF_DATA)  # a small content and the indicator: one write, one wake-up
             if idle is not None:
                 idle()
             code, reply = client.getreply()
@@ -602,6 +608,11 @@ class SmtpProvider(Provider):
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _END_OF_DATA = b".\r\n"  #: the end-of-data indicator, after content that ends with CRLF (RFC 5321 section 4.1.1.4)
+#: A dot-stuffed content up to this size is written together with the end-of-data indicator, after the
+#: hand-over marker: one write and one wake-up of the server instead of two. It fits in a new TCP socket's send
+#: buffer (Linux ``tcp_wmem`` starts at 16 KiB), so the write hardly waits on the network; a larger one is
+#: written before the marker (see ``deliver``).
+_ONE_WRITE_BYTES = 16 * 1024
 
 
 def _dot_stuffed(data: bytes) -> bytes:

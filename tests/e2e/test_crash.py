@@ -30,14 +30,14 @@ from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-def _queue(n: int, servers, monkeypatch) -> list[SentMessage]:
+def _queue(n: int, servers, monkeypatch, text: str = "") -> list[SentMessage]:
     # No wake-up tasks: the dispatcher (beat) must find every message in the table on its own.
     monkeypatch.setattr(sending, "wake_up", lambda pk: None)
     team, user = make_team_with_owner()
     mailbox = make_smtp_mailbox(team, servers, imap=False)
     contact = make_contact(team, "bob@example.org", first_name="Bob", last_name="Stone")
     return [sent_message_create(team=team, actor=user, mailbox=mailbox, contact=contact, subject=f"Crash {i}",
-                                text=f"Message {i}") for i in range(n)]
+                                text=text or f"Message {i}") for i in range(n)]
 
 
 def _wait_settled(ids: list[int], timeout: float, worker: CeleryWorkerProcess) -> dict[str, int]:
@@ -172,7 +172,7 @@ from outreach.services.outbox import sent_messages_send_claimed
 
 original = outbox._write_held
 
-def write_held(worker, rows):  # the hand-over marker: the content is at the server, the indicator not yet
+def write_held(worker, rows):  # the hand-over marker: DATA answered (a large content at the server), no indicator yet
     if any("handed_over_at" in fields for _, fields, _ in rows):
         open(sys.argv[3], "w").close()
         time.sleep(600)  # SIGKILLed here
@@ -183,12 +183,14 @@ sent_messages_send_claimed(ids=[int(sys.argv[1])], token=sys.argv[2])
 """
 
 
-def test_a_kill_between_the_content_and_the_end_of_data_indicator_delivers_nothing_and_sends_once(
-        celery_worker_env, mail_settings, tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("large", [False, True], ids=["content-after-the-marker", "content-before-the-marker"])
+def test_a_kill_at_the_marker_before_the_end_of_data_indicator_delivers_nothing_and_sends_once(
+        celery_worker_env, mail_settings, tmp_path, monkeypatch, caplog, large):
     """The hand-over point is SMTP's end-of-data indicator (RFC 5321 sections 4.1.1.4 and 3.8): a real process
-    that sent DATA and the whole content, and is SIGKILLed before its marker commits (so before the final
-    CRLF "." CRLF), leaves the server with no message; recovery queues it again (no marker) and it is sent
-    exactly once."""
+    that sent DATA (and, for a content above the one-write size, the whole content), and is SIGKILLed before its
+    marker commits (so before the final CRLF "." CRLF), leaves the server with no message; recovery queues it
+    again (no marker) and it is sent exactly once. A small content is not at the server yet at that moment: it
+    goes with the indicator, after the marker."""
     import logging
     import sys
     from datetime import timedelta
@@ -196,9 +198,11 @@ def test_a_kill_between_the_content_and_the_end_of_data_indicator_delivers_nothi
     from django.utils import timezone
 
     from outreach.services.outbox import sent_messages_dispatch, sent_messages_send_claimed
+    from providers.smtp import _ONE_WRITE_BYTES
 
     caplog.set_level(logging.DEBUG, logger="mail.log")  # aiosmtpd logs each DATA line it reads
-    [message] = _queue(1, mail_settings, monkeypatch)
+    text = "A line of the message body, long enough.\n" * (_ONE_WRITE_BYTES // 40 + 100) if large else ""
+    [message] = _queue(1, mail_settings, monkeypatch, text=text)
     handed: list = []
     sent_messages_dispatch(enqueue=lambda ids, token: handed.append((ids, token)))
     [(ids, token)] = handed
@@ -213,10 +217,15 @@ def test_a_kill_between_the_content_and_the_end_of_data_indicator_delivers_nothi
             assert time.monotonic() < deadline, "the child never reached its hand-over marker"
             time.sleep(0.05)
         subject = f"Subject: {message.subject}".encode()
-        deadline = time.monotonic() + 10
-        while not any(subject in r.getMessage().encode() for r in caplog.records if "DATA readline" in r.getMessage()):
-            assert time.monotonic() < deadline, "the content never reached the server"
+
+        def content_at_the_server() -> bool:
+            return any(subject in r.getMessage().encode() for r in caplog.records if "DATA readline" in r.getMessage())
+
+        deadline = time.monotonic() + (10 if large else 0.5)
+        while not content_at_the_server() and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert content_at_the_server() is large, "a large content goes before the marker, a small one after it"
+        assert any("354" in r.getMessage() for r in caplog.records), "DATA was answered before the marker"
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()

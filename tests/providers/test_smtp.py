@@ -228,3 +228,44 @@ def test_idle_runs_while_mail_from_the_first_rcpt_to_and_the_end_of_data_are_ans
     assert after_end - after_rcpt >= 3 * 0.3 - 0.05, "the second idle() must come before the first RCPT answer"
     assert after_rcpt < handed[0] < after_end
     assert len(mail_settings.smtp.wait_for_messages(1)) == 1
+
+
+@pytest.mark.parametrize("lines,content_first", [(20, False), (3000, True)])
+def test_a_small_content_goes_with_the_end_of_data_indicator_after_the_marker_a_large_one_before_it(
+        mail_settings, caplog, lines, content_first):
+    """The DATA phase of ``deliver``: after the 354, a small content reaches the server only after ``on_handover()``
+    (the caller's marker), in one write together with the end-of-data indicator (one wake-up of the server, not
+    two); a content above ``_ONE_WRITE_BYTES`` is written before ``on_handover()``, so a connection lost during a
+    long transfer is still "nothing handed over". Either way the server has nothing to deliver before the
+    indicator, and delivers once after it."""
+    import logging
+    import time
+
+    from providers import smtp as smtp_module
+    from providers.smtp import close_sessions
+
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # aiosmtpd logs each DATA line it reads
+    provider = SmtpProvider(smtp=server(mail_settings))
+    message = outgoing(attachments=(), html="", text="A line of the message body, long enough.\n" * lines)
+    prepared = provider.prepare(message)
+    assert (len(prepared) > smtp_module._ONE_WRITE_BYTES) is content_first
+    seen_at_handover: list[bool] = []
+
+    def content_lines() -> int:
+        return sum(1 for r in caplog.records if "DATA readline" in r.getMessage() and b"A line of the message" in
+                   (r.args[-1] if r.args and isinstance(r.args[-1], bytes) else r.getMessage().encode()))
+
+    def on_handover():
+        deadline = time.monotonic() + (5 if content_first else 0.3)  # a written content is read at once
+        while time.monotonic() < deadline and not content_lines():
+            time.sleep(0.02)
+        seen_at_handover.append(bool(content_lines()))
+        assert mail_settings.smtp.message_ids() == []  # nothing to deliver before the indicator
+
+    try:
+        provider.deliver(prepared, message, on_handover=on_handover)
+    finally:
+        close_sessions()
+    assert seen_at_handover == [content_first]
+    assert len(mail_settings.smtp.wait_for_messages(1)) == 1 and mail_settings.smtp.message_ids() == [message.message_id]
+    assert content_lines() >= lines
