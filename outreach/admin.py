@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from providers.registry import PROVIDERS
 
 from .admin_bulk import delete_selected as admin_bulk_delete_selected
-from .admin_scoping import TeamScopedAdmin, TeamScopedInline
+from .admin_scoping import TeamScopedAdmin, TeamScopedInline, request_team
 from .campaigns.admin import CampaignAdmin, EnrolmentAdmin, enrol_contacts_action
 from .dbindexes import contact_search_text
 from .forms import config_form_fields, config_initial
@@ -172,7 +172,12 @@ class LargeListAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         if self.contact_search_prefix is None:
             return super().get_search_results(request, queryset, search_term)
-        return apply_text_search(queryset, search_term, contact_search_text(self.contact_search_prefix)), False
+        # The contacts' trigram index has one partial index per team shard: a staff user's list
+        # (one team) names its team's shard, a superuser's (every team) all of them.
+        team = None if request.user.is_superuser else request_team(request)
+        prefix = self.contact_search_prefix
+        return apply_text_search(queryset, search_term, contact_search_text(prefix), team_path=prefix + "team",
+                                 team=team), False
 
 
 User = get_user_model()

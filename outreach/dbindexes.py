@@ -5,14 +5,19 @@ searched columns joined by spaces, upper-cased); the selectors filter on exactly
 so the planner can use it. SQLite (the embedded default) has no GIN indexes: there the index is
 skipped at migration time and searches scan, which is fine at the sizes SQLite is meant for.
 The company autocomplete's prefix index (``COLLATE "C"``) is PostgreSQL-only for the same reason.
+
+The contacts' trigram index is split by team: :data:`SEARCH_SHARDS` partial indexes, each over the
+contacts whose ``team_id % SEARCH_SHARDS`` is its shard (:func:`contact_search_indexes`), so a
+team's search reads posting lists that hold its own shard's rows only, not every team's.
 """
 from __future__ import annotations
 
 import re
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.db.models import F, Index, Value
-from django.db.models.functions import Collate, Concat, Upper
+from django.db.models import F, Index, Q, Value
+from django.db.models.functions import Collate, Concat, Mod, Upper
+from django.db.models.lookups import Exact
 
 CONTACT_SEARCH_COLUMNS = ("email", "first_name", "last_name", "company")
 
@@ -34,6 +39,41 @@ def contact_search_text(prefix: str = "") -> Concat:
     """A contact's searched text (email, first name, last name, company); ``prefix`` such as
     ``"contact__"`` reaches it from a related model."""
     return search_text(*CONTACT_SEARCH_COLUMNS, prefix=prefix)
+
+
+#: How many partial trigram indexes share the contacts' searched text, by ``team_id`` modulo this.
+#: Every contact is in exactly one of them, so an insert writes one GIN index as before; a team's
+#: search reads the posting lists of its shard's teams only (at two teams of 1,000,000 contacts
+#: each, in different shards: half the index pages and half the rows to check, see README #12).
+SEARCH_SHARDS = 8
+
+
+def search_shard_key(team_path: str = "team") -> Mod:
+    """``MOD(team_id, SEARCH_SHARDS)`` of the contact at ``team_path`` (``"contact__team"`` from a
+    related model): the partial trigram indexes' predicate expression. A query's shard condition
+    must be written with exactly this expression (PostgreSQL proves the index predicate by
+    comparing expressions, see :func:`search_shard_sql`)."""
+    return Mod(F(team_path), SEARCH_SHARDS)
+
+
+def search_shard_sql(team_sql: str, shard: int | None) -> str:
+    """The SQL condition that lets PostgreSQL use the partial trigram index of ``shard`` (an int
+    in ``range(SEARCH_SHARDS)``) for a contact whose team column compiles to ``team_sql``: the
+    index predicate itself, ``MOD(team_id, 8) = shard``. With ``shard=None`` (a search over every
+    team, as a superuser's admin list) the OR of every shard's predicate, which the planner turns
+    into a BitmapOr of every partial index (each OR arm implies one index's predicate). The
+    shard numbers are ints written into the SQL (not parameters), so a plan made with bound
+    parameters can still prove the predicate."""
+    if shard is not None:
+        return f"MOD({team_sql}, {SEARCH_SHARDS}) = {int(shard)}"
+    return "(" + " OR ".join(f"MOD({team_sql}, {SEARCH_SHARDS}) = {k}" for k in range(SEARCH_SHARDS)) + ")"
+
+
+def contact_search_indexes() -> list:
+    """The contacts' trigram indexes: one :class:`TrigramIndex` over :func:`contact_search_text`
+    per shard, ``contact_search_trgm_<k>``, partial on ``MOD(team_id, SEARCH_SHARDS) = k``."""
+    return [TrigramIndex(contact_search_text(), name=f"contact_search_trgm_{k}",
+                         condition=Q(Exact(search_shard_key(), k))) for k in range(SEARCH_SHARDS)]
 
 
 #: A word as pg_trgm splits text: a run of letters and digits (anything else separates words).

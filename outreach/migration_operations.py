@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from django.contrib.postgres.operations import AddIndexConcurrently as _PgAddIndexConcurrently
+from django.contrib.postgres.operations import RemoveIndexConcurrently as _PgRemoveIndexConcurrently
 from django.contrib.postgres.operations import TrigramExtension as _PgTrigramExtension
-from django.db.migrations.operations import AddIndex
+from django.db.migrations.operations import AddIndex, RemoveIndex, RunSQL
 from django.db.migrations.operations.base import Operation
 
 
@@ -23,6 +24,34 @@ class AddIndexConcurrently(_PgAddIndexConcurrently):
         if schema_editor.connection.vendor == "postgresql":
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
         return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexConcurrently(_PgRemoveIndexConcurrently):
+    """``DROP INDEX CONCURRENTLY`` on PostgreSQL (the migration must set ``atomic = False``); a
+    plain ``RemoveIndex`` elsewhere. The model state changes exactly as with ``RemoveIndex``."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class PostgresSQL(RunSQL):
+    """``RunSQL`` on PostgreSQL only (nothing elsewhere, both directions): for statements other
+    databases do not have, such as ``CREATE STATISTICS``."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class TrigramExtension(_PgTrigramExtension):

@@ -17,7 +17,7 @@ from providers.config import MailboxConfig
 from providers.registry import PROVIDERS, http_provider_choices, provider_choices
 
 from .crypto import EncryptedSecret, decrypt, encrypt
-from .dbindexes import PostgresIndex, TrigramIndex, company_name_bytes, company_prefix_key, contact_search_text
+from .dbindexes import PostgresIndex, company_name_bytes, company_prefix_key, contact_search_indexes
 from .validation import AddressField
 
 
@@ -101,14 +101,15 @@ class Contact(TeamOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         # One index per sortable column of the contacts list (the unique (team, email) serves
-        # the email sort; (team, company, id) also the company filter), one trigram index over
-        # the searched text, and the company autocomplete's prefix index (both PostgreSQL only).
+        # the email sort; (team, company, id) also the company filter), the trigram indexes over
+        # the searched text (one per team shard, partial: dbindexes.contact_search_indexes), and
+        # the company autocomplete's prefix index (both PostgreSQL only).
         indexes = [
             models.Index(fields=["team", "created_at", "id"], name="contact_team_created"),
             models.Index(fields=["team", "last_name", "first_name", "id"], name="contact_team_name"),
             models.Index(fields=["team", "company", "id"], name="contact_team_company"),
             models.Index(fields=["team", "title", "id"], name="contact_team_title"),
-            TrigramIndex(contact_search_text(), name="contact_search_trgm"),
+            *contact_search_indexes(),
             PostgresIndex(models.F("team"), company_prefix_key(), company_name_bytes(), name="contact_company_prefix"),
         ]
         constraints = [

@@ -11,12 +11,12 @@ from typing import Iterable, Iterator, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db import connection, connections
-from django.db.models import BooleanField, Count, Expression, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, Expression, F, Prefetch, Q, QuerySet
 from django.db.models.functions import Upper
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.text import smart_split, unescape_string_literal
 
-from .dbindexes import contact_search_text, trigram_fragments
+from .dbindexes import SEARCH_SHARDS, contact_search_text, search_shard_sql, trigram_fragments
 from .external_ids import external_id_fields
 from .models import BulkJob, Contact, ExternalId, Lead, Mailbox, Membership, ProviderAccount, SentMessage, Team, TimelineEvent
 from .pagination import keyset_page
@@ -58,24 +58,35 @@ class _TermsInText(Expression):
     the index for them) and ``STRPOS(UPPER(text::text), UPPER(term)) <> 0``; without, ``UPPER(
     text::text) LIKE UPPER('%term%')`` (Django's ``icontains``, served by the index as it can).
     PostgreSQL estimates ``<> 0`` as true for nearly every row (``1 -`` the default equality
-    selectivity), so the row estimate the list totals rely on comes from the index conditions."""
+    selectivity), so the row estimate the list totals rely on comes from the index conditions.
+
+    ``team``: the searched contact's team column (an ``F``) when ``text`` is the contacts'
+    sharded search text; then ``shard`` (0 … SEARCH_SHARDS - 1, or None for every team) adds the
+    partial indexes' predicate (:func:`~outreach.dbindexes.search_shard_sql`), so the planner may
+    use the team's shard index (or all of them, OR'ed)."""
 
     conditional = True
 
-    def __init__(self, text: Expression, terms: Sequence[tuple[str, Sequence[str]]], *, indexed: bool):
+    def __init__(self, text: Expression, terms: Sequence[tuple[str, Sequence[str]]], *, indexed: bool,
+                 team: Expression | None = None, shard: int | None = None):
         super().__init__(output_field=BooleanField())
         self.text, self.terms, self.indexed = text, [(t, list(f)) for t, f in terms], indexed
+        self.team, self.shard = team, shard
 
     def get_source_expressions(self):
-        return [self.text]
+        return [self.text, self.team]
 
     def set_source_expressions(self, exprs):
-        (self.text,) = exprs
+        self.text, self.team = exprs
 
     def as_sql(self, compiler, connection):
         text_sql, text_params = compiler.compile(self.text)
         upper = f"UPPER(({text_sql})::text)"
         sql, params = [], []
+        if self.team is not None:
+            team_sql, team_params = compiler.compile(self.team)
+            sql.append(search_shard_sql(team_sql, self.shard))
+            params += team_params * (1 if self.shard is not None else SEARCH_SHARDS)
         for term, fragments in self.terms:
             for pattern in (fragments if self.indexed else [term]):
                 sql.append(f"{upper} LIKE UPPER(%s)")
@@ -86,7 +97,8 @@ class _TermsInText(Expression):
         return "(" + " AND ".join(sql) + ")", params
 
 
-def apply_text_search(qs: QuerySet, q: str, text: Expression) -> QuerySet:
+def apply_text_search(qs: QuerySet, q: str, text: Expression, *, team_path: str | None = None,
+                      team: Team | None = None) -> QuerySet:
     """Rows whose ``text`` expression contains every term of ``q`` (case-insensitively: the
     upper-cased text contains the upper-cased term, as Django's ``icontains``).
 
@@ -98,13 +110,22 @@ def apply_text_search(qs: QuerySet, q: str, text: Expression) -> QuerySet:
     without fragments ("4") is only checked, when another term gives the index something to
     look up (a term without trigrams would make the GIN scan visit every entry). When no term
     has fragments: ``LIKE '%term%'`` for every term, as ``icontains``. Other databases:
-    ``icontains`` for every term."""
+    ``icontains`` for every term.
+
+    ``team_path``: for the contacts' search text (``contact_search_text(prefix)``), the ORM path
+    of the contact's team (``prefix + "team"``): the contacts' trigram index is one partial index
+    per team shard (``dbindexes.contact_search_indexes``), and the condition then names the shard
+    of ``team`` (the rows' team; the caller filters by it) or, with ``team=None``, every shard.
+    Without ``team_path`` no shard is named (an expression without sharded indexes)."""
     terms = search_terms(q)
     if not terms:
         return qs
     if connections[qs.db].vendor == "postgresql":
         fragments = [(term, trigram_fragments(term)) for term in terms]
-        return qs.filter(_TermsInText(text, fragments, indexed=any(f for _, f in fragments)))
+        indexed = any(f for _, f in fragments)
+        sharded = team_path is not None and (indexed or team is not None)
+        return qs.filter(_TermsInText(text, fragments, indexed=indexed, team=F(team_path) if sharded else None,
+                                      shard=team.pk % SEARCH_SHARDS if sharded and team is not None else None))
     for term in terms:
         qs = qs.alias(_search_text=text).filter(_search_text__icontains=term)
     return qs
@@ -215,7 +236,7 @@ def contact_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     # and a template's failed lookup costs a dir() of the model instance (a tenth of a list's
     # rendering time with 35 such rows).
     qs = Contact.objects.for_team(team).prefetch_related(Prefetch("lead", to_attr="lead_or_none"))
-    qs = apply_text_search(qs, query.q, contact_search_text())
+    qs = apply_text_search(qs, query.q, contact_search_text(), team_path="team", team=team)
     lead = query.filters.get("lead", "")
     if lead == "yes":
         qs = qs.filter(lead__isnull=False)
@@ -299,7 +320,7 @@ LEAD_ORDERING = {
 def lead_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's leads. Filters: ``status`` (Lead.Status value), ``owner`` (user id or "none")."""
     qs = Lead.objects.for_team(team).filter(contact__team=team).select_related("contact", "owner")
-    qs = apply_text_search(qs, query.q, contact_search_text("contact__"))
+    qs = apply_text_search(qs, query.q, contact_search_text("contact__"), team_path="contact__team", team=team)
     status = query.filters.get("status", "")
     if status in Lead.Status.values:
         qs = qs.filter(status=status)
@@ -342,7 +363,8 @@ def timeline_events_selected(*, team: Team, selection: Selection) -> QuerySet:
     qs = TimelineEvent.objects.for_team(team)
     if selection.query is None:
         return qs.filter(pk__in=list(selection.ids))
-    qs = apply_text_search(qs, selection.query.q, contact_search_text("contact__"))
+    qs = apply_text_search(qs, selection.query.q, contact_search_text("contact__"), team_path="contact__team",
+                           team=team)
     return apply_lookups(qs, selection.query.lookups)
 
 
