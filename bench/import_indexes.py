@@ -15,7 +15,9 @@ a ``CHECKPOINT``, then runs ``VACUUM`` on the table (which empties the GIN pendi
 
 a. no secondary index;
 b. only the b-trees (the four (team, sort column, id) ones and ``contact_company_prefix``);
-c. the b-trees + each trigram GIN index of the table, one at a time (today: ``contact_search_trgm``);
+c. the b-trees + the trigram GIN indexes of the table: today the eight partial shard indexes
+   ``contact_search_trgm_<k>`` (the import's team writes one), and beside them the same GIN
+   over every team (one unpartitioned index, as deployed before the shards);
 d. every index exactly as deployed (``pg_get_indexdef`` of the migrated table);
 e. as d with the trigram GIN's ``gin_pending_list_limit`` = 64 MB (the list still fills and is
    merged during the COPY: ~8 rows per pending page), = 1 GB (the whole file stays in the pending
@@ -70,8 +72,10 @@ def deployed_indexes(cur) -> dict[str, str]:
 def configurations(indexes: dict[str, str]) -> list[tuple[str, list[str]]]:
     """[(label, [CREATE INDEX statements on the scratch table])]; see the module docstring."""
     def on_scratch(name: str, sql: str, suffix: str = "") -> str:
-        return (sql.replace(f" {name} ", f" {SCRATCH}_{name} ", 1).replace(f"public.{CONTACTS} ", f"{SCRATCH} ", 1)
-                .replace(f" {CONTACTS} ", f" {SCRATCH} ", 1) + suffix)
+        sql = (sql.replace(f" {name} ", f" {SCRATCH}_{name} ", 1).replace(f"public.{CONTACTS} ", f"{SCRATCH} ", 1)
+               .replace(f" {CONTACTS} ", f" {SCRATCH} ", 1))
+        where = sql.find(" WHERE ")  # storage parameters come before a partial index's predicate
+        return sql + suffix if where < 0 else sql[:where] + suffix + sql[where:]
 
     btrees = [on_scratch(n, s) for n, s in indexes.items() if " USING btree " in s]
     trigrams = {n: s for n, s in indexes.items() if TRIGRAM in s}
@@ -79,14 +83,24 @@ def configurations(indexes: dict[str, str]) -> list[tuple[str, list[str]]]:
     if others:
         raise SystemExit(f"Index(es) this script does not classify: {others}")
     configs = [("a. no secondary index", []), ("b. b-trees only", btrees)]
-    configs += [(f"c. b-trees + {n}", btrees + [on_scratch(n, s)]) for n, s in trigrams.items()]
+    # The trigram index is one partial GIN per team shard (#12): the import's team writes one of
+    # them. Beside them, the same GIN unpartitioned (one index over every team, as before).
+    partial = {n: s for n, s in trigrams.items() if " WHERE " in s}
+    whole = {n: s for n, s in trigrams.items() if n not in partial}
+    if partial:
+        name, sql = next(iter(partial.items()))
+        whole.setdefault("one_trigram_gin_for_every_team", on_scratch(name, sql[:sql.index(" WHERE ")]).replace(
+            f"{SCRATCH}_{name}", f"{SCRATCH}_one_trigram_gin_for_every_team", 1))
+        configs.append((f"c. b-trees + the {len(partial)} trigram shard GINs", btrees + [on_scratch(n, s) for n, s in partial.items()]))
+    configs += [(f"c. b-trees + {n}", btrees + [s if s.startswith(f"CREATE INDEX {SCRATCH}_") else on_scratch(n, s)])
+                for n, s in whole.items()]
     configs.append(("d. all, as deployed", [on_scratch(n, s) for n, s in indexes.items()]))
     for label, storage in (("gin_pending_list_limit=64MB", " WITH (gin_pending_list_limit = 65536)"),
                            ("gin_pending_list_limit=1GB", " WITH (gin_pending_list_limit = 1048576)"),
                            ("fastupdate=off", " WITH (fastupdate = off)")):
         configs.append((f"e. all, GIN {label}",
                         [on_scratch(n, s, storage if n in trigrams else "") for n, s in indexes.items()]))
-    for name, sql in trigrams.items():
+    for name, sql in list(trigrams.items())[:1]:  # the shards share one expression
         text = sql[sql.index("USING gin (") + len("USING gin ("):sql.rindex(TRIGRAM)].strip()
         if text.startswith("upper(") and text.endswith(")"):
             text = text[len("upper("):-1]  # words need no case folding: to_tsvector lower-cases
