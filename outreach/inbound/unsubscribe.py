@@ -9,7 +9,11 @@ nothing; a forged or altered token fails the signature check before any lookup.
 """
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
+import re
 import secrets
 from urllib.parse import quote
 
@@ -19,7 +23,8 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.db.models.constants import OnConflict
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.encoding import force_bytes
 from django.utils import timezone
 
 from providers.registry import get_provider_class
@@ -35,8 +40,19 @@ def _signer() -> signing.Signer:
 
 
 def unsubscribe_token(key: UnsubscribeKey) -> str:
-    """The signed token for ``key`` (``<key>:<signature>``, URL-safe)."""
-    return _signer().sign(key.key)
+    """The signed token for ``key`` (``<key>:<signature>``, URL-safe): what ``django.core.signing.Signer(salt=SALT)
+    .sign(key.key)`` gives (HMAC-SHA256 under a key derived from SECRET_KEY, base64url without padding), with
+    the derived key computed once per SECRET_KEY instead of once per message (the send path signs every
+    message it builds). Checked by :func:`unsubscribe_key_for_token` with Django's own Signer."""
+    value = key.key
+    digest = hmac.new(_hmac_key(force_bytes(settings.SECRET_KEY)), force_bytes(value), hashlib.sha256).digest()
+    return f"{value}:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+
+
+@functools.lru_cache(maxsize=4)
+def _hmac_key(secret: bytes) -> bytes:
+    """Django's ``salted_hmac`` key for the Signer of :func:`_signer` (salt ``SALT + "signer"``, SHA-256)."""
+    return hashlib.sha256(force_bytes(SALT + "signer") + secret).digest()
 
 
 def unsubscribe_key_for_token(token: str, *, team: Team | None = None) -> UnsubscribeKey | None:
@@ -123,9 +139,34 @@ def public_url(path: str) -> str:
 def unsubscribe_urls(*, sent_message: SentMessage) -> tuple[str, str]:
     """(one-click https URL, mailto: URL) of ``sent_message``."""
     token = unsubscribe_token(unsubscribe_key_for_message(sent_message=sent_message))
-    web = public_url(reverse("unsubscribe", args=[token]))
+    web = public_url(_unsubscribe_path(token))
     mailto = f"mailto:{sent_message.mailbox.sender_email}?subject={quote('unsubscribe ' + token)}"
     return web, mailto
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_:-]+")  #: what a token is made of; none of it is quoted in a URL path
+
+
+def _unsubscribe_path(token: str) -> str:
+    """``reverse("unsubscribe", args=[token])``, with the URL resolver's work done once per URL configuration and
+    script prefix: a token of base64url characters and ``:`` is put in the path as it is (reverse quotes
+    nothing of it, and the ``<str:token>`` converter takes it), anything else through ``reverse``."""
+    if not _TOKEN_CHARS.fullmatch(token):
+        return reverse("unsubscribe", args=[token])
+    head, tail = _unsubscribe_path_around(get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+    return f"{head}{token}{tail}"
+
+
+@functools.lru_cache(maxsize=8)
+def _unsubscribe_path_around(prefix: str, urlconf) -> tuple[str, str]:
+    """(what comes before, what comes after) the token in the unsubscribe path, for this prefix and URL conf."""
+    path = reverse("unsubscribe", args=[_PLACEHOLDER], urlconf=urlconf)
+    head, found, tail = path.rpartition(_PLACEHOLDER)
+    assert found, path
+    return head, tail
+
+
+_PLACEHOLDER = "TOKEN0placeholder0TOKEN"
 
 
 def outgoing_headers(*, sent_message: SentMessage) -> dict[str, str]:

@@ -333,7 +333,8 @@ class _Batch:
         from ..models import Attachment, ExternalId, Suppression, Team
 
         mine = SentMessage.objects.filter(pk__in=ids, status=S.SENDING, claimed_by=worker)
-        messages = list(mine.select_related("contact", "contact__lead", "unsubscribe_key").order_by("due_at", "pk"))
+        messages = list(mine.select_related("contact", "contact__lead", "unsubscribe_key").defer(*_NOT_READ_TO_SEND)
+                        .order_by("due_at", "pk"))
         # The batch's few mailboxes and teams, read once and shared (not one copy per row of a join).
         mailboxes = Mailbox.objects.select_related("provider_account").in_bulk({m.mailbox_id for m in messages})
         teams = Team.objects.in_bulk({m.team_id for m in messages})
@@ -469,6 +470,20 @@ class _Batch:
                 if rows[-1][0] is not message or fields.get("status"):
                     message.refresh_from_db()
         return held
+
+
+#: Columns of a batch's rows (and their contact, lead and unsubscribe key) that sending does not read: left out of
+#: the batch's query (Django loads a deferred field on first access, so reading one costs a query, never a
+#: wrong value). What a send writes is written by field name, without reading the old value.
+_NOT_READ_TO_SEND = (
+    "created_at", "updated_at", "created_by", "provider_message_id", "provider_thread_id", "provider_status",
+    "provider_response", "recipient_results", "error_code", "error_message", "scheduled_at", "due_at", "hold_reason",
+    "lease_until", "queued_at", "sent_at", "failed_at", "bounced_at", "bounce_reason", "replied_at",
+    *(f"contact__{name}" for name in ("created_at", "updated_at", "company", "title", "phone", "linkedin_url",
+                                      "custom_fields", "source", "time_zone", "import_job", "import_row")),
+    *(f"contact__lead__{name}" for name in ("created_at", "updated_at", "status", "owner", "source")),
+    *(f"unsubscribe_key__{name}" for name in ("created_at", "updated_at", "used_at")),
+)
 
 
 def _write_held(worker: str, rows: list[tuple[int, dict, list[dict]]]) -> set[int]:

@@ -296,3 +296,31 @@ def test_keys_attach_creates_each_missing_key_once_and_keeps_a_key_stored_first(
     again = list(SentMessage.objects.filter(pk__in=list(keys)).select_related("unsubscribe_key", "contact"))
     assert unsubscribe_keys_attach(sent_messages=again) == 0
     assert UnsubscribeKey.objects.filter(team=team).count() == 4
+
+
+def test_the_token_and_its_url_are_what_djangos_signer_and_reverse_give(setup, settings):
+    """The send path's shortcuts (the HMAC key derived once per SECRET_KEY; the unsubscribe path built around the
+    token once per URL configuration and script prefix) give exactly ``Signer(salt=SALT).sign`` and
+    ``reverse("unsubscribe")``, for many keys, another SECRET_KEY and a script prefix; a token Django would quote
+    goes through ``reverse`` itself."""
+    import secrets
+
+    from django.urls import set_script_prefix
+
+    from outreach.inbound.models import UnsubscribeKey
+    from outreach.inbound.unsubscribe import _unsubscribe_path
+
+    keys = [UnsubscribeKey(key=secrets.token_urlsafe(18)) for _ in range(200)] + [UnsubscribeKey(key="k" * 24)]
+    for secret in (settings.SECRET_KEY, "another secret key, ü and all " * 3):
+        settings.SECRET_KEY = secret
+        for key in keys:
+            token = unsubscribe_token(key)
+            assert token == signing.Signer(salt=SALT).sign(key.key)
+            assert signing.Signer(salt=SALT).unsign(token) == key.key
+    try:
+        for prefix in ("/", "/outreach/"):
+            set_script_prefix(prefix)
+            for token in [unsubscribe_token(key) for key in keys[:50]] + ["odd token é?#"]:
+                assert _unsubscribe_path(token) == reverse("unsubscribe", args=[token]), (prefix, token)
+    finally:
+        set_script_prefix("/")
