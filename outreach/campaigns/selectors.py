@@ -41,6 +41,20 @@ def enrolments_selected(*, team: Team, selection) -> QuerySet:
     return apply_lookups(apply_search(qs, selection.query.q, ENROLMENT_ADMIN_SEARCH), selection.query.lookups)
 
 
+def campaign_enrolments_selected(*, team: Team, selection) -> QuerySet:
+    """The team's enrolments a Selection from a campaign's enrolment list page stands for: its
+    ids, or every enrolment :func:`enrolment_list` lists for ``selection.query`` — the campaign
+    being the team's campaign whose id is the query's ``campaign`` filter (none if it is not the
+    team's)."""
+    if selection.query is None:
+        return Enrolment.objects.for_team(team).filter(pk__in=list(selection.ids))
+    campaign_id = str(selection.query.filters.get("campaign", ""))
+    campaign = Campaign.objects.for_team(team).filter(pk=int(campaign_id) if campaign_id.isdigit() else 0).first()
+    if campaign is None:
+        return Enrolment.objects.none()
+    return enrolment_list(campaign=campaign, query=selection.query)[0]
+
+
 def campaign_list(*, team: Team, query: ListQuery) -> tuple[QuerySet, str]:
     """The team's campaigns with ``enrolled_count`` (not skipped), ``sent_count`` and ``replied_count``.
     Filter: ``status``. Returns (queryset, sort key used)."""

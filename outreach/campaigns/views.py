@@ -2,12 +2,15 @@
 steps with A/B variants, and the enrolment list. Thin: each view calls one service or selector."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from ..models import BulkJob
 from ..views.common import add_service_errors, get_team, method_not_allowed, team_object_or_404
 from ..views.listing import AdminListView, BulkAction, Column, ListFilter
 from . import selectors, services
@@ -184,7 +187,9 @@ def campaign_step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpRes
 
 class EnrolmentListView(AdminListView):
     """One campaign's enrolments (``campaigns/enrolments.html``): filter by status and reason;
-    bulk "remove from campaign"."""
+    bulk "remove from campaign" (confirmed first; "all N matching" above
+    ``OUTREACH_BULK_JOB_THRESHOLD`` runs as a ``remove_enrolments`` BulkJob selecting the same rows
+    through :func:`~outreach.campaigns.selectors.campaign_enrolments_selected`)."""
 
     template_name = "campaigns/enrolments.html"
     noun = "enrolment"
@@ -195,7 +200,8 @@ class EnrolmentListView(AdminListView):
     filters = (ListFilter("status", "Status", lambda team: Enrolment.Status.choices, all_label="Any status"),
                ListFilter("reason", "Reason", lambda team: [c for c in Enrolment.Reason.choices if c[0]], all_label="Any reason"))
     actions = (BulkAction("remove", "Remove from campaign", "bulk_remove", confirm=True, confirm_verb="Remove",
-                          warning="Nothing more is sent to them from this campaign."),)
+                          warning="Nothing more is sent to them from this campaign.",
+                          job=BulkJob.Kind.REMOVE_ENROLMENTS),)
 
     def dispatch(self, request, *args, **kwargs):
         self.campaign = team_object_or_404(Campaign, request, kwargs.pop("pk"))
@@ -211,9 +217,15 @@ class EnrolmentListView(AdminListView):
     def extra_context(self):
         return {"campaign": self.campaign}
 
-    def bulk_remove(self, ids, value) -> str:
+    def bulk_query(self):
+        """The list's query with the campaign as the ``campaign`` filter (its id), which
+        ``campaign_enrolments_selected`` reads; ``enrolment_list`` ignores it."""
+        query = self.list_query()
+        return replace(query, filters={**query.filters, "campaign": str(self.campaign.pk)})
+
+    def bulk_remove(self, selection, value) -> str:
         removed = 0
-        for enrolment in self.selected(self.team, ids).filter(status=Enrolment.Status.ACTIVE).select_related("campaign"):
+        for enrolment in self.rows(selection).filter(status=Enrolment.Status.ACTIVE).select_related("campaign"):
             services.enrolment_remove(enrolment=enrolment, actor=self.request.user)
             removed += 1
         return f"Removed {removed} contact{'s' if removed != 1 else ''} from the campaign."

@@ -2,7 +2,7 @@
 ``settings.OUTREACH_BULK_JOB_THRESHOLD`` rows runs in a Celery task, batch by batch, instead of
 inside the web request (make leads, set lead status, delete contacts, enrol in a campaign; from
 Django admin's "select all" also delete leads, delete timeline events and remove enrolments from
-their campaign, ``outreach.admin_bulk``;
+their campaign, ``outreach.admin_bulk``; a campaign's enrolment list removes enrolments too;
 ``manage.py campaign_enroll`` runs its enrolment through :func:`bulk_job_run` as well).
 
 Flow: :func:`bulk_job_create` stores the action and its list query as a :class:`~outreach.models.BulkJob`
@@ -40,7 +40,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..campaigns.models import Enrolment
-from ..campaigns.selectors import campaigns_open, enrolments_selected
+from ..campaigns.selectors import campaign_enrolments_selected, campaigns_open, enrolments_selected
 from ..campaigns.services import campaign_enrol, enrolment_remove
 from ..models import BulkJob, Contact, Lead, Team, TimelineEvent
 from ..selectors import (ListQuery, Selection, contacts_selected, leads_selected, more_rows_than,
@@ -132,6 +132,15 @@ def _delete_events_outcome(job: BulkJob, _context) -> str:
             + (f"; {gone:,} {_were(gone)} already gone." if gone else "."))
 
 
+def _enrolment_rows(*, team: Team, selection: Selection) -> QuerySet:
+    """A remove_enrolments job's rows: from a campaign's enrolment list page (the query's
+    ``campaign`` filter, set by that page) as that list selects them, otherwise (Django admin's
+    enrolment changelist) as the changelist does."""
+    if selection.query is not None and "campaign" in selection.query.filters and not selection.query.lookups:
+        return campaign_enrolments_selected(team=team, selection=selection)
+    return enrolments_selected(team=team, selection=selection)
+
+
 def _remove_enrolments(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
     removed = 0
     for enrolment in (Enrolment.objects.for_team(job.team).filter(pk__in=ids, status=Enrolment.Status.ACTIVE)
@@ -180,7 +189,7 @@ KINDS: dict[str, JobKind] = {
     K.ENROL: JobKind(Contact, contacts_selected, _enrol, _enrol_outcome, context=_enrol_context),
     K.DELETE_LEADS: JobKind(Lead, leads_selected, _delete_leads, _delete_leads_outcome),
     K.DELETE_EVENTS: JobKind(TimelineEvent, timeline_events_selected, _delete_events, _delete_events_outcome),
-    K.REMOVE_ENROLMENTS: JobKind(Enrolment, enrolments_selected, _remove_enrolments, _remove_enrolments_outcome),
+    K.REMOVE_ENROLMENTS: JobKind(Enrolment, _enrolment_rows, _remove_enrolments, _remove_enrolments_outcome),
 }
 
 

@@ -57,17 +57,23 @@ _CONTACTS = ("contacts", "contact_list", "admin:outreach_contact_changelist")
 
 def bulk_job_back_url(job: BulkJob) -> str:
     """The list the job was started from, with its search and filters: the UI's contacts or
-    leads list, or — for a job started from Django admin (``query["admin"]``) — that admin
-    changelist with its search and list filters."""
+    leads list or a campaign's enrolment list, or — for a job started from Django admin
+    (``query["admin"]``) — that admin changelist with its search and list filters."""
     query = job.query or {}
     _noun, ui, changelist = _ROWS.get(job.kind, _CONTACTS)
-    if query.get("admin") or not ui:
+    from_campaign_list = job.kind == BulkJob.Kind.REMOVE_ENROLMENTS and "campaign" in (query.get("filters") or {})
+    if query.get("admin") or not (ui or from_campaign_list):
         params = [("q", query["q"])] if query.get("q") else []
         params += [(key, v) for key, values in (query.get("lookups") or {}).items() for v in values]
         return reverse(changelist) + ("?" + urlencode(params) if params else "")
-    params = {"q": query.get("q", ""), **(query.get("filters") or {}), "o": query.get("order", "")}
+    filters = dict(query.get("filters") or {})
+    if job.kind == BulkJob.Kind.REMOVE_ENROLMENTS:  # from a campaign's enrolment list: its id is in the path
+        ui_url = reverse("campaign_enrolments", args=[int(filters.pop("campaign"))])
+    else:
+        ui_url = reverse(ui)
+    params = {"q": query.get("q", ""), **filters, "o": query.get("order", "")}
     params = {k: v for k, v in params.items() if v}
-    return reverse(ui) + ("?" + urlencode(params) if params else "")
+    return ui_url + ("?" + urlencode(params) if params else "")
 
 
 def _context(job: BulkJob) -> dict:

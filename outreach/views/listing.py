@@ -148,6 +148,12 @@ class AdminListView(View):
     def list_query(self) -> ListQuery:
         return self.query_from(self.request.GET, self.filters)
 
+    def bulk_query(self) -> ListQuery:
+        """The query an "all matching" bulk action stands for: the list's query, plus whatever a
+        job needs to select the same rows outside this view (e.g. the campaign of a campaign's
+        enrolment list, which is in the URL's path, not its query)."""
+        return self.list_query()
+
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render one keyset page of the list."""
         query = self.list_query()
@@ -236,7 +242,7 @@ class AdminListView(View):
             messages.error(request, "Choose an action.")
             return back
         if request.POST.get("all") == "1":
-            selection = Selection(query=self.list_query())
+            selection = Selection(query=self.bulk_query())
         else:
             selection = Selection.of_ids(v for v in request.POST.getlist("ids") if v.isdigit())
         if selection.is_empty:

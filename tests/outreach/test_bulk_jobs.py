@@ -379,3 +379,97 @@ def test_a_run_stopped_by_the_task_time_limit_is_resumed(team, small, published,
     assert bulk_jobs_sweep() == 1 and published == [job.pk]  # released: the next sweep publishes it
     job = _run(job)
     assert (job.status, job.done, job.changed) == ("done", 12, 12) and Lead.objects.count() == 12
+
+
+# --- A campaign's enrolment list: "Remove from campaign" ----------------------------------------------
+
+
+def _enrolment_world(team):
+    """Campaigns Launch and Later of ``team``, each with 14 "gone…" and 3 "keep…" contacts enrolled."""
+    mailbox = make_mailbox(team)
+    gone, keep = _contacts(team, 14, prefix="gone"), _contacts(team, 3, prefix="keep")
+    campaigns = {}
+    for name in ("Launch", "Later"):
+        campaign = campaigns[name] = Campaign.objects.create(team=team, name=name)
+        campaign.mailboxes.add(mailbox)
+        Enrolment.objects.bulk_create([Enrolment(team=team, campaign=campaign, contact=c, mailbox=mailbox) for c in gone + keep])
+    return campaigns, gone
+
+
+def _job_rows(job: BulkJob) -> set[int]:
+    kind = bulk_jobs.KINDS[job.kind]
+    return set(kind.rows(team=job.team, selection=bulk_jobs._selection(job)).filter(pk__lte=job.max_pk)
+               .values_list("pk", flat=True))
+
+
+def test_remove_all_matching_from_a_campaign_list_becomes_a_job_over_the_lists_rows(user_client, team, small, published):
+    from outreach.campaigns.selectors import enrolment_list
+
+    campaigns, gone = _enrolment_world(team)
+    launch = campaigns["Launch"]
+    other, _ = make_team_user()
+    their_campaigns, _ = _enrolment_world(other)  # same addresses and campaign names, other team
+    Enrolment.objects.filter(campaign=launch, contact=gone[0]).update(status="stopped", reason="replied")
+    url = reverse("campaign_enrolments", args=[launch.pk]) + "?q=gone&status=active"
+    listed = set(enrolment_list(campaign=launch, query=ListQuery(q="gone", filters={"status": "active", "reason": ""}))[0]
+                 .values_list("pk", flat=True))
+    page = user_client.get(url)
+    assert {e.pk for e in page.context["object_list"]} == listed  # the page lists those rows
+    assert listed == set(Enrolment.objects.filter(campaign=launch, contact__in=gone[1:]).values_list("pk", flat=True))
+    confirm = user_client.post(url, {"action": "remove", "all": "1"}).content.decode()
+    assert "all 13 enrolments matching" in confirm and not BulkJob.objects.exists()  # the confirmation is kept
+    response = user_client.post(url, {"action": "remove", "all": "1", "confirmed": "yes"})
+    job = BulkJob.objects.get()
+    assert response["Location"] == reverse("bulk_job_detail", args=[job.pk])
+    assert (job.kind, job.team, job.query["filters"]) == ("remove_enrolments", team,
+                                                          {"status": "active", "reason": "", "campaign": str(launch.pk)})
+    assert not Enrolment.objects.filter(reason="removed").exists()  # nothing removed in the request
+    assert _job_rows(job) == listed
+    detail = user_client.get(reverse("bulk_job_detail", args=[job.pk])).content.decode()
+    assert f'href="{reverse("campaign_enrolments", args=[launch.pk])}?q=gone&amp;status=active"' in detail
+    job = _run(job)
+    assert (job.status, job.done, job.changed) == ("done", 13, 13)
+    assert job.message == "Removed 13 enrolments from their campaign."
+    assert set(Enrolment.objects.filter(reason="removed").values_list("pk", flat=True)) == listed
+    assert Enrolment.objects.filter(status="active").count() == 17 + 17 + 17 * 2 - 14  # Later, keep…, the other team
+    assert not Enrolment.objects.filter(campaign__in=their_campaigns.values()).exclude(status="active").exists()
+
+
+def test_remove_at_the_threshold_and_for_checked_ids_stays_in_the_request(user_client, team, small, published):
+    campaigns, gone = _enrolment_world(team)
+    launch = campaigns["Launch"]
+    url = reverse("campaign_enrolments", args=[launch.pk]) + "?q=gone&status=active"  # 10 rows listed
+    Enrolment.objects.filter(campaign=launch, contact__in=gone[:4]).update(status="stopped")
+    response = user_client.post(url, {"action": "remove", "all": "1", "confirmed": "yes"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Removed 10 contacts from the campaign."]
+    ids = [str(pk) for pk in Enrolment.objects.filter(campaign=campaigns["Later"]).values_list("pk", flat=True)]
+    later = reverse("campaign_enrolments", args=[campaigns["Later"].pk])
+    response = user_client.post(later, {"action": "remove", "ids": ids, "confirmed": "yes"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Removed 17 contacts from the campaign."]
+    assert not BulkJob.objects.exists() and published == []
+    assert Enrolment.objects.filter(reason="removed").count() == 10 + 17
+
+
+def test_a_remove_batch_done_twice_removes_nothing_twice(team, team_user, small, published):
+    campaigns, _gone = _enrolment_world(team)
+    launch = campaigns["Launch"]
+    other, _ = make_team_user()
+    their_campaigns, _ = _enrolment_world(other)
+    job = bulk_job_create(team=team, kind="remove_enrolments", query=ListQuery(filters={"campaign": str(launch.pk)}),
+                          actor=team_user[1])
+    job = _run(job)
+    assert (job.status, job.done, job.changed) == ("done", 17, 17)
+    stopped = dict(Enrolment.objects.filter(reason="removed").values_list("pk", "finished_at"))
+    events = TimelineEvent.objects.count()
+    assert len(stopped) == 17 and set(Enrolment.objects.filter(pk__in=stopped).values_list("campaign", flat=True)) == {launch.pk}
+    BulkJob.objects.filter(pk=job.pk).update(status="running", cursor=0, done=0, changed=0, total=None, lease_until=None)
+    job = _run(job)
+    assert (job.status, job.done, job.changed) == ("done", 17, 0)
+    assert job.message == "Removed 0 enrolments from their campaign; 17 were no longer active."
+    assert dict(Enrolment.objects.filter(reason="removed").values_list("pk", "finished_at")) == stopped
+    assert TimelineEvent.objects.count() == events
+    # Another team's campaign id selects nothing.
+    theirs = _run(bulk_job_create(team=team, kind="remove_enrolments",
+                                  query=ListQuery(filters={"campaign": str(their_campaigns["Launch"].pk)})))
+    assert (theirs.status, theirs.done) == ("done", 0)
+    assert not Enrolment.objects.filter(team=other).exclude(status="active").exists()
