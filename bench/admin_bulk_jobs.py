@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.seeded import bench_info, django_on, measure_on_seeded_copy  # noqa: E402
 
 SCALE = 1_000_000
 WORDS = ["Acme", "Blue", "North", "Quantum", "Delta", "Apex", "Vertex", "Nimbus"]
@@ -43,14 +42,9 @@ WORDS = ["Acme", "Blue", "North", "Quantum", "Delta", "Apex", "Vertex", "Nimbus"
 
 def measure(url: str, runs: int) -> dict:
     """Every admin action ``runs`` times; returns the figures."""
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.local")
-    import django
-
-    django.setup()
+    django_on(url)
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
@@ -58,10 +52,7 @@ def measure(url: str, runs: int) -> dict:
     from outreach.services.bulk_jobs import bulk_job_run
     from tests.factories import make_mailbox
 
-    with connection.cursor() as cur:
-        cur.execute("SELECT info FROM bench_info")
-        info = cur.fetchone()[0]
-        info = json.loads(info) if isinstance(info, str) else info
+    info = bench_info()
     team = Team.objects.get(pk=info["teams"][0]["team_id"])
     campaign = Campaign.objects.create(team=team, name="Bench")
     campaign.mailboxes.add(make_mailbox(team))
@@ -125,40 +116,14 @@ def measure(url: str, runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--scale", type=int, default=SCALE, help="the seeded scale to copy (10000 for a quick try)")
+    parser.add_argument("--scale", type=int, default=SCALE, help="the seeded scale to copy (its searches must match more rows than OUTREACH_BULK_JOB_THRESHOLD; 10000 does not)")
     parser.add_argument("--measure-url", help=argparse.SUPPRESS)  # internal: in a child process
     args = parser.parse_args()
     if args.measure_url:
         print(json.dumps(measure(args.measure_url, args.runs)))
         return
-    import psycopg
-
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/admin_bulk_jobs.py needs DATABASE_URL=postgres://… (the server bench/pages.py seeded)")
-    parts = urlsplit(base)
-    seeded = f"{parts.path.strip('/')}_{args.scale}"
-    copy = f"{seeded}_admin"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-        try:
-            conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{seeded}" STRATEGY FILE_COPY')
-        except psycopg.Error as err:
-            sys.exit(f"no seeded database {seeded!r} ({err}); run bench/pages.py --scales {args.scale} --seed-only first")
     load = open("/proc/loadavg").read().split()[:3]
-    try:
-        with tempfile.TemporaryDirectory() as broker:
-            env = {**os.environ, "DEBUG": "false", "SECRET_KEY": os.urandom(24).hex(), "ALLOWED_HOSTS": "testserver",
-                   "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false",
-                   "CSRF_COOKIE_SECURE": "false", "CELERY_BROKER_URL": "filesystem://",
-                   "CELERY_FILESYSTEM_BROKER_DIR": broker}
-            done = subprocess.run([sys.executable, __file__, "--measure-url", urlunsplit(parts._replace(path=f"/{copy}")),
-                                   "--runs", str(args.runs)], check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+    result, _ = measure_on_seeded_copy(__file__, scale=args.scale, suffix="admin", runs=args.runs)
     result["load"] = [load, open("/proc/loadavg").read().split()[:3]]
     print(f"\n{args.scale:,} contacts per team (two teams); superuser; batches of {result['batch']}, "
           f"threshold {result['threshold']}; load {result['load']}")
