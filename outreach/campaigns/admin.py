@@ -14,7 +14,8 @@ from ..models import BulkJob
 from ..selectors import Selection
 from ..services.teams import team_for_user
 from .models import Campaign, CampaignStep, Enrolment
-from .services import campaign_enrol, campaign_pause, campaign_start, campaign_stop, enrolment_remove
+from .services import (campaign_enrol, campaign_pause, campaign_start, campaign_stop, enrolments_remove,
+                       enrolments_removed_summary)
 
 
 class CampaignStepInline(admin.TabularInline):
@@ -74,9 +75,9 @@ class EnrolmentAdmin(TeamScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Remove selected contacts from their campaign")
+    @admin.action(description="Remove selected enrolments from their campaign")
     def remove_from_campaign(self, request, queryset):
-        """Stop the selected active enrolments (``enrolment_remove``). After "select all" on more
+        """Stop the selected active enrolments (``enrolments_remove``). After "select all" on more
         than ``OUTREACH_BULK_JOB_THRESHOLD`` of them: a bulk job per team instead
         (``outreach.admin_bulk``), with a link to its progress."""
         if admin_bulk_wanted(request, queryset):
@@ -87,11 +88,9 @@ class EnrolmentAdmin(TeamScopedAdmin):
                 return
             admin_bulk_jobs_message(self, request, jobs)
             return
-        removed = 0
-        for enrolment in queryset.filter(status=Enrolment.Status.ACTIVE).select_related("campaign", "contact"):
-            enrolment_remove(enrolment=enrolment, actor=request.user)
-            removed += 1
-        self.message_user(request, f"Removed {removed} enrolment(s).", messages.SUCCESS)
+        selected = queryset.count()  # before: a status filter may no longer match removed rows
+        removed = enrolments_remove(enrolments=queryset, actor=request.user)
+        self.message_user(request, enrolments_removed_summary(removed, selected - removed), messages.SUCCESS)
 
 
 class EnrolForm(forms.Form):

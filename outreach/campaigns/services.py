@@ -356,6 +356,25 @@ def enrolment_remove(*, enrolment: Enrolment, actor=None, now: datetime | None =
     return _stop(enrolment, R.REMOVED, "Removed from the campaign.", actor=actor, now=now or timezone.now())
 
 
+def enrolments_remove(*, enrolments, actor=None) -> int:
+    """Stop the active enrolments among ``enrolments`` (a QuerySet of Enrolment, one team's) by
+    hand, each through :func:`enrolment_remove` with its timeline row; the others are left as they
+    are. Returns how many were removed."""
+    removed = 0
+    for enrolment in enrolments.filter(status=Enrolment.Status.ACTIVE).select_related("campaign", "contact"):
+        enrolment_remove(enrolment=enrolment, actor=actor)
+        removed += 1
+    return removed
+
+
+def enrolments_removed_summary(removed: int, inactive: int) -> str:
+    """The outcome of a "Remove from campaign" in words, counted in enrolments (the rows the lists
+    show), the same in the request and in the bulk job: "Removed 3 enrolments from their campaign;
+    1 was no longer active." """
+    return (f"Removed {removed:,} {'enrolment' if removed == 1 else 'enrolments'} from their campaign"
+            + (f"; {inactive:,} {'was' if inactive == 1 else 'were'} no longer active." if inactive else "."))
+
+
 # --- state -----------------------------------------------------------------------------------
 
 

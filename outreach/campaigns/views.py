@@ -224,11 +224,10 @@ class EnrolmentListView(AdminListView):
         return replace(query, filters={**query.filters, "campaign": str(self.campaign.pk)})
 
     def bulk_remove(self, selection, value) -> str:
-        removed = 0
-        for enrolment in self.rows(selection).filter(status=Enrolment.Status.ACTIVE).select_related("campaign"):
-            services.enrolment_remove(enrolment=enrolment, actor=self.request.user)
-            removed += 1
-        return f"Removed {removed} contact{'s' if removed != 1 else ''} from the campaign."
+        rows = self.rows(selection)
+        selected = rows.count()  # before: the list's status filter may no longer match removed rows
+        removed = services.enrolments_remove(enrolments=rows, actor=self.request.user)
+        return services.enrolments_removed_summary(removed, selected - removed)
 
 
 enrolment_list = EnrolmentListView.as_view()

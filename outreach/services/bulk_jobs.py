@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from ..campaigns.models import Enrolment
 from ..campaigns.selectors import campaign_enrolments_selected, campaigns_open, enrolments_selected
-from ..campaigns.services import campaign_enrol, enrolment_remove
+from ..campaigns.services import campaign_enrol, enrolments_remove, enrolments_removed_summary
 from ..models import BulkJob, Contact, Lead, Team, TimelineEvent
 from ..selectors import (ListQuery, Selection, contacts_selected, leads_selected, more_rows_than,
                          timeline_events_selected)
@@ -142,18 +142,12 @@ def _enrolment_rows(*, team: Team, selection: Selection) -> QuerySet:
 
 
 def _remove_enrolments(job: BulkJob, ids: list[int], _context) -> BatchOutcome:
-    removed = 0
-    for enrolment in (Enrolment.objects.for_team(job.team).filter(pk__in=ids, status=Enrolment.Status.ACTIVE)
-                      .select_related("campaign", "contact")):
-        enrolment_remove(enrolment=enrolment, actor=job.actor)
-        removed += 1
-    return BatchOutcome(removed, {})
+    return BatchOutcome(enrolments_remove(enrolments=Enrolment.objects.for_team(job.team).filter(pk__in=ids),
+                                          actor=job.actor), {})
 
 
 def _remove_enrolments_outcome(job: BulkJob, _context) -> str:
-    inactive = job.done - job.changed
-    return (f"Removed {_plural(job.changed, 'enrolment')} from their campaign"
-            + (f"; {inactive:,} {_were(inactive)} no longer active." if inactive else "."))
+    return enrolments_removed_summary(job.changed, job.done - job.changed)
 
 
 def _enrol_context(job: BulkJob):

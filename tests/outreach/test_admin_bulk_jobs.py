@@ -279,3 +279,18 @@ def test_remove_all_enrolments_of_a_campaign_above_the_threshold_is_a_job(world,
     assert set(Enrolment.objects.filter(reason="removed").values_list("pk", flat=True)) == expected - {
         Enrolment.objects.get(campaign=launch, contact=world["rows"][mine.pk]["gone"][0]).pk}
     assert Enrolment.objects.filter(status="active").count() == 4 * 17 - 14
+
+
+def test_remove_enrolments_in_the_request_counts_enrolments_as_the_job_does(world, small, published):
+    client, mine = world["client"], world["mine"]
+    mailbox = make_mailbox(mine)
+    campaign = Campaign.objects.create(team=mine, name="Launch")
+    campaign.mailboxes.add(mailbox)
+    rows = Enrolment.objects.bulk_create([Enrolment(team=mine, campaign=campaign, contact=c, mailbox=mailbox)
+                                          for c in world["rows"][mine.pk]["keep"] + world["rows"][mine.pk]["gone"][:2]])
+    Enrolment.objects.filter(pk=rows[0].pk).update(status="stopped")
+    url = f"{reverse('admin:outreach_enrolment_changelist')}?campaign__id__exact={campaign.pk}"  # 5: at the threshold
+    response = client.post(url, {"action": "remove_from_campaign", "select_across": "1", "index": "0",
+                                 "_selected_action": [str(rows[1].pk)]}, follow=True)
+    assert not BulkJob.objects.exists()
+    assert _messages(response) == ["Removed 4 enrolments from their campaign; 1 was no longer active."]

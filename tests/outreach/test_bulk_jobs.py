@@ -441,11 +441,11 @@ def test_remove_at_the_threshold_and_for_checked_ids_stays_in_the_request(user_c
     url = reverse("campaign_enrolments", args=[launch.pk]) + "?q=gone&status=active"  # 10 rows listed
     Enrolment.objects.filter(campaign=launch, contact__in=gone[:4]).update(status="stopped")
     response = user_client.post(url, {"action": "remove", "all": "1", "confirmed": "yes"}, follow=True)
-    assert [str(m) for m in response.context["messages"]] == ["Removed 10 contacts from the campaign."]
+    assert [str(m) for m in response.context["messages"]] == ["Removed 10 enrolments from their campaign."]
     ids = [str(pk) for pk in Enrolment.objects.filter(campaign=campaigns["Later"]).values_list("pk", flat=True)]
     later = reverse("campaign_enrolments", args=[campaigns["Later"].pk])
     response = user_client.post(later, {"action": "remove", "ids": ids, "confirmed": "yes"}, follow=True)
-    assert [str(m) for m in response.context["messages"]] == ["Removed 17 contacts from the campaign."]
+    assert [str(m) for m in response.context["messages"]] == ["Removed 17 enrolments from their campaign."]
     assert not BulkJob.objects.exists() and published == []
     assert Enrolment.objects.filter(reason="removed").count() == 10 + 17
 
