@@ -52,3 +52,10 @@ def test_pk_url_follows_the_script_prefix_and_refuses_what_url_refuses():
         pk_url("no_such_route", 5)
     with pytest.raises(ValueError):
         pk_url("contact_detail", "x/../../admin")
+
+
+def test_status_badge_renders_the_badge_markup_escaped_with_the_status_as_default_label():
+    rendered = Template('{% load outreach_format %}{% status_badge "lead-"|add:s label %}|{% status_badge "sent" "" %}')
+    badge, plain = rendered.render(Context({"s": 'won"><b>', "label": "<i>Won</i>"})).split("|")
+    assert badge == '<span class="badge badge-lead-won&quot;&gt;&lt;b&gt;">&lt;i&gt;Won&lt;/i&gt;</span>'
+    assert plain == '<span class="badge badge-sent">sent</span>'
