@@ -59,3 +59,17 @@ def test_status_badge_renders_the_badge_markup_escaped_with_the_status_as_defaul
     badge, plain = rendered.render(Context({"s": 'won"><b>', "label": "<i>Won</i>"})).split("|")
     assert badge == '<span class="badge badge-lead-won&quot;&gt;&lt;b&gt;">&lt;i&gt;Won&lt;/i&gt;</span>'
     assert plain == '<span class="badge badge-sent">sent</span>'
+
+
+@pytest.mark.parametrize("text", ["", "short", "x" * 59, "x" * 60, "x" * 61, "a, b, c" * 20, "Chloé Müller",
+                                  "e\u0301" * 40, "é" * 61, "<b>&amp;</b>"])
+@pytest.mark.parametrize("length", [1, 60])
+def test_truncate_equals_truncatechars(text, length):
+    """The cheap filter renders exactly what Django's truncatechars renders, safe or not."""
+    from django.template import Context, Template
+    from django.utils.safestring import mark_safe
+
+    for value in (text, mark_safe(text)):
+        ours = Template("{% load outreach_format %}{{ v|truncate:n }}").render(Context({"v": value, "n": length}))
+        django_s = Template("{{ v|truncatechars:n }}").render(Context({"v": value, "n": length}))
+        assert ours == django_s
