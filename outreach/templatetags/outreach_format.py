@@ -63,8 +63,8 @@ def thousands(value) -> str:
 @register.simple_tag
 def status_badge(status, label="") -> str:
     """``<span class="badge badge-STATUS">LABEL</span>`` (LABEL defaults to STATUS), both escaped:
-    the markup of ``includes/status_badge.html`` without an ``{% include %}`` per row, which
-    looks the template up and pushes a context each time (~15 µs; a list renders one per row).
+    what a per-row ``{% include %}`` of a badge template rendered before, without the include's
+    template look-up and context push (~15 µs each; a list renders one badge per row).
     ``status`` is a CSS suffix such as ``"sent"`` or ``"lead-won"``."""
     return format_html('<span class="badge badge-{}">{}</span>', status, label or status)
 
