@@ -66,7 +66,6 @@ def test_status_badge_renders_the_badge_markup_escaped_with_the_status_as_defaul
 @pytest.mark.parametrize("length", [1, 60])
 def test_truncate_equals_truncatechars(text, length):
     """The cheap filter renders exactly what Django's truncatechars renders, safe or not."""
-    from django.template import Context, Template
     from django.utils.safestring import mark_safe
 
     for value in (text, mark_safe(text)):
